@@ -1,0 +1,3 @@
+"""bridge: one async process that lets people talk to an LLM where they already talk."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,356 @@
+"""``bridge.yaml``: loaded once into typed models, or rejected with the file, key path and fix.
+
+Loading is three steps: parse YAML, substitute ``${VAR}`` / ``${VAR:-default}`` (remembering
+which key each variable sits under), then validate with pydantic. Missing variables only count
+when the part that needs them is enabled, and all of them are reported in one message.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+PLATFORM_NAMES = ("github", "slack", "discord")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PLACEHOLDERS = re.compile(r"^(changeme|change-me|xxx+|todo|your[-_ ].*|<.*>|\.\.\.)$", re.IGNORECASE)
+
+
+class ConfigError(Exception):
+    """Every problem found in one config file, each naming the key path and what to do."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
+
+
+class _Model(BaseModel):
+    # Unknown keys are errors: a typo must not pass silently.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not value.is_absolute():
+        return (Path(base) / value).resolve()
+    return value
+
+
+def _reject_placeholder(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and _PLACEHOLDERS.match(value.get_secret_value().strip()):
+        raise ValueError("looks like a placeholder, not a real secret: put the real value in an environment "
+                         "variable and reference it as ${VAR}")
+    return value
+
+
+class StorageConfig(_Model):
+    url: str = "sqlite:///bridge.db"
+
+    @field_validator("url")
+    @classmethod
+    def _sqlite_only(cls, v: str) -> str:
+        if not v.startswith("sqlite:///") and v != "sqlite://:memory:":
+            raise ValueError("only sqlite is supported: use sqlite:///PATH (relative to the config file)")
+        return v
+
+    def path(self, base_dir: Path) -> str:
+        """The database file, relative paths taken from the config file's folder."""
+        raw = self.url.removeprefix("sqlite:///").removeprefix("sqlite://")
+        if raw == ":memory:":
+            return raw
+        p = Path(raw)
+        return str(p if p.is_absolute() else (base_dir / p).resolve())
+
+
+class LLMConfig(_Model):
+    base_url: str = "https://api.openai.com/v1"
+    api_key: SecretStr = SecretStr("")
+    model: str = "gpt-4o-mini"
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    context_tokens: int = Field(8000, ge=256)
+    stream: bool = True
+    max_tokens: int | None = Field(None, gt=0)
+    temperature: float | None = Field(None, ge=0, le=2)
+
+    @field_validator("api_key")
+    @classmethod
+    def _secret(cls, v: SecretStr) -> SecretStr | None:
+        return _reject_placeholder(v)
+
+
+class ServerConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)  # webhooks larger than this get 413
+
+
+class _PlatformModel(_Model):
+    enabled: bool = True  # extension: keep a block in the file but switched off
+
+
+class GitHubConfig(_PlatformModel):
+    token: SecretStr | None = None
+    app_id: int | None = None
+    private_key: SecretStr | None = None  # PEM text, or a path to a .pem file
+    installation_id: int | None = None
+    webhook_secret: SecretStr | None = None
+    api_url: str = "https://api.github.com"
+    max_reply_chars: int = Field(65536, ge=1000, le=65536)
+
+    @field_validator("token", "private_key", "webhook_secret")
+    @classmethod
+    def _secrets(cls, v: SecretStr | None) -> SecretStr | None:
+        return _reject_placeholder(v)
+
+    @model_validator(mode="after")
+    def _auth(self) -> GitHubConfig:
+        if not self.enabled:
+            return self
+        if not self.token and not (self.app_id and self.private_key):
+            raise ValueError("set token (a personal access token) or app_id + private_key (a GitHub App)")
+        if not self.webhook_secret:
+            raise ValueError("webhook_secret is required: the same secret you typed in the repository's "
+                             "webhook settings")
+        return self
+
+
+class SlackConfig(_PlatformModel):
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    api_url: str = "https://slack.com/api/"
+    max_reply_chars: int = Field(3000, ge=200, le=40000)
+    edit_interval_s: float = Field(1.0, ge=0)
+
+    @field_validator("bot_token", "app_token", "signing_secret")
+    @classmethod
+    def _secrets(cls, v: SecretStr | None) -> SecretStr | None:
+        return _reject_placeholder(v)
+
+    @model_validator(mode="after")
+    def _mode(self) -> SlackConfig:
+        if not self.enabled:
+            return self
+        if not self.bot_token:
+            raise ValueError("bot_token (xoxb-...) is required")
+        if not self.app_token and not self.signing_secret:
+            raise ValueError("set app_token (xapp-..., Socket Mode) or signing_secret (HTTP Events API)")
+        return self
+
+
+class DiscordConfig(_PlatformModel):
+    token: SecretStr | None = None
+    api_url: str = "https://discord.com/api/v10"
+    edit_interval_s: float = Field(1.0, ge=0)
+
+    @field_validator("token")
+    @classmethod
+    def _secrets(cls, v: SecretStr | None) -> SecretStr | None:
+        return _reject_placeholder(v)
+
+    @model_validator(mode="after")
+    def _token(self) -> DiscordConfig:
+        if self.enabled and not self.token:
+            raise ValueError("token is required: the bot token from the Discord developer portal")
+        return self
+
+
+class PlatformsConfig(_Model):
+    github: GitHubConfig | None = None
+    slack: SlackConfig | None = None
+    discord: DiscordConfig | None = None
+
+    def enabled(self) -> dict[str, Any]:
+        """Name → settings of every platform present and not switched off."""
+        out: dict[str, Any] = {}
+        for name in PLATFORM_NAMES:
+            settings = getattr(self, name)
+            if settings is not None and settings.enabled:
+                out[name] = settings
+        return out
+
+
+class ChannelRule(_Model):
+    platform: Literal["github", "slack", "discord", "console"]
+    where: str = "*"
+    persona: str | None = None  # default_persona when unset
+    trigger: Literal["always", "mention"] = "mention"
+    share: str | None = None
+    continue_threads: bool = True  # extension: thread replies continue without a mention
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v  # an unquoted Discord id arrives as an int
+
+
+class Config(_Model):
+    storage: StorageConfig = StorageConfig()
+    llm: LLMConfig = LLMConfig()
+    server: ServerConfig = ServerConfig()
+    personas_dir: Path = Field(Path("prompts"), validate_default=True)
+    default_persona: str = "assistant"
+    platforms: PlatformsConfig = PlatformsConfig()
+    channels: list[ChannelRule] = []
+    # Not read from YAML: where the file lives, for relative paths. Set by the loader.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("personas_dir")
+    @classmethod
+    def _dir(cls, v: Path, info: ValidationInfo) -> Path:
+        return _resolve(v, info)
+
+    @model_validator(mode="after")
+    def _channels_need_platforms(self) -> Config:
+        present = {n for n in PLATFORM_NAMES if getattr(self.platforms, n) is not None}
+        for i, rule in enumerate(self.channels):
+            if rule.platform not in present:
+                raise ValueError(f"channels.{i}.platform: {rule.platform!r} has no block under platforms:; "
+                                 f"add platforms.{rule.platform} or remove this rule")
+        return self
+
+    @property
+    def db_path(self) -> str:
+        return self.storage.path(self.base_dir)
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+
+@dataclass
+class _Missing:
+    var: str
+    path: str
+
+
+def _interpolate(node: Any, path: str, env: dict[str, str], missing: list[_Missing]) -> Any:
+    if isinstance(node, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), env, missing) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, f"{path}.{i}", env, missing) for i, v in enumerate(node)]
+    if not isinstance(node, str):
+        return node
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        value = env.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is not None:
+                return default
+            missing.append(_Missing(name, path))
+            return ""
+        return value
+
+    before = len(missing)
+    out = _VAR.sub(sub, node)
+    # pydantic coerces "8080" and "false" itself; a lone missing variable becomes "not set".
+    if len(missing) > before and _VAR.fullmatch(node.strip()):
+        return None
+    return out
+
+
+def _disabled_prefixes(data: dict[str, Any]) -> list[str]:
+    platforms = data.get("platforms") or {}
+    if not isinstance(platforms, dict):
+        return []
+    return [f"platforms.{name}." for name, block in platforms.items()
+            if isinstance(block, dict) and block.get("enabled") is False]
+
+
+def _explain(err: ErrorDetails, model: type[BaseModel]) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(model, err["loc"][:-1])
+        close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{loc}: unknown key. {hint}Allowed here: {', '.join(sorted(allowed))}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if kind == "missing":
+        return f"{loc}: required, but not set"
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        candidates = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            return []
+        current = candidates[0]
+    return [k for k in getattr(current, "model_fields", {}) if k != "base_dir"]
+
+
+def parse_config(text: str, *, source: str = "bridge.yaml", base_dir: Path | None = None,
+                 env: dict[str, str] | None = None) -> Config:
+    """Parse YAML text into a :class:`Config`, or raise :class:`ConfigError` listing every problem."""
+    env = dict(os.environ) if env is None else env
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(source, [f"not valid YAML{where}: {getattr(exc, 'problem', exc)}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the top level must be a mapping of keys (storage:, llm:, platforms:, ...)"])
+
+    missing: list[_Missing] = []
+    data = _interpolate(data, "", env, missing)
+    skip = _disabled_prefixes(data)
+    needed = [m for m in missing if not any(m.path.startswith(p) for p in skip)]
+    if needed:
+        names = sorted({m.var for m in needed})
+        detail = "; ".join(f"${{{m.var}}} at {m.path}" for m in needed)
+        raise ConfigError(source, [
+            f"environment variable(s) not set: {', '.join(names)} ({detail}). Export them, or write "
+            "${VAR:-default} in the file, or set enabled: false on the platform that needs them"])
+
+    base = (base_dir or Path(".")).resolve()
+    data["base_dir"] = base
+    try:
+        return Config.model_validate(data, context={"base_dir": base})
+    except ValidationError as exc:
+        problems = [_explain(e, Config) for e in exc.errors(include_url=False)]
+        raise ConfigError(source, problems) from None
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("BRIDGE_CONFIG") or "bridge.yaml")
+
+
+def load_config(path: Path | str | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a config file; relative paths inside it are relative to its folder."""
+    p = Path(path) if path is not None else default_config_path()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), ["file not found: pass --config PATH or set BRIDGE_CONFIG"]) from None
+    except OSError as exc:
+        raise ConfigError(str(p), [f"cannot read the file: {exc.strerror}"]) from None
+    return parse_config(text, source=str(p), base_dir=p.parent, env=env)

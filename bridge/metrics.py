@@ -1,0 +1,28 @@
+"""Prometheus metrics, one registry per bridge (so tests and embedders can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events = Counter("bridge_events_total", "Incoming platform events, by what became of them",
+                              ["platform", "outcome"], registry=self.registry)
+        self.replies = Counter("bridge_replies_total", "Replies delivered", ["platform"], registry=self.registry)
+        self.errors = Counter("bridge_errors_total", "Failures while answering", ["platform", "kind"],
+                              registry=self.registry)
+        self.llm_errors = Counter("bridge_llm_errors_total", "Failed LLM calls", ["kind"], registry=self.registry)
+        self.llm_latency = Histogram("bridge_llm_latency_seconds", "LLM request time, first byte to last",
+                                     registry=self.registry,
+                                     buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 40, 60, 120))
+        self.llm_tokens = Counter("bridge_llm_tokens_total", "Tokens reported by the LLM server", ["kind"],
+                                  registry=self.registry)
+
+    def count_tokens(self, prompt: int | None, completion: int | None) -> None:
+        self.llm_tokens.labels(kind="prompt").inc(prompt or 0)
+        self.llm_tokens.labels(kind="completion").inc(completion or 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,60 @@
+"""The one interface every platform adapter implements (matterbridge's ``Bridger``, in Python).
+
+Data flows one way: an adapter turns native events into :class:`~bridge.types.Incoming` and hands
+them to the ``Inbox``; the core answers by calling :meth:`Platform.send` with a stream of text
+snapshots. An adapter never touches the store; the core never imports an adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
+
+from bridge.types import Incoming, ThreadRef
+
+if TYPE_CHECKING:
+    from bridge.config import Config
+
+Inbox = Callable[[Incoming], Awaitable[bool]]
+"""Accepts a message; True when it was stored for an answer, False when ignored or a duplicate."""
+
+
+class Platform(Protocol):
+    name: str
+
+    async def start(self, inbox: Inbox) -> None:
+        """Connect, learn who the bot is, and begin delivering events to ``inbox``."""
+
+    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
+        """Deliver one reply. Each snapshot is the whole reply so far; the last one is final.
+
+        Platforms that edit in place (Slack, Discord) show snapshots as they come; others post
+        only the last one. Long text is the adapter's to split (see :mod:`bridge.chunking`).
+        """
+
+    async def stop(self) -> None:
+        """Stop taking events and disconnect."""
+
+    def routes(self) -> list[web.RouteDef]:
+        """HTTP routes this platform serves on the bridge's server (webhooks); may be empty."""
+
+    def status(self) -> dict[str, Any]:
+        """A small JSON-able health summary for ``/healthz``."""
+
+
+PlatformFactory = Callable[[Any, "Config"], Platform]
+"""``create(settings, config)``: an adapter module's entry point."""
+
+ENTRY_POINT_GROUP = "bridge.platforms"
+
+
+def load_factory(name: str) -> PlatformFactory:
+    """Find a platform adapter by name through entry points, so the core stays platform-neutral."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            factory: PlatformFactory = ep.load()
+            return factory
+    raise LookupError(f"no platform adapter named {name!r} is installed (entry point group {ENTRY_POINT_GROUP})")

@@ -1,0 +1,32 @@
+"""Channel rules: which conversations the bridge joins, and as whom (first match wins)."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from bridge.config import ChannelRule
+from bridge.types import Incoming, ThreadRef
+
+
+def match_rule(rules: list[ChannelRule], thread: ThreadRef) -> ChannelRule | None:
+    """The first rule for this platform whose ``where`` matches the channel (``*`` globs allowed)."""
+    for rule in rules:
+        if rule.platform == thread.platform and fnmatchcase(thread.channel, rule.where):
+            return rule
+    return None
+
+
+def session_key(rule: ChannelRule | None, thread: ThreadRef) -> str:
+    """``share:`` names one session for every conversation bound to it; otherwise the thread's own."""
+    return f"share:{rule.share}" if rule is not None and rule.share else thread.key
+
+
+def triggered(rule: ChannelRule | None, msg: Incoming, thread_known: bool) -> bool:
+    """Whether a message from a matched (or direct) conversation should be answered."""
+    if msg.direct or msg.mentioned:
+        return True
+    if rule is None:
+        return False
+    if rule.trigger == "always":
+        return True
+    return msg.in_thread and rule.continue_threads and thread_known

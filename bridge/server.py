@@ -1,0 +1,44 @@
+"""The one HTTP server: platform webhooks, ``/healthz`` and ``/metrics``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from bridge.metrics import Metrics
+
+
+def build_app(*, routes: list[web.RouteDef], health: Callable[[], dict[str, Any]], metrics: Metrics,
+              max_body_bytes: int) -> web.Application:
+    """Routes come from the platforms; the body limit answers oversized webhooks with 413."""
+    app = web.Application(client_max_size=max_body_bytes)
+
+    async def healthz(_: web.Request) -> web.Response:
+        body = health()
+        return web.json_response(body, status=200 if body.get("status") == "ok" else 503)
+
+    async def metrics_view(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    app.add_routes([web.get("/healthz", healthz), web.get("/metrics", metrics_view), *routes])
+    return app
+
+
+class Server:
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self._runner = web.AppRunner(app, access_log=None)
+        self._host, self._port = host, port
+        self.port = port
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        if self._runner.addresses:  # the real port when 0 was asked for (tests)
+            self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()

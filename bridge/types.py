@@ -1,0 +1,64 @@
+"""The core's vocabulary: what every platform adapter translates its native events into.
+
+Identities are small frozen dataclasses, never strings to be parsed later (STYLE.md, lesson 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRef:
+    """Where a conversation happens, and where its replies go.
+
+    - ``workspace``: the Slack team, the Discord guild; empty for GitHub and DMs without one.
+    - ``channel``: what channel rules match: ``owner/repo``, a Slack or Discord channel id.
+    - ``thread``: the conversation inside it: an issue number, a Slack thread root ``ts``,
+      a Discord thread (or channel) id.
+    """
+
+    platform: str
+    workspace: str
+    channel: str
+    thread: str
+
+    @property
+    def key(self) -> str:
+        """A readable, stable session key, e.g. ``github:octo-org/octo-repo#42``."""
+        where = f"{self.workspace}/{self.channel}" if self.workspace else self.channel
+        return f"{self.platform}:{where}#{self.thread}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"platform": self.platform, "workspace": self.workspace,
+                "channel": self.channel, "thread": self.thread}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ThreadRef:
+        return cls(str(data["platform"]), str(data["workspace"]), str(data["channel"]), str(data["thread"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    id: str
+    name: str
+    is_bot: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One user message, normalised. The adapter decides the facts; the router decides what to do.
+
+    ``event_id`` identifies the *message* (not the delivery), so the same message delivered twice —
+    a GitHub redelivery, a Slack retry, ``app_mention`` plus ``message``, a gateway replay — is one id.
+    """
+
+    thread: ThreadRef
+    event_id: str
+    author: Author
+    text: str
+    mentioned: bool = False   # the bot was addressed (mention, reply to the bot)
+    direct: bool = False      # a direct message: always answered
+    in_thread: bool = False   # part of a thread the bot may already be in (Slack thread replies)
+    raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core

@@ -1,0 +1,106 @@
+"""A loopback OpenAI-compatible server: ``POST /v1/chat/completions``, streamed (SSE) or not.
+
+Tests script it: ``reply`` decides the answer from the request; ``fail_next`` queues HTTP errors
+(with optional ``Retry-After``) returned before any answer. Every request body is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Failure:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def echo_reply(request: dict[str, Any]) -> str:
+    last = request["messages"][-1]["content"]
+    return f"You said: {last}"
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.reply: Callable[[dict[str, Any]], str] = echo_reply
+        self.failures: list[Failure] = []
+        self.chunk_delay = 0.0
+        self.chunk_size = 8
+        self.hold: asyncio.Event | None = None  # when set by a test, answers wait for it
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    def fail_next(self, status: int, message: str = "error", *, code: str | None = None,
+                  retry_after: str | None = None, times: int = 1) -> None:
+        body = {"error": {"message": message, "type": "error", "code": code}}
+        headers = {"Retry-After": retry_after} if retry_after else {}
+        self.failures.extend(Failure(status, body, headers) for _ in range(times))
+
+    async def start(self) -> FakeOpenAI:
+        app = web.Application()
+        app.add_routes([web.post("/v1/chat/completions", self._completions),
+                        web.get("/v1/models", self._models)])
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/v1"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _models(self, _: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        if self.failures:
+            f = self.failures.pop(0)
+            return web.json_response(f.body, status=f.status, headers=f.headers)
+        if self.hold is not None:
+            await self.hold.wait()
+        text = self.reply(body)
+        created = int(time.time())
+        base = {"id": "chatcmpl-fake", "created": created, "model": body.get("model", "fake")}
+        if not body.get("stream"):
+            return web.json_response({
+                **base, "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": len(text) // 4, "total_tokens": 10},
+            })
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+
+        async def event(data: dict[str, Any]) -> None:
+            await resp.write(f"data: {json.dumps(data)}\n\n".encode())
+
+        await event({**base, "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+        for i in range(0, len(text), self.chunk_size):
+            if self.chunk_delay:
+                await asyncio.sleep(self.chunk_delay)
+            await event({**base, "object": "chat.completion.chunk",
+                         "choices": [{"index": 0, "delta": {"content": text[i:i + self.chunk_size]},
+                                      "finish_reason": None}]})
+        await event({**base, "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await event({**base, "object": "chat.completion.chunk", "choices": [],
+                         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp

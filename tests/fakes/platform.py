@@ -1,0 +1,65 @@
+"""A queue-based fake platform for core tests (errbot's test backend idea): no wire format, just the
+Platform interface, recording every snapshot of every reply."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from bridge.platform import Inbox
+from bridge.types import Author, Incoming, ThreadRef
+
+
+@dataclass
+class Sent:
+    thread: ThreadRef
+    snapshots: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.snapshots[-1] if self.snapshots else ""
+
+
+class FakePlatform:
+    def __init__(self, name: str = "github") -> None:
+        self.name = name
+        self.inbox: Inbox | None = None
+        self.sent: asyncio.Queue[Sent] = asyncio.Queue()
+        self.fail_sends = 0
+
+    async def start(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
+        record = Sent(thread)
+        async for s in snapshots:
+            record.snapshots.append(s)
+        if self.fail_sends:
+            self.fail_sends -= 1
+            raise ConnectionError("platform down")
+        await self.sent.put(record)
+
+    async def stop(self) -> None:
+        pass
+
+    def routes(self) -> list[web.RouteDef]:
+        return []
+
+    def status(self) -> dict[str, Any]:
+        return {"ok": True}
+
+    async def say(self, text: str, *, thread: str = "1", channel: str = "octo-org/octo-repo", event: str | None = None,
+                  author: str = "alice", mentioned: bool = False, direct: bool = False, in_thread: bool = False,
+                  is_bot: bool = False) -> bool:
+        assert self.inbox is not None
+        msg = Incoming(thread=ThreadRef(self.name, "", channel, thread), event_id=event or f"{thread}:{text}",
+                       author=Author(author, author, is_bot), text=text, mentioned=mentioned, direct=direct,
+                       in_thread=in_thread)
+        return await self.inbox(msg)
+
+    async def reply(self, timeout: float = 10) -> Sent:
+        return await asyncio.wait_for(self.sent.get(), timeout)
