@@ -1,0 +1,519 @@
+"""A loopback fake of Discord: REST and the gateway (a real websocket), speaking documented payloads.
+
+discord.py, unmodified, is pointed at it through ``platforms.discord.api_url``:
+
+- REST under ``/api/v10``: ``GET /users/@me``, ``GET /oauth2/applications/@me``, ``GET /gateway/bot``
+  (and ``/gateway``) returning this server's websocket address, ``GET /channels/{id}``,
+  ``POST /channels/{id}/messages``, ``PATCH /channels/{id}/messages/{mid}``, ``POST /channels/{id}/typing``.
+  Every call is recorded with its JSON body; message bodies are checked like Discord does (no empty
+  text, at most 2,000 characters) and posted messages are echoed back over the gateway, as Discord
+  does, so the bridge sees its own messages.
+- The gateway: HELLO, IDENTIFY → READY (guilds unavailable) + GUILD_CREATE, heartbeats acked,
+  dispatches with increasing sequence numbers, RECONNECT → RESUME → replay + RESUMED. Frames are
+  compressed the way the client asks in the URL: ``zlib-stream`` (one zlib stream per connection,
+  each message ending in the Z_SYNC_FLUSH suffix), ``zstd-stream``, or plain JSON text.
+
+The world is small and fixed (ids below); tests add threads, DMs and failures as they need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import itertools
+import json
+import re
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+TOKEN = "fake-bot-token.XYZ.discord-test"
+APP_ID = 800
+BOT_ID = 900
+GUILD_ID = 1000
+GENERAL = 2001    # a text channel with a mention rule
+HELP_DESK = 2002  # a text channel with an always rule
+RANDOM = 2003     # a text channel no rule names
+TEAM_A = 2004     # two channels sharing one session
+TEAM_B = 2005
+THREAD = 3001     # a thread in GENERAL, known from GUILD_CREATE
+ALICE, BOB, CAROL, OTHER_BOT = 5001, 5002, 5003, 5004
+BOT_ROLE, MODS_ROLE = 6001, 6002
+MESSAGE_CONTENT_INTENT = 1 << 15
+
+_NOW = "2024-05-01T12:00:00.000000+00:00"
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    # discord.py only parses bodies whose Content-Type is exactly "application/json", as Discord sends.
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        headers={"Content-Type": "application/json", **(headers or {})})
+
+
+# ------------------------------------------------------------------------------------ payloads
+
+
+def user(uid: int, username: str, *, global_name: str | None = None, bot: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": str(uid), "username": username, "discriminator": "0",
+                            "global_name": global_name, "avatar": None, "public_flags": 0}
+    if bot:
+        data["bot"] = True
+    return data
+
+
+def member(u: dict[str, Any], *, nick: str | None = None, roles: tuple[int, ...] = ()) -> dict[str, Any]:
+    return {"user": u, "nick": nick, "roles": [str(r) for r in roles], "joined_at": _NOW,
+            "deaf": False, "mute": False, "flags": 0, "pending": False}
+
+
+def text_channel(cid: int, name: str, *, guild_id: int = GUILD_ID, position: int = 0) -> dict[str, Any]:
+    return {"id": str(cid), "type": 0, "guild_id": str(guild_id), "name": name, "position": position,
+            "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None,
+            "last_message_id": None, "rate_limit_per_user": 0}
+
+
+def thread_channel(tid: int, name: str, *, parent_id: int = GENERAL, owner_id: int = ALICE,
+                   guild_id: int = GUILD_ID) -> dict[str, Any]:
+    return {"id": str(tid), "type": 11, "guild_id": str(guild_id), "parent_id": str(parent_id),
+            "owner_id": str(owner_id), "name": name, "last_message_id": None, "message_count": 0,
+            "member_count": 1, "rate_limit_per_user": 0, "flags": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": _NOW,
+                                "locked": False}}
+
+
+def dm_channel(cid: int, recipient: dict[str, Any]) -> dict[str, Any]:
+    return {"id": str(cid), "type": 1, "last_message_id": None, "recipients": [recipient]}
+
+
+def role(rid: int, name: str, *, bot_id: int | None = None, position: int = 1) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": str(rid), "name": name, "color": 0, "hoist": False, "icon": None,
+                            "unicode_emoji": None, "position": position, "permissions": "0",
+                            "managed": bot_id is not None, "mentionable": True, "flags": 0}
+    if bot_id is not None:
+        data["tags"] = {"bot_id": str(bot_id)}
+    return data
+
+
+def message(mid: int, channel_id: int, content: str, author: dict[str, Any], *, guild_id: int | None,
+            author_member: dict[str, Any] | None = None, mentions: list[dict[str, Any]] | None = None,
+            mention_roles: list[int] | None = None, kind: int = 0, referenced: dict[str, Any] | None = None,
+            webhook_id: int | None = None) -> dict[str, Any]:
+    """A message object (MESSAGE_CREATE's ``d``; without guild_id/member it is a REST response)."""
+    data: dict[str, Any] = {
+        "id": str(mid), "channel_id": str(channel_id), "author": author, "content": content,
+        "timestamp": _NOW, "edited_timestamp": None, "tts": False,
+        "mention_everyone": "@everyone" in content or "@here" in content,
+        "mentions": mentions or [], "mention_roles": [str(r) for r in mention_roles or []],
+        "attachments": [], "embeds": [], "pinned": False, "type": kind, "flags": 0, "components": [],
+    }
+    if guild_id is not None:
+        data["guild_id"] = str(guild_id)
+        if author_member is not None:
+            data["member"] = {k: v for k, v in author_member.items() if k != "user"}
+    if referenced is not None:
+        data["message_reference"] = {"type": 0, "message_id": referenced["id"],
+                                     "channel_id": referenced["channel_id"],
+                                     **({"guild_id": str(guild_id)} if guild_id is not None else {})}
+        data["referenced_message"] = referenced
+    if webhook_id is not None:
+        data["webhook_id"] = str(webhook_id)
+    return data
+
+
+# ------------------------------------------------------------------------------------- records
+
+
+@dataclass
+class Call:
+    method: str
+    path: str          # without the /api/v10 prefix
+    body: Any          # the parsed JSON body, or None
+
+
+@dataclass
+class Posted:
+    """A message the bot posted, with every text it had (first the POST, then each PATCH)."""
+
+    id: int
+    channel_id: int
+    history: list[str]
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def content(self) -> str:
+        return self.history[-1]
+
+
+class _Encoder:
+    """One connection's outgoing frames, compressed as the client asked."""
+
+    def __init__(self, compress: str | None) -> None:
+        self.mode = compress
+        self._zlib = zlib.compressobj() if compress == "zlib-stream" else None
+        self._zstd: Any = None
+        if compress == "zstd-stream":
+            try:
+                self._zstd = importlib.import_module("zstandard").ZstdCompressor().compressobj()
+                self._zstd_flush = importlib.import_module("zstandard").COMPRESSOBJ_FLUSH_BLOCK
+            except ImportError:  # Python 3.14+: the standard library's
+                zstd = importlib.import_module("compression.zstd")
+                compressor = zstd.ZstdCompressor()
+                self._zstd = compressor
+                self._zstd_flush = compressor.FLUSH_BLOCK
+
+    def encode(self, payload: dict[str, Any]) -> str | bytes:
+        raw = json.dumps(payload).encode()
+        if self._zlib is not None:
+            return self._zlib.compress(raw) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
+        if self._zstd is not None:
+            if hasattr(self._zstd, "flush"):
+                return bytes(self._zstd.compress(raw) + self._zstd.flush(self._zstd_flush))
+            return bytes(self._zstd.compress(raw, mode=self._zstd_flush))
+        return raw.decode()
+
+
+class _Connection:
+    def __init__(self, ws: web.WebSocketResponse, compress: str | None, path: str) -> None:
+        self.ws = ws
+        self.path = path
+        self._encoder = _Encoder(compress)
+        self.lock = asyncio.Lock()
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        frame = self._encoder.encode(payload)
+        if isinstance(frame, bytes):
+            await self.ws.send_bytes(frame)
+        else:
+            await self.ws.send_str(frame)
+
+
+@dataclass
+class _Session:
+    id: str
+    seq: int = 0
+    log: list[dict[str, Any]] = field(default_factory=list)   # every dispatch frame sent
+    conn: _Connection | None = None
+
+
+# -------------------------------------------------------------------------------------- server
+
+
+class FakeDiscord:
+    def __init__(self, token: str = TOKEN) -> None:
+        self.token = token
+        self.bot = user(BOT_ID, "bridge-bot", global_name="Bridge", bot=True)
+        self.users = {
+            ALICE: user(ALICE, "alice", global_name="Alice"),
+            BOB: user(BOB, "bob", global_name="Bob"),
+            CAROL: user(CAROL, "carol", global_name="Carol"),
+            OTHER_BOT: user(OTHER_BOT, "helper-bot", bot=True),
+            BOT_ID: self.bot,
+        }
+        self.members = {uid: member(u, nick="Ali (mod)" if uid == ALICE else None,
+                                    roles=(BOT_ROLE,) if uid == BOT_ID else ())
+                        for uid, u in self.users.items()}
+        self.roles = [role(GUILD_ID, "@everyone", position=0), role(BOT_ROLE, "Bridge", bot_id=BOT_ID),
+                      role(MODS_ROLE, "mods", position=2)]
+        self.channels: dict[int, dict[str, Any]] = {
+            GENERAL: text_channel(GENERAL, "general"),
+            HELP_DESK: text_channel(HELP_DESK, "help-desk", position=1),
+            RANDOM: text_channel(RANDOM, "random", position=2),
+            TEAM_A: text_channel(TEAM_A, "team-a", position=3),
+            TEAM_B: text_channel(TEAM_B, "team-b", position=4),
+            THREAD: thread_channel(THREAD, "ownership-questions"),
+        }
+        self.announced = {GENERAL, HELP_DESK, RANDOM, TEAM_A, TEAM_B, THREAD}  # what GUILD_CREATE lists
+        self.message_content_enabled = True  # the portal switch; off → close 4014 on IDENTIFY
+        self.echo = True                     # dispatch the bot's own posts back, as Discord does
+        self.calls: list[Call] = []
+        self.posted: dict[int, Posted] = {}
+        self.typing: list[int] = []
+        self.identifies: list[dict[str, Any]] = []
+        self.resumes: list[dict[str, Any]] = []
+        self.connections: list[_Connection] = []
+        self.compressions: list[str | None] = []
+        self.failures: list[tuple[str, int, dict[str, Any], dict[str, str]]] = []
+        self.url = ""
+        self._ids = itertools.count(10_000)
+        self._sessions: dict[str, _Session] = {}
+        self._session: _Session | None = None
+        self._replay_extra = 0
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+
+    # -------------------------------------------------------------------------- lifecycle
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/gateway"
+
+    @property
+    def resume_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/resume"
+
+    async def start(self) -> FakeDiscord:
+        app = web.Application()
+        app.add_routes([web.get("/gateway", self._gateway), web.get("/resume", self._gateway),
+                        web.route("*", "/api/v10/{tail:.*}", self._rest)])
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def stop(self) -> None:
+        for conn in self.connections:
+            await conn.ws.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, condition: Callable[[], Any], timeout: float = 10) -> None:
+        """Wait until ``condition()`` is true; it is checked after every call and dispatch."""
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(condition), timeout)
+
+    # ------------------------------------------------------------------------------- world
+
+    def add_thread(self, tid: int, name: str, *, parent_id: int = GENERAL) -> None:
+        """A thread created while the bot was away: visible through REST, not in GUILD_CREATE."""
+        self.channels[tid] = thread_channel(tid, name, parent_id=parent_id)
+
+    def add_dm(self, cid: int, with_user: int) -> None:
+        self.channels[cid] = dm_channel(cid, self.users[with_user])
+
+    def fail_next(self, method: str, status: int, *, times: int = 1, retry_after: float | None = None) -> None:
+        """The next ``times`` matching REST calls (e.g. ``"POST /messages"``) fail with ``status``."""
+        body: dict[str, Any] = {"message": "Missing Permissions", "code": 50013}
+        headers: dict[str, str] = {}
+        if status == 429:
+            body = {"message": "You are being rate limited.", "retry_after": retry_after or 0.05, "global": False}
+            headers = {"Retry-After": str(retry_after or 0.05), "Via": "1.1 google",
+                       "X-RateLimit-Scope": "user"}
+        self.failures.extend((method, status, body, headers) for _ in range(times))
+
+    def messages_in(self, channel_id: int) -> list[Posted]:
+        return [p for p in self.posted.values() if p.channel_id == channel_id]
+
+    def calls_to(self, method: str, path_part: str = "") -> list[Call]:
+        return [c for c in self.calls if c.method == method and path_part in c.path]
+
+    # ---------------------------------------------------------------------------- gateway
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> int:
+        """Send one event to the connected client; returns its sequence number."""
+        session = self._session
+        assert session is not None and session.conn is not None, "no client is connected"
+        async with session.conn.lock:
+            session.seq += 1
+            frame = {"op": 0, "t": event, "s": session.seq, "d": data}
+            session.log.append(frame)
+            await session.conn.send(frame)
+        await self._notify()
+        return session.seq
+
+    def make_message(self, content: str, *, channel: int = GENERAL, author: int = ALICE, kind: int = 0,
+                     reply_to: dict[str, Any] | None = None, webhook_id: int | None = None) -> dict[str, Any]:
+        """A MESSAGE_CREATE payload as Discord would send it, mentions resolved from ``<@id>``/``<@&id>``."""
+        where = self.channels[channel]
+        guild_id = int(where["guild_id"]) if "guild_id" in where else None
+        mentions = []
+        for uid in (int(m) for m in re.findall(r"<@!?(\d+)>", content)):
+            entry = dict(self.users[uid])
+            if guild_id is not None:
+                entry["member"] = {k: v for k, v in self.members[uid].items() if k != "user"}
+            mentions.append(entry)
+        roles = [int(r) for r in re.findall(r"<@&(\d+)>", content)]
+        return message(next(self._ids), channel, content, self.users[author], guild_id=guild_id,
+                       author_member=self.members.get(author) if guild_id is not None else None,
+                       mentions=mentions, mention_roles=roles, kind=19 if reply_to and not kind else kind,
+                       referenced=reply_to, webhook_id=webhook_id)
+
+    async def say(self, content: str, *, channel: int = GENERAL, author: int = ALICE, kind: int = 0,
+                  reply_to: dict[str, Any] | None = None, webhook_id: int | None = None) -> dict[str, Any]:
+        """A user writes in a channel: one MESSAGE_CREATE (see :meth:`make_message`)."""
+        data = self.make_message(content, channel=channel, author=author, kind=kind, reply_to=reply_to,
+                                 webhook_id=webhook_id)
+        await self.dispatch("MESSAGE_CREATE", data)
+        return data
+
+    async def reconnect(self, *, replay_last: int = 0, timeout: float = 10) -> None:
+        """Ask the client to reconnect (op 7); it RESUMEs, and gets the events it missed plus the
+        last ``replay_last`` ones it already had (a replay overlapping what was delivered)."""
+        session = self._session
+        assert session is not None and session.conn is not None
+        resumes = len(self.resumes)
+        self._replay_extra = replay_last
+        await session.conn.send({"op": 7, "d": None})
+        await self.wait_until(lambda: len(self.resumes) > resumes and session.conn is not None
+                              and session.conn.path == "/resume", timeout)
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        compress = request.query.get("compress")
+        self.compressions.append(compress)
+        conn = _Connection(ws, compress, request.path)
+        self.connections.append(conn)
+        await conn.send({"op": 10, "d": {"heartbeat_interval": 41250}})
+        async for frame in ws:
+            if frame.type is not WSMsgType.TEXT:
+                continue
+            payload = json.loads(frame.data)
+            op, d = payload.get("op"), payload.get("d")
+            if op == 1:
+                await conn.send({"op": 11})
+            elif op == 2:
+                await self._identify(conn, d)
+            elif op == 6:
+                await self._resume(conn, d)
+        if self._session is not None and self._session.conn is conn:
+            self._session.conn = None
+        return ws
+
+    async def _identify(self, conn: _Connection, d: dict[str, Any]) -> None:
+        self.identifies.append(d)
+        if d.get("token") != self.token:
+            await conn.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        if d.get("intents", 0) & MESSAGE_CONTENT_INTENT and not self.message_content_enabled:
+            await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
+            return
+        session = _Session(id=f"session-{len(self._sessions) + 1}", conn=conn)
+        self._sessions[session.id] = session
+        self._session = session
+        await self.dispatch("READY", {
+            "v": 10, "user": self.bot, "guilds": [{"id": str(GUILD_ID), "unavailable": True}],
+            "session_id": session.id, "resume_gateway_url": self.resume_url,
+            "application": {"id": str(APP_ID), "flags": 0}, "private_channels": [], "relationships": [],
+        })
+        await self.dispatch("GUILD_CREATE", self.guild_payload())
+        await self._notify()
+
+    async def _resume(self, conn: _Connection, d: dict[str, Any]) -> None:
+        self.resumes.append(d)
+        session = self._sessions.get(d.get("session_id", ""))
+        if session is None or d.get("token") != self.token:
+            await conn.send({"op": 9, "d": False})
+            return
+        old = session.conn
+        session.conn = conn
+        self._session = session
+        if old is not None and old is not conn:
+            await old.ws.close()
+        seq = int(d.get("seq") or 0)
+        start = max(0, min(seq, len(session.log)) - self._replay_extra)
+        self._replay_extra = 0
+        async with conn.lock:
+            for frame in session.log[start:]:
+                await conn.send(frame)
+        await self.dispatch("RESUMED", {})
+        await self._notify()
+
+    def guild_payload(self) -> dict[str, Any]:
+        channels = [c for cid, c in self.channels.items() if cid in self.announced and c["type"] == 0]
+        threads = [c for cid, c in self.channels.items() if cid in self.announced and c["type"] == 11]
+        return {
+            "id": str(GUILD_ID), "name": "Test Server", "icon": None, "owner_id": str(ALICE),
+            "afk_timeout": 300, "verification_level": 0, "default_message_notifications": 0,
+            "explicit_content_filter": 0, "mfa_level": 0, "premium_tier": 0, "nsfw_level": 0,
+            "features": [], "emojis": [], "stickers": [], "roles": self.roles, "system_channel_id": None,
+            "preferred_locale": "en-US", "joined_at": _NOW, "large": False, "unavailable": False,
+            "member_count": len(self.members), "members": list(self.members.values()),
+            "channels": channels, "threads": threads, "voice_states": [], "presences": [],
+            "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
+        }
+
+    # ------------------------------------------------------------------------------- REST
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        body = await request.json() if request.can_read_body and request.content_type == "application/json" else None
+        self.calls.append(Call(request.method, path, body))
+        try:
+            if request.headers.get("Authorization") != f"Bot {self.token}":
+                return _json({"message": "401: Unauthorized", "code": 0}, 401)
+            for i, (what, status, err, headers) in enumerate(self.failures):
+                method, _, part = what.partition(" ")
+                if method == request.method and part in path:
+                    del self.failures[i]
+                    return _json(err, status, headers)
+            return await self._route(request.method, path, body)
+        finally:
+            await self._notify()
+
+    async def _route(self, method: str, path: str, body: Any) -> web.StreamResponse:
+        if method == "GET" and path == "/users/@me":
+            return _json(self.bot)
+        if method == "GET" and path == "/oauth2/applications/@me":
+            return _json({"id": str(APP_ID), "name": "bridge", "description": "", "icon": None,
+                          "bot_public": False, "bot_require_code_grant": False, "owner": self.users[ALICE],
+                          "verify_key": "00" * 32, "flags": 0, "team": None})
+        if method == "GET" and path == "/gateway":
+            return _json({"url": self.gateway_url})
+        if method == "GET" and path == "/gateway/bot":
+            return _json({"url": self.gateway_url, "shards": 1,
+                          "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
+                                                  "max_concurrency": 1}})
+        m = re.fullmatch(r"/channels/(\d+)(/typing|/messages(?:/(\d+))?)?", path)
+        if m is None:
+            return _json({"message": "404: Not Found", "code": 0}, 404)
+        cid = int(m.group(1))
+        if cid not in self.channels:
+            return _json({"message": "Unknown Channel", "code": 10003}, 404)
+        if method == "GET" and m.group(2) is None:
+            return _json(self.channels[cid])
+        if method == "POST" and m.group(2) == "/typing":
+            self.typing.append(cid)
+            return web.Response(status=204)
+        if m.group(2) and m.group(2).startswith("/messages"):
+            problem = self._invalid(body)
+            if problem is not None:
+                return _json(problem, 400)
+            if method == "POST" and m.group(3) is None:
+                return await self._create(cid, body)
+            if method == "PATCH" and m.group(3) is not None:
+                return self._edit(cid, int(m.group(3)), body)
+        return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
+
+    @staticmethod
+    def _invalid(body: Any) -> dict[str, Any] | None:
+        content = (body or {}).get("content")
+        if content is not None and len(content) > 2000:
+            return {"message": "Invalid Form Body", "code": 50035, "errors": {"content": {"_errors": [
+                {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}}}
+        if content is not None and not content.strip():
+            return {"message": "Cannot send an empty message", "code": 50006}
+        return None
+
+    async def _create(self, cid: int, body: dict[str, Any]) -> web.Response:
+        data = self.make_message(body.get("content") or "", channel=cid, author=BOT_ID)
+        data["mentions"] = []  # allowed_mentions decides pings; the bot's own text mentions nobody here
+        self.posted[int(data["id"])] = Posted(int(data["id"]), cid, [data["content"]], [body])
+        if self.echo and self._session is not None and self._session.conn is not None:
+            await self.dispatch("MESSAGE_CREATE", data)
+        rest = {k: v for k, v in data.items() if k not in ("guild_id", "member")}
+        return _json(rest)
+
+    def _edit(self, cid: int, mid: int, body: dict[str, Any]) -> web.Response:
+        posted = self.posted.get(mid)
+        if posted is None or posted.channel_id != cid:
+            return _json({"message": "Unknown Message", "code": 10008}, 404)
+        if "content" in body:
+            posted.history.append(body["content"])
+        posted.bodies.append(body)
+        data = message(mid, cid, posted.content, self.bot, guild_id=None)
+        data["edited_timestamp"] = datetime.now(UTC).isoformat()
+        return _json(data)
