@@ -1,0 +1,219 @@
+"""Slack: mention the app in a channel and the thread becomes the conversation; DMs always answered.
+
+Built on slack-bolt's :class:`AsyncApp`, unmodified, in the bridge's one asyncio loop:
+
+- **Socket Mode** when ``app_token`` is set (``AsyncSocketModeHandler``, no public URL needed);
+- **HTTP Events API** at ``POST /slack/events`` on the bridge's server when ``signing_secret`` is
+  set. Bolt verifies the signature and the 5-minute timestamp window and answers
+  ``url_verification``; we only convert aiohttp ⇄ Bolt requests.
+
+Events are translated by :mod:`platforms.slack.handlers` (pure); replies are streamed by the core's
+:func:`~bridge.streaming.render_stream` as one placeholder message edited in place
+(``chat.update``), continued in further messages past the size limit. Text goes out as
+``markdown_text``, so the model's ordinary Markdown renders without a converter. Every Web API call
+goes to ``api_url`` and honours 429 ``Retry-After`` through slack_sdk's own retry handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.config import Config, SlackConfig
+from bridge.platform import Inbox, PlatformStartError
+from bridge.streaming import render_stream
+from bridge.types import ThreadRef
+from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
+from platforms.slack.users import UserNames
+
+__all__ = ["MARKDOWN_TEXT_LIMIT", "PLACEHOLDER", "SlackPlatform", "create"]
+
+log = logging.getLogger(__name__)
+
+MARKDOWN_TEXT_LIMIT = 12_000  # chat.postMessage / chat.update reject longer markdown_text
+PLACEHOLDER = "_Thinking…_"
+CONNECT_TIMEOUT_S = 15.0
+_NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+def _api_base(url: str) -> str:
+    """slack_sdk joins method names onto the base URL, which therefore must end with a slash."""
+    return url if url.endswith("/") else url + "/"
+
+
+def _slack_error(exc: SlackApiError) -> str:
+    response = exc.response
+    return str(response.get("error") if response is not None else "error")
+
+
+async def _connect(handler: AsyncSocketModeHandler) -> None:
+    await handler.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+
+
+async def _close(handler: AsyncSocketModeHandler) -> None:
+    await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+class SlackPlatform:
+    name = "slack"
+
+    def __init__(self, settings: SlackConfig) -> None:
+        if settings.bot_token is None:
+            raise ValueError("platforms.slack.bot_token is required")
+        self._settings = settings
+        self._app_token = settings.app_token.get_secret_value() if settings.app_token else ""
+        signing_secret = settings.signing_secret.get_secret_value() if settings.signing_secret else ""
+        self._http_enabled = bool(signing_secret)
+        self.mode = "socket" if self._app_token else "http"
+        self.client = AsyncWebClient(
+            token=settings.bot_token.get_secret_value(),
+            base_url=_api_base(settings.api_url),
+            logger=logging.getLogger(f"{__name__}.web"),
+            retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+        )
+        # process_before_response: the event is stored before Slack gets its ack, so a crash in
+        # between means a Slack retry, not a lost message (storing takes milliseconds).
+        self._app = AsyncApp(client=self.client, signing_secret=signing_secret, process_before_response=True,
+                             name="bridge-slack", logger=logging.getLogger(f"{__name__}.bolt"))
+        self._app.event("app_mention")(self._on_message)
+        self._app.event("message")(self._on_message)
+        self._app.event(re.compile(".*"))(self._on_other)  # acknowledge what we do not use
+        self._names = UserNames(self.client)
+        self._inbox: Inbox | None = None
+        self._bot: BotIdentity | None = None
+        self._bot_name = ""
+        self._team = ""
+        self._socket: AsyncSocketModeHandler | None = None
+        self._limit = min(settings.max_reply_chars, MARKDOWN_TEXT_LIMIT)
+
+    # ------------------------------------------------------------------------------- lifecycle
+
+    async def start(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            raise PlatformStartError(
+                f"platforms.slack.bot_token: Slack refused it ({_slack_error(exc)}). Use the Bot User OAuth "
+                "Token (xoxb-...) from the app's OAuth & Permissions page, and install the app to the "
+                "workspace") from None
+        except _NETWORK_ERRORS as exc:
+            raise PlatformStartError(f"platforms.slack.api_url: cannot reach Slack at {self._settings.api_url} "
+                                     f"({type(exc).__name__})") from None
+        self._bot = BotIdentity(str(auth.get("user_id") or ""), str(auth.get("bot_id") or ""))
+        self._bot_name = str(auth.get("user") or "")
+        self._team = str(auth.get("team_id") or "")
+        if self._app_token:
+            await self._connect_socket()
+        log.info("slack: connected as %s (%s) in team %s, %s mode", self._bot_name, self._bot.user_id,
+                 self._team, self.mode)
+
+    async def _connect_socket(self) -> None:
+        handler = AsyncSocketModeHandler(self._app, self._app_token, web_client=self.client,
+                                         logger=logging.getLogger(f"{__name__}.socket"))
+        self._socket = handler
+        try:
+            handler.client.wss_uri = await handler.client.issue_new_wss_url()
+        except SlackApiError as exc:
+            await _close(handler)
+            raise PlatformStartError(
+                f"platforms.slack.app_token: Slack refused it ({_slack_error(exc)}). Use an app-level token "
+                "(xapp-...) with the connections:write scope, and turn Socket Mode on for the app") from None
+        except _NETWORK_ERRORS as exc:
+            await _close(handler)
+            raise PlatformStartError(f"platforms.slack: cannot open a Socket Mode connection "
+                                     f"({type(exc).__name__})") from None
+        # The SDK's connect() retries forever; give it a bounded time to come up at start.
+        connecting = asyncio.ensure_future(_connect(handler))
+        done, _ = await asyncio.wait({connecting}, timeout=CONNECT_TIMEOUT_S)
+        if not done or not self._socket_connected():
+            connecting.cancel()
+            await _close(handler)
+            raise PlatformStartError("platforms.slack: the Socket Mode websocket did not connect within "
+                                     f"{CONNECT_TIMEOUT_S:.0f} s")
+
+    def _socket_connected(self) -> bool:
+        session = self._socket.client.current_session if self._socket is not None else None
+        return session is not None and not session.closed
+
+    async def stop(self) -> None:
+        self._inbox = None
+        if self._socket is not None:
+            await _close(self._socket)
+            self._socket = None
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/slack/events", self._http_events)] if self._http_enabled else []
+
+    def status(self) -> dict[str, Any]:
+        connected = self._bot is not None and (self.mode == "http" or self._socket_connected())
+        return {"ok": connected, "mode": self.mode, "bot_user": self._bot.user_id if self._bot else None,
+                "bot_name": self._bot_name or None, "team": self._team or None,
+                "http_events": self._http_enabled}
+
+    # ------------------------------------------------------------------------------- inbound
+
+    async def _http_events(self, request: web.Request) -> web.Response:
+        """Slack → Bolt → Slack: verification, url_verification and retries are Bolt's."""
+        response = await self._app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    async def _on_message(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        known = self._bot or BotIdentity("")
+        bot = BotIdentity(context.bot_user_id or known.user_id, context.bot_id or known.bot_id)
+        event = body.get("event") or {}
+        ids = user_ids_to_resolve(event, bot)
+        names = await self._names.resolve(ids) if ids else {}
+        msg = translate(body, bot, names)
+        if msg is None:
+            return
+        inbox = self._inbox
+        if inbox is None:  # not started, or stopping: fail, so Slack delivers it again later
+            raise RuntimeError("slack: event received while the bridge is not running")
+        await inbox(msg)
+
+    async def _on_other(self) -> None:
+        return None
+
+    # ------------------------------------------------------------------------------- outbound
+
+    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
+        """A placeholder at once, edited in place as the reply grows; more messages past the limit.
+
+        Slack errors propagate (SlackApiError) so the core marks the message failed.
+        """
+        channel = thread.channel
+        thread_ts = None if thread.thread == thread.channel else thread.thread  # DM top level
+
+        async def post(text: str) -> str:
+            resp = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=text,
+                                                      unfurl_links=False, unfurl_media=False)
+            return str(resp["ts"])
+
+        async def edit(ts: str, text: str) -> None:
+            await self.client.chat_update(channel=channel, ts=ts, markdown_text=text)
+
+        await render_stream(snapshots, post=post, edit=edit, limit=self._limit,
+                            interval=self._settings.edit_interval_s, placeholder=PLACEHOLDER)
+
+
+def create(settings: Any, config: Config) -> SlackPlatform:
+    """The ``bridge.platforms`` entry point."""
+    if not isinstance(settings, SlackConfig):
+        raise TypeError("platforms.slack: expected the slack settings block")
+    return SlackPlatform(settings)

@@ -1,0 +1,161 @@
+"""Slack event payloads → :class:`~bridge.types.Incoming`: pure functions, no I/O (table-tested).
+
+The adapter resolves user names (``users.info``) first and passes them in; everything else is
+decided here from the event dict alone:
+
+- which events are messages at all (edits, deletions, joins and other subtypes are not);
+- who wrote it (a person, another bot, or this app itself);
+- where the conversation is: a channel thread (root ``ts``), a DM thread, or a DM itself;
+- whether the bot was mentioned, and the text the model should read.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.types import Author, Incoming, ThreadRef
+
+PLATFORM = "slack"
+
+# Subtypes that are still someone writing a new message (bots are marked, and the router ignores
+# them); every other subtype (message_changed, message_deleted, channel_join, ...) is not a message.
+MESSAGE_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message", "bot_message"})
+EVENT_TYPES = frozenset({"message", "app_mention"})
+
+_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
+_CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+_SUBTEAM = re.compile(r"<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>")
+_DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_LINK = re.compile(r"<((?:https?|mailto|ftp|tel):[^|>]+)(?:\|([^>]*))?>")
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who this app is in the workspace (from ``auth.test``)."""
+
+    user_id: str
+    bot_id: str = ""
+
+
+def mention_pattern(bot_user_id: str) -> re.Pattern[str]:
+    return re.compile(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>")
+
+
+def is_own(event: Mapping[str, Any], bot: BotIdentity) -> bool:
+    if event.get("user") and event.get("user") == bot.user_id:
+        return True
+    return bool(bot.bot_id) and event.get("bot_id") == bot.bot_id
+
+
+def is_from_bot(event: Mapping[str, Any]) -> bool:
+    return bool(event.get("bot_id")) or event.get("subtype") == "bot_message" or bool(event.get("bot_profile"))
+
+
+def is_message(event: Mapping[str, Any]) -> bool:
+    """A new message someone (or some bot) wrote: not an edit, deletion, join, hidden or system event."""
+    return (event.get("type") in EVENT_TYPES
+            and event.get("subtype") in MESSAGE_SUBTYPES
+            and not event.get("hidden")
+            and "edited" not in event
+            and bool(event.get("channel")) and bool(event.get("ts")))
+
+
+def user_ids_to_resolve(event: Mapping[str, Any], bot: BotIdentity) -> list[str]:
+    """The author and the people mentioned without a label: their names come from ``users.info``."""
+    if not is_message(event) or is_from_bot(event) or is_own(event, bot):
+        return []
+    ids: list[str] = []
+    author = event.get("user")
+    if isinstance(author, str) and author:
+        ids.append(author)
+    for m in _USER_MENTION.finditer(str(event.get("text") or "")):
+        if m.group(1) != bot.user_id and not m.group(2) and m.group(1) not in ids:
+            ids.append(m.group(1))
+    return ids
+
+
+def readable_text(text: str, bot: BotIdentity, names: Mapping[str, str]) -> str:
+    """Slack's wire text as a person reads it: the bot's own mention removed, ``<@U…>`` → ``@Name``,
+    ``<#C…|general>`` → ``#general``, ``<url|label>`` → ``label (url)``, entities unescaped."""
+    text = mention_pattern(bot.user_id).sub("", text) if bot.user_id else text
+
+    def user(m: re.Match[str]) -> str:
+        label = m.group(2) or names.get(m.group(1)) or m.group(1)
+        return f"@{label.lstrip('@')}"
+
+    def link(m: re.Match[str]) -> str:
+        url, label = m.group(1), m.group(2)
+        if url.startswith("mailto:"):
+            return label or url.removeprefix("mailto:")
+        return f"{label} ({url})" if label and label != url else url
+
+    text = _USER_MENTION.sub(user, text)
+    text = _CHANNEL.sub(lambda m: f"#{m.group(2) or m.group(1)}", text)
+    text = _SPECIAL.sub(lambda m: f"@{m.group(1)}", text)
+    text = _SUBTEAM.sub(lambda m: m.group(1) or "@team", text)
+    text = _DATE.sub(lambda m: m.group(1), text)
+    text = _LINK.sub(link, text)
+    text = html.unescape(text)  # Slack escapes only &, <, >
+    # Removing a mention leaves doubled or leading spaces: tidy each line, keep line breaks.
+    return "\n".join(re.sub(r"[ \t]{2,}", " ", line).strip() for line in text.split("\n")).strip()
+
+
+def is_dm(event: Mapping[str, Any]) -> bool:
+    channel_type = event.get("channel_type")
+    if channel_type:
+        return bool(channel_type == "im")
+    return str(event.get("channel", "")).startswith("D")
+
+
+def thread_of(team_id: str, event: Mapping[str, Any]) -> ThreadRef:
+    """Channel messages: the thread root ``ts`` (a top-level message roots its own thread).
+    DMs: top-level messages are one running conversation (``thread`` = the DM's channel id, answered
+    top-level); a thread inside a DM is its own conversation, like in a channel."""
+    channel = str(event["channel"])
+    root = event.get("thread_ts")
+    if is_dm(event) and not root:
+        return ThreadRef(PLATFORM, team_id, channel, channel)
+    return ThreadRef(PLATFORM, team_id, channel, str(root or event["ts"]))
+
+
+def team_of(body: Mapping[str, Any]) -> str:
+    event = body.get("event") or {}
+    return str(body.get("team_id") or event.get("team") or event.get("user_team") or "")
+
+
+def translate(body: Mapping[str, Any], bot: BotIdentity, names: Mapping[str, str]) -> Incoming | None:
+    """One Events API body (``event_callback``) → an Incoming, or None when it is not a message.
+
+    Bots (this app included) become ``Author(is_bot=True)`` so the router ignores them visibly.
+    ``event_id`` is ``channel:ts``, the message's identity: a retry, a redelivery and the
+    ``app_mention`` + ``message`` pair for one mention all get the same id.
+    """
+    event = body.get("event")
+    if not isinstance(event, Mapping) or not is_message(event):
+        return None
+    channel, ts = str(event["channel"]), str(event["ts"])
+    text = str(event.get("text") or "")
+    if is_own(event, bot) or is_from_bot(event):
+        author = Author(str(event.get("user") or event.get("bot_id") or "bot"),
+                        str(event.get("username") or (event.get("bot_profile") or {}).get("name") or "bot"),
+                        is_bot=True)
+    else:
+        user_id = str(event.get("user") or "")
+        author = Author(user_id, names.get(user_id) or user_id)
+    mentioned = event.get("type") == "app_mention" or bool(bot.user_id and mention_pattern(bot.user_id).search(text))
+    root = event.get("thread_ts")
+    return Incoming(
+        thread=thread_of(team_of(body), event),
+        event_id=f"{channel}:{ts}",
+        author=author,
+        text=readable_text(text, bot, names),
+        mentioned=mentioned,
+        direct=is_dm(event),
+        in_thread=bool(root) and root != ts,
+        raw=body,
+    )

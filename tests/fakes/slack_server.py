@@ -1,0 +1,385 @@
+"""A loopback Slack: the Web API over real HTTP, Socket Mode over a real websocket.
+
+The adapter's unmodified slack_sdk / slack-bolt clients are pointed at it with ``api_url``. It
+answers with Slack's JSON shapes, keeps the messages the app posted (with every edit), records
+every call, and can be told to answer one call with a 429 + ``Retry-After`` or a Slack error.
+
+Slack's side of the conversation is here too: :meth:`FakeSlack.push` sends an ``events_api``
+envelope over the websocket and waits for the app's ack; :meth:`FakeSlack.post_http` delivers an
+Events API request signed exactly as Slack signs it. Like Slack, the app's own messages and edits
+are sent back to it as events (``echo``), so a bot that answers itself would be caught.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+TEAM = "T0FAKETEAM"
+BOT_USER = "U0BRIDGEBOT"
+BOT_ID = "B0BRIDGEBOT"
+APP_ID = "A0BRIDGEAPP"
+BOT_TOKEN = "xoxb-1111-2222-fakebottoken"
+APP_TOKEN = "xapp-1-A0BRIDGEAPP-3333-fakeapptoken"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+MARKDOWN_TEXT_LIMIT = 12_000
+
+_ts_counter = itertools.count(1)
+
+
+def next_ts() -> str:
+    """A fresh Slack message timestamp (``seconds.micro``), unique within the test run."""
+    return f"{int(time.time())}.{next(_ts_counter):06d}"
+
+
+# ------------------------------------------------------------------- event payloads (Slack's shapes)
+
+
+def app_mention(text: str, *, user: str, channel: str, ts: str | None = None,
+                thread_ts: str | None = None) -> dict[str, Any]:
+    ts = ts or next_ts()
+    event: dict[str, Any] = {"type": "app_mention", "user": user, "text": text, "ts": ts, "channel": channel,
+                             "event_ts": ts, "team": TEAM, "client_msg_id": str(uuid.uuid4())}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def message(text: str, *, user: str, channel: str, ts: str | None = None, thread_ts: str | None = None,
+            channel_type: str = "channel", **extra: Any) -> dict[str, Any]:
+    """``message.channels`` / ``message.groups`` / ``message.im`` (``channel_type="im"``)."""
+    ts = ts or next_ts()
+    event: dict[str, Any] = {"type": "message", "user": user, "text": text, "ts": ts, "channel": channel,
+                             "event_ts": ts, "channel_type": channel_type, "team": TEAM,
+                             "client_msg_id": str(uuid.uuid4())}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+        event["parent_user_id"] = BOT_USER
+    event.update(extra)
+    return event
+
+
+def bot_message(text: str, *, channel: str, bot_id: str = "B0OTHERBOT", ts: str | None = None,
+                thread_ts: str | None = None) -> dict[str, Any]:
+    """A legacy integration's post (``subtype: bot_message``, no ``user``)."""
+    ts = ts or next_ts()
+    event = {"type": "message", "subtype": "bot_message", "text": text, "ts": ts, "username": "deploy-bot",
+             "bot_id": bot_id, "channel": channel, "event_ts": ts, "channel_type": "channel"}
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def message_changed(channel: str, ts: str, new_text: str, *, user: str) -> dict[str, Any]:
+    now = next_ts()
+    return {"type": "message", "subtype": "message_changed", "hidden": True, "channel": channel, "ts": now,
+            "event_ts": now, "channel_type": "channel",
+            "message": {"type": "message", "user": user, "text": new_text, "ts": ts,
+                        "edited": {"user": user, "ts": now}},
+            "previous_message": {"type": "message", "user": user, "text": "(before)", "ts": ts}}
+
+
+def channel_join(channel: str, *, user: str) -> dict[str, Any]:
+    ts = next_ts()
+    return {"type": "message", "subtype": "channel_join", "user": user, "text": f"<@{user}> has joined the channel",
+            "ts": ts, "channel": channel, "event_ts": ts, "channel_type": "channel"}
+
+
+def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    """The Events API outer body, as delivered over HTTP and inside Socket Mode envelopes."""
+    return {"token": "legacy-verification-token", "team_id": TEAM, "context_team_id": TEAM,
+            "api_app_id": APP_ID, "event": event, "type": "event_callback",
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}", "event_time": int(time.time()),
+            "authorizations": [{"enterprise_id": None, "team_id": TEAM, "user_id": BOT_USER, "is_bot": True,
+                                "is_enterprise_install": False}],
+            "is_ext_shared_channel": False, "event_context": f"4-{uuid.uuid4().hex}"}
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """Slack's request signature: ``v0=`` HMAC-SHA256 of ``v0:{timestamp}:{body}``."""
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+# ------------------------------------------------------------------------------------- the server
+
+
+@dataclass
+class Call:
+    method: str
+    args: dict[str, Any]
+    status: int
+    at: float  # time.monotonic()
+
+
+@dataclass
+class Posted:
+    """A message the app posted; ``versions`` is every text it showed, first to last."""
+
+    channel: str
+    ts: str
+    thread_ts: str | None
+    fields: dict[str, Any]
+    versions: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.versions[-1]
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.users: dict[str, dict[str, Any]] = {}
+        self.calls: list[Call] = []
+        self.posted: list[Posted] = []
+        self.acks: list[dict[str, Any]] = []
+        self.echo = True
+        self.echoed = 0  # own messages/edits sent back to the app and acknowledged by it
+        self.url = ""  # the api_url to configure: http://127.0.0.1:PORT/api/
+        self._rate_limited: dict[str, list[int]] = {}
+        self._errors: dict[str, list[str]] = {}
+        self._ws: web.WebSocketResponse | None = None
+        self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self.connections = 0
+
+    # ----------------------------------------------------------------- setup and scripting
+
+    def add_user(self, user_id: str, name: str, *, real_name: str = "", display_name: str = "") -> None:
+        self.users[user_id] = {
+            "id": user_id, "team_id": TEAM, "name": name, "deleted": False, "real_name": real_name or name,
+            "tz": "Europe/Amsterdam", "is_bot": False, "is_admin": False,
+            "profile": {"real_name": real_name or name, "display_name": display_name, "team": TEAM},
+        }
+
+    def rate_limit_next(self, method: str, retry_after: int = 1) -> None:
+        """The next call of ``method`` gets HTTP 429 with ``Retry-After`` (seconds)."""
+        self._rate_limited.setdefault(method, []).append(retry_after)
+
+    def fail_next(self, method: str, error: str) -> None:
+        """The next call of ``method`` gets ``{"ok": false, "error": error}``."""
+        self._errors.setdefault(method, []).append(error)
+
+    async def start(self) -> FakeSlack:
+        app = web.Application()
+        app.add_routes([web.route("*", "/api/{method}", self._api), web.get("/link/", self._socket)])
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])
+        self.url = f"http://127.0.0.1:{self._port}/api/"
+        return self
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ----------------------------------------------------------------- what the app did
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def replies(self, channel: str, thread_ts: str | None = None) -> list[Posted]:
+        """The app's messages in a thread (``thread_ts=None``: top level of the channel)."""
+        return [p for p in self.posted if p.channel == channel and p.thread_ts == thread_ts]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s; posted: "
+                                     f"{[(p.channel, p.thread_ts, p.text[:60]) for p in self.posted]}")
+            await asyncio.sleep(0.01)
+
+    async def wait_reply(self, channel: str, thread_ts: str | None, text: str, timeout: float = 5.0) -> Posted:
+        """Wait until the thread's last bot message shows ``text``; return it."""
+        await self.wait_for(lambda: bool(self.replies(channel, thread_ts))
+                            and self.replies(channel, thread_ts)[-1].text == text, timeout)
+        return self.replies(channel, thread_ts)[-1]
+
+    # ----------------------------------------------------------------- Slack delivering events
+
+    async def push(self, body: dict[str, Any], *, retry_attempt: int = 0, timeout: float = 5.0) -> dict[str, Any]:
+        """Send one ``events_api`` envelope over Socket Mode; return the app's ack."""
+        if self._ws is None:
+            raise AssertionError("no Socket Mode connection")
+        envelope_id = str(uuid.uuid4())
+        ack: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending_acks[envelope_id] = ack
+        await self._ws.send_str(json.dumps({
+            "envelope_id": envelope_id, "payload": body, "type": "events_api", "accepts_response_payload": False,
+            "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else ""}))
+        return await asyncio.wait_for(ack, timeout)
+
+    async def post_http(self, url: str, body: dict[str, Any] | bytes, *, secret: str = SIGNING_SECRET,
+                        timestamp: int | None = None, signature: str | None = None,
+                        retry_num: int | None = None) -> tuple[int, str]:
+        """Deliver an Events API request to ``url`` the way Slack does (signed, JSON)."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        ts = int(time.time()) if timestamp is None else timestamp
+        headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": str(ts),
+                   "X-Slack-Signature": signature if signature is not None else sign(raw, secret, ts),
+                   "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)"}
+        if retry_num is not None:
+            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
+        async with aiohttp.ClientSession() as session, session.post(url, data=raw, headers=headers) as resp:
+            return resp.status, await resp.text()
+
+    # ----------------------------------------------------------------- the Web API
+
+    async def _args(self, request: web.Request) -> dict[str, Any]:
+        args: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                args.update(await request.json())
+            else:
+                args.update(await request.post())
+        return args
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._args(request)
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else str(args.get("token", ""))
+        if self._rate_limited.get(method):
+            retry_after = self._rate_limited[method].pop(0)
+            self.calls.append(Call(method, args, 429, time.monotonic()))
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(retry_after)})
+        self.calls.append(Call(method, args, 200, time.monotonic()))
+        expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        if not token:
+            return self._error("not_authed")
+        if token != expected:
+            return self._error("invalid_auth")
+        if self._errors.get(method):
+            return self._error(self._errors[method].pop(0))
+        handler = {"auth.test": self._auth_test, "users.info": self._users_info,
+                   "chat.postMessage": self._post_message, "chat.update": self._update,
+                   "apps.connections.open": self._connections_open}.get(method)
+        if handler is None:
+            return self._error("unknown_method")
+        return handler(args)
+
+    @staticmethod
+    def _error(error: str) -> web.Response:
+        return web.json_response({"ok": False, "error": error})
+
+    def _auth_test(self, _: dict[str, Any]) -> web.Response:
+        return web.json_response({"ok": True, "url": "https://fake-team.slack.com/", "team": "Fake Team",
+                                  "user": "bridge", "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID,
+                                  "is_enterprise_install": False})
+
+    def _users_info(self, args: dict[str, Any]) -> web.Response:
+        user = self.users.get(str(args.get("user")))
+        return web.json_response({"ok": True, "user": user}) if user else self._error("user_not_found")
+
+    @staticmethod
+    def _content(args: dict[str, Any]) -> tuple[str | None, web.Response | None]:
+        text, markdown = args.get("text"), args.get("markdown_text")
+        if markdown is not None and (text is not None or args.get("blocks")):
+            return None, FakeSlack._error("invalid_arguments")  # markdown_text excludes text and blocks
+        if markdown is not None and len(markdown) > MARKDOWN_TEXT_LIMIT:
+            return None, FakeSlack._error("msg_too_long")
+        content = markdown if markdown is not None else text
+        if not content or not str(content).strip():
+            return None, FakeSlack._error("no_text")
+        return str(content), None
+
+    def _post_message(self, args: dict[str, Any]) -> web.Response:
+        content, error = self._content(args)
+        if error is not None or content is None:
+            return error or self._error("no_text")
+        channel = str(args.get("channel", ""))
+        if not channel:
+            return self._error("channel_not_found")
+        ts = next_ts()
+        thread_ts = args.get("thread_ts") or None
+        posted = Posted(channel, ts, thread_ts, dict(args), [content])
+        self.posted.append(posted)
+        message = self._bot_event(posted)
+        self._echo(message)
+        return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    def _update(self, args: dict[str, Any]) -> web.Response:
+        content, error = self._content(args)
+        if error is not None or content is None:
+            return error or self._error("no_text")
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        found = next((p for p in self.posted if p.channel == channel and p.ts == ts), None)
+        if found is None:
+            return self._error("message_not_found")
+        found.versions.append(content)
+        found.fields = {**found.fields, **args}
+        self._echo(message_changed(channel, ts, content, user=BOT_USER) | {"message": self._bot_event(found)})
+        return web.json_response({"ok": True, "channel": channel, "ts": ts, "text": content,
+                                  "message": self._bot_event(found)})
+
+    @staticmethod
+    def _bot_event(p: Posted) -> dict[str, Any]:
+        event = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "app_id": APP_ID, "text": p.text,
+                 "ts": p.ts, "channel": p.channel, "event_ts": p.ts, "channel_type": "channel", "team": TEAM,
+                 "bot_profile": {"id": BOT_ID, "app_id": APP_ID, "name": "bridge", "team_id": TEAM}}
+        if p.thread_ts:
+            event["thread_ts"] = p.thread_ts
+        return event
+
+    def _echo(self, event: dict[str, Any]) -> None:
+        """Slack sends the app its own messages too; a correct app ignores them."""
+        if not self.echo or self._ws is None:
+            return
+
+        async def deliver() -> None:
+            try:
+                await self.push(event_callback(event))
+                self.echoed += 1
+            except (AssertionError, TimeoutError, ConnectionError):
+                pass
+
+        task = asyncio.ensure_future(deliver())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _connections_open(self, _: dict[str, Any]) -> web.Response:
+        ticket = uuid.uuid4().hex
+        return web.json_response({"ok": True, "url": f"ws://127.0.0.1:{self._port}/link/?ticket={ticket}"})
+
+    # ----------------------------------------------------------------- Socket Mode
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._ws = ws
+        self.connections += 1
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1,
+                                      "debug_info": {"host": "applink-fake", "approximate_connection_time": 18060},
+                                      "connection_info": {"app_id": APP_ID}}))
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            self.acks.append(data)
+            ack = self._pending_acks.pop(str(data.get("envelope_id")), None)
+            if ack is not None and not ack.done():
+                ack.set_result(data)
+        if self._ws is ws:
+            self._ws = None
+        return ws
