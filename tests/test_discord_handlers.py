@@ -29,7 +29,7 @@ class World:
         self.state = ConnectionState(dispatch=self._dispatch, handlers={}, hooks={},
                                      http=HTTPClient(discord.utils.MISSING), intents=INTENTS)
         self.state.user = discord.ClientUser(state=self.state, data=self.fake.bot)  # type: ignore[arg-type]
-        self.state.parse_guild_create(self.fake.guild_payload())  # type: ignore[arg-type]
+        self.state.parse_guild_create(self.fake.guild_payload())
 
     def _dispatch(self, event: str, *args: Any) -> None:
         if event == "message":
@@ -92,7 +92,8 @@ def test_channel_message_is_the_channel_session(world: World) -> None:
     assert msg is not None
     assert msg.thread == ThreadRef("discord", str(fk.GUILD_ID), str(fk.GENERAL), str(fk.GENERAL))
     assert msg.event_id == data["id"]  # the message id: a replay of it is recognised
-    assert not msg.direct and not msg.in_thread
+    assert not msg.direct
+    assert not msg.in_thread
 
 
 def test_thread_is_its_own_session_under_its_parent_channel(world: World) -> None:
@@ -125,10 +126,12 @@ def test_dm_is_direct_and_per_user(world: World) -> None:
 def test_reply_to_the_bot_is_addressed_to_it(world: World) -> None:
     bots = world.fake.make_message("an earlier answer", author=fk.BOT_ID)
     msg = to_incoming(world.say("and why is that?", reply_to=bots), fk.BOT_ID)
-    assert msg is not None and msg.mentioned
+    assert msg is not None
+    assert msg.mentioned
     someone = world.fake.make_message("bob's point", author=fk.BOB)
     other = to_incoming(world.say("I disagree", reply_to=someone), fk.BOT_ID)
-    assert other is not None and not other.mentioned
+    assert other is not None
+    assert not other.mentioned
 
 
 @pytest.mark.parametrize(("name", "author", "extra"), [
@@ -137,7 +140,8 @@ def test_reply_to_the_bot_is_addressed_to_it(world: World) -> None:
 ])
 def test_bots_and_webhooks_are_marked(world: World, name: str, author: int, extra: dict[str, Any]) -> None:
     msg = to_incoming(world.say(f"<@{fk.BOT_ID}> hi", author=author, **extra), fk.BOT_ID)
-    assert msg is not None and msg.author.is_bot, name
+    assert msg is not None
+    assert msg.author.is_bot, name
 
 
 @pytest.mark.parametrize(("name", "author", "kind"), [

@@ -109,13 +109,13 @@ class DiscordPlatform:
         client, task = self._client, self._gateway
         if client is not None:
             await client.close()
-        if task is not None and not task.done():
-            try:
-                await asyncio.wait_for(task, 5)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
-            except Exception as exc:  # the gateway ended badly; we are stopping anyway
-                log.debug("discord: gateway task ended with %s", type(exc).__name__)
+        if task is not None:
+            await asyncio.wait({task}, timeout=5)  # connect() returns once the client is closed
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+            elif not task.cancelled() and task.exception() is not None:  # ended badly; stopping anyway
+                log.debug("discord: the gateway task ended with %s", type(task.exception()).__name__)
 
     def routes(self) -> list[web.RouteDef]:
         return []  # everything arrives over the gateway

@@ -42,11 +42,11 @@ class RoutedHTTPClient(HTTPClient):
         self.api_url = api_url.rstrip("/")
         self.gateway_url: yarl.URL | None = None
 
-    def request(self, route: Route, *, files: Sequence[discord.File] | None = None,
-                form: Iterable[dict[str, Any]] | None = None, **kwargs: Any) -> Awaitable[Any]:
+    async def request(self, route: Route, *, files: Sequence[discord.File] | None = None,
+                      form: Iterable[dict[str, Any]] | None = None, **kwargs: Any) -> Any:
         if self.api_url != Route.BASE and route.url.startswith(Route.BASE):
             route.url = self.api_url + route.url[len(Route.BASE):]
-        return super().request(route, files=files, form=form, **kwargs)
+        return await super().request(route, files=files, form=form, **kwargs)
 
     async def ws_connect(self, url: str, *, compress: int = 0) -> aiohttp.ClientWebSocketResponse:
         target = yarl.URL(url)

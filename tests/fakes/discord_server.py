@@ -315,7 +315,8 @@ class FakeDiscord:
     async def dispatch(self, event: str, data: dict[str, Any]) -> int:
         """Send one event to the connected client; returns its sequence number."""
         session = self._session
-        assert session is not None and session.conn is not None, "no client is connected"
+        assert session is not None, "no client is connected"
+        assert session.conn is not None, "no client is connected"
         async with session.conn.lock:
             session.seq += 1
             frame = {"op": 0, "t": event, "s": session.seq, "d": data}
@@ -353,7 +354,8 @@ class FakeDiscord:
         """Ask the client to reconnect (op 7); it RESUMEs, and gets the events it missed plus the
         last ``replay_last`` ones it already had (a replay overlapping what was delivered)."""
         session = self._session
-        assert session is not None and session.conn is not None
+        assert session is not None
+        assert session.conn is not None
         resumes = len(self.resumes)
         self._replay_extra = replay_last
         await session.conn.send({"op": 7, "d": None})
