@@ -171,11 +171,14 @@ async def test_commands_after_the_mention(bridge: Bridge, discord: FakeDiscord, 
 # ------------------------------------------------------------------------------------------ ignoring
 
 
-async def test_bots_system_messages_and_own_messages_are_ignored(bridge: Bridge, discord: FakeDiscord,
+async def test_bots_system_messages_edits_and_own_messages_are_ignored(bridge: Bridge, discord: FakeDiscord,
                                                                  fake_llm: FakeOpenAI) -> None:
     await discord.say(f"{MENTION} I am another bot", channel=fk.HELP_DESK, author=fk.OTHER_BOT)
     await discord.say("I am a webhook", channel=fk.HELP_DESK, webhook_id=4242)
     await discord.say("", channel=fk.HELP_DESK, kind=7)  # "Alice joined the server"
+    edited = discord.make_message(f"{MENTION} an edit of an old message", channel=fk.HELP_DESK)
+    edited["edited_timestamp"] = edited["timestamp"]
+    await discord.dispatch("MESSAGE_UPDATE", edited)
     await discord.say("a person", channel=fk.HELP_DESK)
     await reply(discord, fk.HELP_DESK, "You said: a person")
     # The bot's own answer came back over the gateway in an always channel: it must not answer itself.

@@ -66,6 +66,9 @@ class BridgeClient(discord.Client):
 
     def __init__(self, *, api_url: str, on_message: Callable[[discord.Message], Awaitable[None]],
                  guild_ready_timeout: float = 2.0) -> None:
+        # No voice here: spare operators discord.py's "PyNaCl/davey is not installed" warnings.
+        discord.VoiceClient.warn_nacl = False
+        discord.VoiceClient.warn_dave = False
         super().__init__(intents=INTENTS, allowed_mentions=NO_PINGS, guild_ready_timeout=guild_ready_timeout)
         # Swap the HTTP client before anything used it: the connection state shares the same one.
         self.http = RoutedHTTPClient(self.loop, api_url)
