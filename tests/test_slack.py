@@ -315,6 +315,31 @@ async def test_slack_failure_is_recorded_and_no_token_is_logged(start_bridge: St
     assert slack.APP_TOKEN not in caplog.text
 
 
+async def test_commands_work_after_the_mention(start_bridge: StartBridge, fake_slack: FakeSlack,
+                                               fake_llm: FakeOpenAI) -> None:
+    await start_bridge("socket")
+    root = slack.app_mention(f"{MENTION} remember 42", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(root))
+    await fake_slack.wait_reply(GENERAL, root["ts"], "You said: remember 42")
+    await fake_slack.push(slack.event_callback(
+        slack.app_mention(f"{MENTION} /reset", user=ALICE, channel=GENERAL, thread_ts=root["ts"])))
+    await fake_slack.wait_for(lambda: "forgotten" in fake_slack.replies(GENERAL, root["ts"])[-1].text)
+    await fake_slack.push(slack.event_callback(
+        slack.message("what number?", user=ALICE, channel=GENERAL, thread_ts=root["ts"])))
+    await fake_slack.wait_reply(GENERAL, root["ts"], "You said: what number?")
+    assert user_turns(fake_llm.requests[-1]) == ["what number?"]
+
+
+async def test_socket_reconnects_when_slack_asks(start_bridge: StartBridge, fake_slack: FakeSlack) -> None:
+    bridge = await start_bridge("socket")
+    await fake_slack.disconnect()
+    await fake_slack.wait_for(lambda: fake_slack.connections == 2 and bridge.health()["platforms"]["slack"]["ok"])
+    mention = slack.app_mention(f"{MENTION} still there?", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(mention))
+    await fake_slack.wait_reply(GENERAL, mention["ts"], "You said: still there?")
+    assert len(fake_slack.calls_to("apps.connections.open")) == 2
+
+
 async def test_health_reports_socket_mode(start_bridge: StartBridge) -> None:
     bridge = await start_bridge("socket")
     assert bridge.server is not None

@@ -229,6 +229,13 @@ class FakeSlack:
             "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else ""}))
         return await asyncio.wait_for(ack, timeout)
 
+    async def disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask the app to reconnect, as Slack does every few hours (``type: disconnect``)."""
+        if self._ws is None:
+            raise AssertionError("no Socket Mode connection")
+        await self._ws.send_str(json.dumps({"type": "disconnect", "reason": reason,
+                                            "debug_info": {"host": "applink-fake"}}))
+
     async def post_http(self, url: str, body: dict[str, Any] | bytes, *, secret: str = SIGNING_SECRET,
                         timestamp: int | None = None, signature: str | None = None,
                         retry_num: int | None = None) -> tuple[int, str]:
