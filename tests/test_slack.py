@@ -351,17 +351,23 @@ async def test_health_reports_socket_mode(start_bridge: StartBridge) -> None:
     assert body["platforms"]["slack"]["bot_user"] == slack.BOT_USER
 
 
-async def test_refused_token_stops_start_with_a_clear_error(fake_slack: FakeSlack) -> None:
-    settings = SlackConfig(bot_token="xoxb-9999-wrong-token", app_token=slack.APP_TOKEN, api_url=fake_slack.url)
+@pytest.mark.parametrize(("bot_token", "app_token", "key"), [
+    ("xoxb-9999-wrong-token", slack.APP_TOKEN, "bot_token"),
+    (slack.BOT_TOKEN, "xapp-1-A0-9999-wrong-token", "app_token"),
+])
+async def test_refused_token_stops_start_with_a_clear_error(fake_slack: FakeSlack, bot_token: str, app_token: str,
+                                                            key: str) -> None:
+    settings = SlackConfig(bot_token=bot_token, app_token=app_token, api_url=fake_slack.url)
     platform = create(settings, Config())
 
     async def inbox(_: object) -> bool:
         return False
 
-    with pytest.raises(PlatformStartError, match=r"platforms\.slack\.bot_token") as info:
+    with pytest.raises(PlatformStartError, match=rf"platforms\.slack\.{key}") as info:
         await platform.start(inbox)
     assert "invalid_auth" in str(info.value)
-    assert "xoxb-9999" not in str(info.value)
+    assert "9999" not in str(info.value), "the token itself is never shown"
+    assert platform.status()["ok"] is False
     await platform.stop()
 
 

@@ -130,12 +130,12 @@ class SlackPlatform:
         try:
             handler.client.wss_uri = await handler.client.issue_new_wss_url()
         except SlackApiError as exc:
-            await _close(handler)
+            await self._drop_socket()
             raise PlatformStartError(
                 f"platforms.slack.app_token: Slack refused it ({_slack_error(exc)}). Use an app-level token "
                 "(xapp-...) with the connections:write scope, and turn Socket Mode on for the app") from None
         except _NETWORK_ERRORS as exc:
-            await _close(handler)
+            await self._drop_socket()
             raise PlatformStartError(f"platforms.slack: cannot open a Socket Mode connection "
                                      f"({type(exc).__name__})") from None
         # The SDK's connect() retries forever; give it a bounded time to come up at start.
@@ -143,7 +143,7 @@ class SlackPlatform:
         done, _ = await asyncio.wait({connecting}, timeout=CONNECT_TIMEOUT_S)
         if not done or not self._socket_connected():
             connecting.cancel()
-            await _close(handler)
+            await self._drop_socket()
             raise PlatformStartError("platforms.slack: the Socket Mode websocket did not connect within "
                                      f"{CONNECT_TIMEOUT_S:.0f} s")
 
@@ -151,11 +151,14 @@ class SlackPlatform:
         session = self._socket.client.current_session if self._socket is not None else None
         return session is not None and not session.closed
 
+    async def _drop_socket(self) -> None:
+        socket, self._socket = self._socket, None
+        if socket is not None:
+            await _close(socket)
+
     async def stop(self) -> None:
         self._inbox = None
-        if self._socket is not None:
-            await _close(self._socket)
-            self._socket = None
+        await self._drop_socket()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/slack/events", self._http_events)] if self._http_enabled else []
