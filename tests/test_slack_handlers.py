@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bridge.types import Author, ThreadRef
 from platforms.slack.handlers import BotIdentity, readable_text, translate, user_ids_to_resolve
@@ -174,3 +176,15 @@ def test_user_ids_to_resolve() -> None:
 ])
 def test_display_name(user: dict[str, Any], name: str) -> None:
     assert display_name(user) == name
+
+
+def test_shipped_manifest_asks_for_what_the_adapter_uses() -> None:
+    manifest = yaml.safe_load((Path(__file__).resolve().parent.parent / "slack-manifest.yaml").read_text())
+    settings = manifest["settings"]
+    assert settings["socket_mode_enabled"] is True
+    assert set(settings["event_subscriptions"]["bot_events"]) == {
+        "app_mention", "message.channels", "message.groups", "message.im", "message.mpim"}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "chat:write",
+        "users:read"}
+    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
