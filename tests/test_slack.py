@@ -220,6 +220,19 @@ async def test_names_and_slack_markup_are_readable_for_the_model(start_bridge: S
     assert sorted(c.args["user"] for c in fake_slack.calls_to("users.info")) == [ALICE, BOB], "names are cached"
 
 
+async def test_answered_with_user_ids_when_names_cannot_be_looked_up(
+        start_bridge: StartBridge, fake_slack: FakeSlack, fake_llm: FakeOpenAI,
+        caplog: pytest.LogCaptureFixture) -> None:
+    await start_bridge("socket")
+    fake_slack.fail_next("users.info", "missing_scope")
+    fake_slack.fail_next("users.info", "missing_scope")
+    mention = slack.app_mention(f"{MENTION} ask <@{BOB}>", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(mention))
+    await fake_slack.wait_reply(GENERAL, mention["ts"], f"You said: ask @{BOB}")
+    assert f"talking with {ALICE}" in fake_llm.requests[0]["messages"][0]["content"]
+    assert "users:read" in caplog.text, "the log says which scope is missing"
+
+
 async def test_reply_streams_into_one_message_edited_in_place(start_bridge: StartBridge, fake_slack: FakeSlack,
                                                               fake_llm: FakeOpenAI) -> None:
     await start_bridge("socket")

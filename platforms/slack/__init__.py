@@ -159,6 +159,7 @@ class SlackPlatform:
     async def stop(self) -> None:
         self._inbox = None
         await self._drop_socket()
+        self._names.close()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/slack/events", self._http_events)] if self._http_enabled else []

@@ -37,6 +37,7 @@ class UserNames:
         self._timeout = timeout_s  # Slack wants an ack within 3 s; names are not worth a retry
         self._cache: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._warned = False
+        self._inflight: dict[str, asyncio.Task[str | None]] = {}
 
     def _cached(self, user_id: str) -> str | None:
         hit = self._cache.get(user_id)
@@ -50,10 +51,15 @@ class UserNames:
             resp = await self._client.users_info(user=user_id)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
-            if not self._warned:
+            if error == "missing_scope" and not self._warned:
                 self._warned = True
-                log.warning("slack: users.info failed (%s); showing user ids instead of names. "
-                            "Does the app have the users:read scope?", error)
+                log.warning("slack: users.info needs the users:read scope; showing user ids instead of names "
+                            "until it is added (then reinstall the app)")
+            elif error != "missing_scope":
+                log.info("slack: users.info for %s failed: %s", user_id, error)
+            return None
+        except Exception as exc:  # Slack slow or unreachable: the message is answered anyway
+            log.warning("slack: looking up a user's name failed: %s", type(exc).__name__)
             return None
         user = resp.get("user")
         if not isinstance(user, dict):
@@ -64,6 +70,15 @@ class UserNames:
         while len(self._cache) > self._max:
             self._cache.popitem(last=False)
         return name
+
+    def _lookup_task(self, user_id: str) -> asyncio.Task[str | None]:
+        """One lookup per user at a time; it may outlive a caller's timeout and still fill the cache."""
+        task = self._inflight.get(user_id)
+        if task is None:
+            task = asyncio.ensure_future(self._lookup(user_id))
+            self._inflight[user_id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(user_id, None))
+        return task
 
     async def resolve(self, user_ids: Iterable[str]) -> dict[str, str]:
         """Names for the ids known or found within the timeout; the others are left out."""
@@ -77,13 +92,13 @@ class UserNames:
                 missing.append(uid)
         if not missing:
             return names
-        tasks = [asyncio.ensure_future(self._lookup(uid)) for uid in missing]
-        done, pending = await asyncio.wait(tasks, timeout=self._timeout)
-        for task in pending:
-            task.cancel()
-        for uid, task in zip(missing, tasks, strict=True):
-            if task in done and not task.cancelled() and task.exception() is None and task.result():
+        tasks = {uid: self._lookup_task(uid) for uid in missing}
+        await asyncio.wait(tasks.values(), timeout=self._timeout)
+        for uid, task in tasks.items():
+            if task.done() and not task.cancelled() and task.result():
                 names[uid] = str(task.result())
-            elif task in done and task.exception() is not None:
-                log.warning("slack: looking up a user's name failed: %s", type(task.exception()).__name__)
         return names
+
+    def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
