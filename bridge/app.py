@@ -118,7 +118,11 @@ async def run(config: Config, stop: asyncio.Event) -> None:
     if not bridge.platforms:
         log.warning("no platform is enabled in the config: the HTTP server runs, but nobody can talk to "
                     "the bridge. Enable one under platforms:, or try `bridge chat`.")
-    await bridge.start()
+    try:
+        await bridge.start()
+    except BaseException:
+        await bridge.stop()
+        raise
     try:
         await stop.wait()
     finally:

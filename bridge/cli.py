@@ -14,7 +14,7 @@ from bridge import __version__
 from bridge.app import Bridge, check_personas, run
 from bridge.config import ChannelRule, Config, ConfigError, load_config
 from bridge.personas import load_personas
-from bridge.platform import load_factory
+from bridge.platform import PlatformStartError, load_factory
 from bridge.store import Store
 
 log = logging.getLogger("bridge")
@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except PlatformStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return code

@@ -18,6 +18,14 @@ from bridge.types import Incoming, ThreadRef
 if TYPE_CHECKING:
     from bridge.config import Config
 
+class PlatformStartError(RuntimeError):
+    """A platform could not start (refused credentials, unreachable service).
+
+    The message names the config key to fix and never contains a secret; ``bridge run`` prints
+    it and exits 1 instead of showing a traceback.
+    """
+
+
 Inbox = Callable[[Incoming], Awaitable[bool]]
 """Accepts a message; True when it was stored for an answer, False when ignored or a duplicate."""
 

@@ -58,6 +58,8 @@ class FakeOpenAI:
         return self
 
     async def stop(self) -> None:
+        if self.hold is not None:
+            self.hold.set()  # let held requests finish, or the server waits for them
         if self._runner:
             await self._runner.cleanup()
 

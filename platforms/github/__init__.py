@@ -1,0 +1,167 @@
+"""GitHub issues and pull requests as conversations: webhooks in, issue comments out (githubkit).
+
+Authentication is a personal access token, or a GitHub App (app id + private key), in which case
+each repository's installation token is used — the installation comes from the webhook, or from
+``GET /repos/{owner}/{repo}/installation`` after a restart. Rate limits and retries are githubkit's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy, webhooks
+from githubkit.exception import GitHubException, RequestFailed
+
+from bridge.chunking import split_message
+from bridge.config import Config, GitHubConfig
+from bridge.platform import Inbox, PlatformStartError
+from bridge.streaming import last_snapshot
+from bridge.types import ThreadRef
+from platforms.github.handlers import installation_id, translate
+
+log = logging.getLogger(__name__)
+
+
+class GitHubStartError(PlatformStartError):
+    """Raised at start when GitHub refuses the credentials; names the key to fix, never the secret."""
+
+
+def _private_key(value: str, base_dir: Path) -> str:
+    """PEM text, or a path to a .pem file (relative to the config file)."""
+    if "-----BEGIN" in value:
+        return value
+    path = Path(value) if Path(value).is_absolute() else base_dir / value
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        raise GitHubStartError(f"platforms.github.private_key: cannot read {path}; give the PEM text or a "
+                               "readable .pem path") from None
+
+
+class GitHubPlatform:
+    name = "github"
+
+    def __init__(self, settings: GitHubConfig, config: Config) -> None:
+        self._settings = settings
+        self._base_dir = config.base_dir
+        assert settings.webhook_secret is not None  # enforced by GitHubConfig
+        self._secret = settings.webhook_secret.get_secret_value()
+        self._inbox: Inbox | None = None
+        self._app: GitHub[Any] | None = None
+        self._client: GitHub[Any] | None = None  # token auth: one client for everything
+        self._installations: dict[str, int] = {}  # "owner/repo" -> installation id (App auth)
+        self.bot_login = ""
+        self._ok = False
+
+    # ------------------------------------------------------------------------ lifecycle
+
+    def _github(self, auth: Any) -> GitHub[Any]:
+        return GitHub(auth, base_url=self._settings.api_url, http_cache=False, user_agent="bridge-bot")
+
+    async def start(self, inbox: Inbox) -> None:
+        s = self._settings
+        try:
+            if s.token is not None:
+                self._client = self._github(TokenAuthStrategy(s.token.get_secret_value()))
+                user = (await self._client.rest.users.async_get_authenticated()).parsed_data
+                self.bot_login = user.login
+            else:
+                assert s.app_id is not None
+                assert s.private_key is not None
+                key = _private_key(s.private_key.get_secret_value(), self._base_dir)
+                self._app = self._github(AppAuthStrategy(s.app_id, key))
+                app = (await self._app.rest.apps.async_get_authenticated()).parsed_data
+                if app is None or not app.slug:
+                    raise GitHubStartError("platforms.github.app_id: GitHub returned no app for these credentials")
+                self.bot_login = f"{app.slug}[bot]"
+        except RequestFailed as exc:
+            hint = "token" if s.token is not None else "app_id / private_key"
+            raise GitHubStartError(f"GitHub refused to sign in at {s.api_url} (HTTP {exc.response.status_code}): "
+                                   f"check platforms.github.{hint}") from None
+        except GitHubException as exc:
+            raise GitHubStartError(f"GitHub at {s.api_url} could not be reached ({type(exc).__name__}): check "
+                                   "platforms.github.api_url and the network") from None
+        self._inbox = inbox
+        self._ok = True
+        log.info("github: signed in as %s", self.bot_login)
+
+    async def stop(self) -> None:
+        self._inbox = None
+        self._ok = False
+
+    def status(self) -> dict[str, Any]:
+        return {"ok": self._ok, "login": self.bot_login, "auth": "token" if self._client else "app"}
+
+    # ------------------------------------------------------------------------ inbound
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/github/webhook", self._webhook)]
+
+    async def _webhook(self, request: web.Request) -> web.Response:
+        signature = request.headers.get("X-Hub-Signature-256", "")
+        body = await request.read()  # over server.max_body_bytes: aiohttp answers 413
+        # Verified before anything is parsed: a forged request learns nothing and changes nothing.
+        if not signature.startswith("sha256=") or not webhooks.verify(self._secret, body, signature):
+            return web.json_response({"error": "bad or missing X-Hub-Signature-256"}, status=401)
+        event = request.headers.get("X-GitHub-Event", "")
+        if event == "ping":
+            return web.json_response({"ok": True, "pong": True})
+        try:
+            payload = self._decode(body, request.content_type)
+        except ValueError:
+            return web.json_response({"error": "the body is not a JSON webhook payload"}, status=400)
+        if self._inbox is None:
+            return web.json_response({"error": "stopping"}, status=503)
+        result = translate(event, payload, self.bot_login)
+        if isinstance(result, str):
+            return web.json_response({"ignored": result}, status=202)
+        inst = installation_id(payload)
+        if inst is not None:
+            self._installations[result.thread.channel] = inst
+        # Stored before we answer GitHub; the reply is produced in the background.
+        accepted = await self._inbox(result)
+        return web.json_response({"accepted": accepted}, status=202)
+
+    @staticmethod
+    def _decode(body: bytes, content_type: str) -> dict[str, Any]:
+        if content_type == "application/x-www-form-urlencoded":  # the webhook's other content type
+            values = parse_qs(body.decode("utf-8")).get("payload")
+            if not values:
+                raise ValueError("no payload field")
+            body = values[0].encode()
+        data = json.loads(body)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        return data
+
+    # ------------------------------------------------------------------------ outbound
+
+    async def _client_for(self, repo: str) -> GitHub[Any]:
+        if self._client is not None:
+            return self._client
+        assert self._app is not None
+        inst = self._installations.get(repo) or self._settings.installation_id
+        if inst is None:
+            owner, name = repo.split("/", 1)
+            installation = (await self._app.rest.apps.async_get_repo_installation(owner, name)).parsed_data
+            inst = self._installations[repo] = installation.id
+        auth = self._app.auth
+        assert isinstance(auth, AppAuthStrategy)
+        return self._github(auth.as_installation(inst))
+
+    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
+        text = await last_snapshot(snapshots)
+        owner, repo = thread.channel.split("/", 1)
+        client = await self._client_for(thread.channel)
+        for part in split_message(text, self._settings.max_reply_chars):
+            await client.rest.issues.async_create_comment(owner, repo, int(thread.thread), data={"body": part})
+
+
+def create(settings: GitHubConfig, config: Config) -> GitHubPlatform:
+    return GitHubPlatform(settings, config)

@@ -1,0 +1,77 @@
+"""GitHub webhook events → the core's :class:`~bridge.types.Incoming` (a pure function).
+
+Answered: a new issue or pull request (title + body), a new comment on an open one. Ignored:
+edits, deletions, closed conversations, the bot's own comments and any ``Bot`` account.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from bridge.types import Author, Incoming, ThreadRef
+from platforms.github.payloads import Event, Issue, User
+
+
+def _mention(login: str) -> re.Pattern[str]:
+    # A GitHub App's bot is "slug[bot]" but is mentioned as "@slug".
+    name = re.escape(login.removesuffix("[bot]"))
+    return re.compile(rf"(?<![\w@])@{name}(?:\[bot\])?(?![\w-])", re.IGNORECASE)
+
+
+def _is_bot(user: User | None, bot_login: str) -> bool:
+    return user is not None and (user.type == "Bot" or user.login.lower() == bot_login.lower())
+
+
+def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming | str:
+    """An :class:`Incoming` to hand to the core, or the reason the event is ignored."""
+    if event not in ("issues", "pull_request", "issue_comment"):
+        return f"{event} events are not conversations"
+    try:
+        ev = Event.model_validate(payload)
+    except ValidationError:
+        return "payload without the fields this event needs"
+    if ev.repository is None:
+        return "no repository"
+    if _is_bot(ev.sender, bot_login):
+        return "sent by a bot"
+
+    item: Issue | None
+    if event in ("issues", "pull_request"):
+        item = ev.issue if event == "issues" else ev.pull_request
+        if ev.action != "opened" or item is None:
+            return f"{event}.{ev.action} is not a new message"
+        text = f"{item.title}\n\n{item.body or ''}".strip()
+        author = item.user or ev.sender
+        event_id = f"{event}:{item.id or ev.repository.full_name + '#' + str(item.number)}"
+    elif event == "issue_comment":
+        if ev.action != "created" or ev.issue is None or ev.comment is None:
+            return f"issue_comment.{ev.action} is not a new message"
+        if ev.issue.state == "closed":
+            return "the conversation is closed"
+        item, author, text = ev.issue, ev.comment.user, ev.comment.body or ""
+        event_id = f"comment:{ev.comment.id}"
+
+    if author is None or item is None:
+        return "no author"
+    if _is_bot(author, bot_login):
+        return "written by a bot"
+    pattern = _mention(bot_login)
+    mentioned = bool(pattern.search(text))
+    if mentioned:
+        text = pattern.sub("", text).strip()
+    return Incoming(
+        thread=ThreadRef("github", "", ev.repository.full_name, str(item.number)),
+        event_id=event_id,
+        author=Author(author.login, author.login),
+        text=text,
+        mentioned=mentioned,
+        raw=payload,
+    )
+
+
+def installation_id(payload: dict[str, Any]) -> int | None:
+    inst = payload.get("installation")
+    return int(inst["id"]) if isinstance(inst, dict) and isinstance(inst.get("id"), int) else None

@@ -1,0 +1,53 @@
+"""The few webhook fields the bridge reads, as lenient models.
+
+githubkit's typed webhook models are strict, and real payloads in older shapes (GitHub Enterprise
+Server still sends them) fail them; a real event must never be dropped for a field we don't read.
+These models take only what we need and ignore the rest.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class User(_Lenient):
+    login: str
+    id: int = 0
+    type: str = "User"
+
+
+class Repository(_Lenient):
+    full_name: str
+
+
+class Issue(_Lenient):
+    id: int = 0
+    number: int
+    title: str = ""
+    body: str | None = None
+    state: str = "open"
+    user: User | None = None
+
+
+class Comment(_Lenient):
+    id: int
+    body: str | None = None
+    user: User
+
+
+class Installation(_Lenient):
+    id: int
+
+
+class Event(_Lenient):
+    action: str | None = None
+    repository: Repository | None = None
+    sender: User | None = None
+    issue: Issue | None = None
+    pull_request: Issue | None = None  # same fields we need: number, title, body, state, user
+    comment: Comment | None = None
+    installation: Installation | None = None
