@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -381,6 +382,22 @@ async def test_refused_token_stops_start_with_a_clear_error(fake_slack: FakeSlac
     assert "invalid_auth" in str(info.value)
     assert "9999" not in str(info.value), "the token itself is never shown"
     assert platform.status()["ok"] is False
+    await platform.stop()
+
+
+async def test_unreachable_slack_stops_start_with_a_clear_error() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = SlackConfig(bot_token=slack.BOT_TOKEN, app_token=slack.APP_TOKEN,
+                           api_url=f"http://127.0.0.1:{port}/api/")
+    platform = create(settings, Config())
+
+    async def inbox(_: object) -> bool:
+        return False
+
+    with pytest.raises(PlatformStartError, match=r"platforms\.slack\.api_url: cannot reach Slack"):
+        await platform.start(inbox)
     await platform.stop()
 
 
