@@ -22,6 +22,7 @@ from bridge.platform import PlatformStartError
 from bridge.store import Store
 from tests.fakes.github_server import FakeGitHub, fixture
 from tests.fakes.openai_server import FakeOpenAI
+from tests.waiting import until
 
 SECRET = "whsec-test-0123456789"
 REPO = "Codertocat/Hello-World"
@@ -67,11 +68,9 @@ class GitHubHarness:
             return r.status, (await r.json() if r.content_type == "application/json" else {})
 
     async def comments(self, repo: str, number: int, count: int, timeout: float = 10) -> list[str]:
-        async def wait() -> list[str]:
-            while len(found := self.gh.comments_on(repo, number)) < count:
-                await asyncio.sleep(0.02)  # noqa: ASYNC110 - polling the fake's record
-            return found
-        return await asyncio.wait_for(wait(), timeout)
+        """The comments on one issue, once there are ``count`` of them."""
+        await until(lambda: len(self.gh.comments_on(repo, number)) >= count, timeout)
+        return self.gh.comments_on(repo, number)
 
 
 @pytest.fixture
