@@ -138,7 +138,7 @@ class SlackConfig(_PlatformModel):
     app_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
     api_url: str = "https://slack.com/api/"
-    max_reply_chars: int = Field(3000, ge=200, le=40000)
+    max_reply_chars: int = Field(3000, ge=200, le=12000)  # markdown_text takes at most 12,000
     edit_interval_s: float = Field(1.0, ge=0)
 
     @field_validator("bot_token", "app_token", "signing_secret")
