@@ -26,8 +26,17 @@ class PlatformStartError(RuntimeError):
     """
 
 
+class Stopping(Exception):
+    """Raised by the inbox while the bridge shuts down: nothing was stored.
+
+    Adapters should not acknowledge the event (GitHub: answer 503; Slack: let the listener fail),
+    so the platform delivers it again, to the next run.
+    """
+
+
 Inbox = Callable[[Incoming], Awaitable[bool]]
-"""Accepts a message; True when it was stored for an answer, False when ignored or a duplicate."""
+"""Accepts a message; True when it was stored for an answer, False when ignored or a duplicate.
+Raises :class:`Stopping` during shutdown."""
 
 
 class Platform(Protocol):

@@ -12,6 +12,7 @@ from bridge.commands import parse_command
 from bridge.config import Config
 from bridge.lanes import Lanes
 from bridge.metrics import Metrics
+from bridge.platform import Stopping
 from bridge.rules import match_rule, session_key, triggered
 from bridge.store import Store
 from bridge.types import Incoming
@@ -35,7 +36,8 @@ class Router:
     async def receive(self, msg: Incoming) -> bool:
         """The :data:`bridge.platform.Inbox`: True when the message was stored to be answered."""
         if not self.accepting:
-            return self._outcome(msg, "stopping")
+            self._outcome(msg, "stopping")
+            raise Stopping("the bridge is shutting down")
         if msg.author.is_bot:
             return self._outcome(msg, "bot_author")
         text = msg.text.strip()

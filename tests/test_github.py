@@ -383,3 +383,19 @@ async def test_store_migrates_in_memory() -> None:
         assert await store.schema_version() == 1
     finally:
         await store.close()
+
+
+async def test_webhooks_during_shutdown_get_503_so_github_can_redeliver(
+        github_config: Callable[..., Config], fake_github: FakeGitHub, fake_llm: FakeOpenAI) -> None:
+    bridge = Bridge(github_config(), shutdown_grace_s=1.0)
+    await bridge.start()
+    h = GitHubHarness(bridge, fake_github, fake_llm)
+    fake_llm.hold = asyncio.Event()
+    await h.deliver("issue_comment", comment_payload("in flight", comment_id=1))
+    stopping = asyncio.create_task(bridge.stop())
+    await asyncio.sleep(0.1)  # stop() is now waiting for the in-flight answer
+    status, _ = await h.deliver("issue_comment", comment_payload("too late", comment_id=2))
+    fake_llm.hold.set()
+    await stopping
+    assert status == 503
+    assert fake_github.comments_on(REPO, 1) == ["You said: in flight"]  # in-flight work was finished

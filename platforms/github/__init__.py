@@ -20,7 +20,7 @@ from githubkit.exception import GitHubException, RequestFailed
 
 from bridge.chunking import split_message
 from bridge.config import Config, GitHubConfig
-from bridge.platform import Inbox, PlatformStartError
+from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.streaming import last_snapshot
 from bridge.types import ThreadRef
 from platforms.github.handlers import installation_id, translate
@@ -125,7 +125,10 @@ class GitHubPlatform:
         if inst is not None:
             self._installations[result.thread.channel] = inst
         # Stored before we answer GitHub; the reply is produced in the background.
-        accepted = await self._inbox(result)
+        try:
+            accepted = await self._inbox(result)
+        except Stopping:
+            return web.json_response({"error": "shutting down; redeliver later"}, status=503)
         return web.json_response({"accepted": accepted}, status=202)
 
     @staticmethod
