@@ -261,12 +261,14 @@ async def test_streamed_reply_is_posted_early_then_edited(bridge: Bridge, discor
     assert fk.HELP_DESK in discord.typing
 
 
-async def test_rate_limited_edit_is_retried(bridge: Bridge, discord: FakeDiscord, fake_llm: FakeOpenAI) -> None:
-    fake_llm.chunk_delay = 0.02
+async def test_rate_limits_are_waited_out(bridge: Bridge, discord: FakeDiscord, fake_llm: FakeOpenAI) -> None:
+    fake_llm.chunk_delay = 0.01
+    discord.fail_next("POST /messages", 429, retry_after=0.05)
     discord.fail_next("PATCH /messages", 429, retry_after=0.05)
-    await discord.say("a question with a longer answer", channel=fk.HELP_DESK)
-    await reply(discord, fk.HELP_DESK, "You said: a question with a longer answer")
-    assert not discord.failures, "the 429 was served, and discord.py waited and retried"
+    await discord.say("a question that gets a somewhat longer streamed answer", channel=fk.HELP_DESK)
+    await reply(discord, fk.HELP_DESK, "You said: a question that gets a somewhat longer streamed answer")
+    assert [c.method for c in discord.calls_to("POST", "/messages")] == ["POST", "POST"], "429, then retried"
+    assert len(discord.messages_in(fk.HELP_DESK)) == 1
 
 
 # -------------------------------------------------------------------------------------------- errors
