@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from bridge.app import Bridge
 from bridge.config import Config
-from platforms.discord import DiscordPlatform
+from platforms.discord import DiscordPlatform, DiscordStartError
 from tests.fakes import discord_server as fk
 from tests.fakes.discord_server import FakeDiscord, Posted
 from tests.fakes.openai_server import FakeOpenAI
@@ -330,7 +330,7 @@ async def test_refused_token_stops_start_with_a_clear_message(config: Config, di
     assert config.platforms.discord is not None
     settings = config.platforms.discord.model_copy(update={"token": SecretStr("wrong-token-value-123")})
     platform = DiscordPlatform(settings)
-    with pytest.raises(RuntimeError, match=r"platforms\.discord\.token") as err:
+    with pytest.raises(DiscordStartError, match=r"platforms\.discord\.token") as err:
         await platform.start(_never)
     assert "wrong-token-value-123" not in str(err.value)
     assert "wrong-token-value-123" not in caplog.text
@@ -338,11 +338,20 @@ async def test_refused_token_stops_start_with_a_clear_message(config: Config, di
     assert platform.status()["ok"] is False
 
 
+async def test_unreachable_api_url_stops_start_with_a_clear_message(config: Config) -> None:
+    assert config.platforms.discord is not None
+    settings = config.platforms.discord.model_copy(update={"api_url": "http://127.0.0.1:9/api/v10"})
+    platform = DiscordPlatform(settings)
+    with pytest.raises(DiscordStartError, match=r"platforms\.discord\.api_url: cannot log in at http://127\.0\.0\.1:9"):
+        await platform.start(_never)
+    await platform.stop()
+
+
 async def test_missing_message_content_intent_is_named(config: Config, discord: FakeDiscord) -> None:
     assert config.platforms.discord is not None
     discord.message_content_enabled = False
     platform = DiscordPlatform(config.platforms.discord, guild_ready_timeout_s=0.05)
-    with pytest.raises(RuntimeError, match="MESSAGE CONTENT INTENT"):
+    with pytest.raises(DiscordStartError, match="MESSAGE CONTENT INTENT"):
         await platform.start(_never)
     await platform.stop()
 

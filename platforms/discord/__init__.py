@@ -20,9 +20,8 @@ import aiohttp
 import discord
 from aiohttp import web
 
-import bridge.platform
 from bridge.config import Config, DiscordConfig
-from bridge.platform import Inbox
+from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.streaming import render_stream
 from bridge.types import ThreadRef
 from platforms.discord.client import NO_PINGS, BridgeClient
@@ -34,10 +33,8 @@ MESSAGE_LIMIT = 2000  # characters per Discord message
 _CHANNEL_CACHE = 1000  # channels looked up by id (threads discord.py had not cached)
 
 
-def _start_error(message: str) -> Exception:
-    """The core's ``PlatformStartError`` (a RuntimeError) when it has one: ``bridge run`` prints it."""
-    cls: type[Exception] = getattr(bridge.platform, "PlatformStartError", RuntimeError)
-    return cls(message)
+class DiscordStartError(PlatformStartError):
+    """Discord could not be joined; the message names the key or switch to fix, never the token."""
 
 
 def _gateway_problem(exc: BaseException | None, timeout: float) -> str:
@@ -79,11 +76,11 @@ class DiscordPlatform:
             await client.login(self._token)
         except discord.LoginFailure:
             await client.close()
-            raise _start_error("platforms.discord.token: Discord refused the token (401 Unauthorized): copy "
+            raise DiscordStartError("platforms.discord.token: Discord refused the token (401 Unauthorized): copy "
                                "it again from the developer portal (your application → Bot → Reset Token)") from None
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             await client.close()
-            raise _start_error(f"platforms.discord.api_url: cannot log in at {self._settings.api_url} "
+            raise DiscordStartError(f"platforms.discord.api_url: cannot log in at {self._settings.api_url} "
                                f"({type(exc).__name__})") from None
         self._accepting = True
         self._gateway = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
@@ -94,7 +91,7 @@ class DiscordPlatform:
             ready.cancel()
             failure = self._gateway.exception() if self._gateway.done() else None
             await self.stop()
-            raise _start_error(_gateway_problem(failure, self._ready_timeout))
+            raise DiscordStartError(_gateway_problem(failure, self._ready_timeout))
         self._gateway.add_done_callback(self._gateway_ended)
         user = client.user
         log.info("discord: connected as %s (id %s) in %d server(s)", user, user.id if user else "?",
@@ -146,6 +143,8 @@ class DiscordPlatform:
                 self._warn_empty(message)
             try:
                 await inbox(incoming)
+            except Stopping:  # the gateway will not deliver it again: it is simply not answered
+                log.info("discord: message %s arrived while the bridge was stopping", message.id)
             except Exception:
                 log.exception("discord: delivering message %s failed", message.id)
 
