@@ -76,19 +76,21 @@ class DiscordPlatform:
             await client.login(self._token)
         except discord.LoginFailure:
             await client.close()
-            raise DiscordStartError("platforms.discord.token: Discord refused the token (401 Unauthorized): copy "
-                               "it again from the developer portal (your application → Bot → Reset Token)") from None
+            raise DiscordStartError("platforms.discord.token: Discord refused the token (401 Unauthorized): copy it "
+                                    "again from the developer portal (your application → Bot → Reset Token)") from None
         except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
             await client.close()
             raise DiscordStartError(f"platforms.discord.api_url: cannot log in at {self._settings.api_url} "
-                               f"({type(exc).__name__})") from None
+                                    f"({type(exc).__name__})") from None
         self._accepting = True
         self._gateway = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
         ready = asyncio.create_task(client.wait_until_ready())
-        await asyncio.wait({ready, self._gateway}, timeout=self._ready_timeout,
-                           return_when=asyncio.FIRST_COMPLETED)
-        if not ready.done():
+        try:
+            await asyncio.wait({ready, self._gateway}, timeout=self._ready_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
             ready.cancel()
+        if not client.is_ready():
             failure = self._gateway.exception() if self._gateway.done() else None
             await self.stop()
             raise DiscordStartError(_gateway_problem(failure, self._ready_timeout))
