@@ -16,7 +16,7 @@ from bridge.metrics import Metrics
 from bridge.personas import Persona
 from bridge.platform import Platform
 from bridge.store import Message, Session, Store
-from bridge.tokens import Turn, fit_history
+from bridge.tokens import PER_MESSAGE, Turn, fit_history
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,8 @@ class Responder:
         system = persona.render_system(user=msg.author.name or "someone", platform=msg.thread.platform,
                                        channel=msg.thread.channel)
         named = persona.speaker_names or session.key.startswith("share:")
-        history = await self._store.history(session.id, msg.id)
+        # No turn costs less than PER_MESSAGE + 1 tokens, so older rows could never fit anyway.
+        history = await self._store.history(session.id, msg.id, limit=budget // (PER_MESSAGE + 1) + 1)
         turns = [Turn(m.role, f"{m.author.name}: {m.content}" if named and m.role == "user" and m.author.name
                       else m.content) for m in history]
         model = persona.model or self._config.llm.model

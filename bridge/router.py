@@ -52,7 +52,7 @@ class Router:
         persona = (rule.persona if rule and rule.persona else None) or self._config.default_persona
         accepted = await self._store.accept(
             event_id=f"{msg.thread.platform}:{msg.event_id}",
-            session_key=session_key(rule, msg.thread),
+            session_key=session_key(rule, msg),
             persona=persona,
             thread=msg.thread,
             author=msg.author,

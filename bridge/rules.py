@@ -16,9 +16,14 @@ def match_rule(rules: list[ChannelRule], thread: ThreadRef) -> ChannelRule | Non
     return None
 
 
-def session_key(rule: ChannelRule | None, thread: ThreadRef) -> str:
-    """``share:`` names one session for every conversation bound to it; otherwise the thread's own."""
-    return f"share:{rule.share}" if rule is not None and rule.share else thread.key
+def session_key(rule: ChannelRule | None, msg: Incoming) -> str:
+    """``share:`` names one session for every conversation bound to it; otherwise the thread's own.
+
+    A direct message is private: it never joins a shared session, even under a ``*`` rule.
+    """
+    if rule is not None and rule.share and not msg.direct:
+        return f"share:{rule.share}"
+    return msg.thread.key
 
 
 def triggered(rule: ChannelRule | None, msg: Incoming, thread_known: bool) -> bool:

@@ -212,13 +212,14 @@ class Store:
 
     # ------------------------------------------------------------------------------- answering
 
-    async def history(self, session_id: int, upto_message_id: int) -> list[Message]:
-        """The session's conversation up to and including one message, oldest first (no commands)."""
+    async def history(self, session_id: int, upto_message_id: int, limit: int = 10_000) -> list[Message]:
+        """The newest ``limit`` chat messages up to and including one message, oldest first."""
         async with self._db.execute(
-            f"SELECT {_MSG_COLUMNS} FROM messages WHERE session_id = ? AND kind = 'chat' AND id <= ? ORDER BY id",
-            (session_id, upto_message_id),
+            f"SELECT {_MSG_COLUMNS} FROM messages WHERE session_id = ? AND kind = 'chat' AND id <= ? "
+            "ORDER BY id DESC LIMIT ?", (session_id, upto_message_id, limit),
         ) as cur:
-            return [_message(r) for r in await cur.fetchall()]
+            rows = await cur.fetchall()
+        return [_message(r) for r in reversed(rows)]
 
     async def message(self, message_id: int) -> Message | None:
         async with self._db.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE id = ?", (message_id,)) as cur:

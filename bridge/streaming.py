@@ -26,14 +26,15 @@ async def render_stream(
 ) -> list[M]:
     """Render cumulative snapshots as one or more messages; return the ids of the messages used.
 
-    Edits happen at most once per ``interval`` seconds (the platforms' rate limits are per channel),
-    and always once more for the final text. When the text outgrows ``limit`` the current message
+    The first text is shown as soon as it arrives; after that, edits happen at most once per
+    ``interval`` seconds (the platforms' rate limits are per channel), and always once more for the
+    final text. When the text outgrows ``limit`` the current message
     is finished and the rest continues in a new one, split by :func:`split_message`.
     """
     posted: list[tuple[M, str]] = []
     if placeholder:
         posted.append((await post(placeholder), placeholder))
-    last_render = time.monotonic()
+    last_render = float("-inf")  # the first text goes out at once
 
     async def render(text: str) -> None:
         for i, part in enumerate(split_message(text, limit)):
@@ -49,7 +50,7 @@ async def render_stream(
         final = snapshot
         if snapshot.strip() and time.monotonic() - last_render >= interval:
             await render(snapshot)
-            last_render = time.monotonic()
+            last_render = float("-inf")  # the first text goes out at once
     await render(final if final.strip() else "(no reply)")
     return [m for m, _ in posted]
 

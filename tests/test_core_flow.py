@@ -108,3 +108,13 @@ async def test_mention_trigger_and_bots(bridge: tuple[Bridge, FakePlatform]) -> 
     assert not await gh.say("elsewhere", channel="other-org/repo")
     assert await gh.say("@bot help me", channel="octo-org/quiet", mentioned=True)
     await gh.reply()
+
+
+async def test_direct_messages_never_join_a_shared_session(bridge: tuple[Bridge, FakePlatform],
+                                                           fake_llm: FakeOpenAI) -> None:
+    _, gh = bridge
+    await gh.say("team talk", channel="octo-org/shared-a", author="ann")
+    await gh.reply()
+    await gh.say("my private question", channel="octo-org/shared-dm", thread="dm-bob", author="bob", direct=True)
+    await gh.reply()
+    assert [m["content"] for m in fake_llm.requests[-1]["messages"][1:]] == ["bob: my private question"]

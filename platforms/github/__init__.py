@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 from aiohttp import web
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy, webhooks
 from githubkit.exception import GitHubException, RequestFailed
@@ -26,6 +27,23 @@ from bridge.types import ThreadRef
 from platforms.github.handlers import installation_id, translate
 
 log = logging.getLogger(__name__)
+
+
+class _SharedTransport(httpx.AsyncHTTPTransport):
+    """One connection pool for every githubkit call.
+
+    githubkit builds a fresh httpx client per request unless used as a context manager (a
+    ContextVar, which our background tasks do not share), and each fresh client loads the CA
+    bundle again (~20 ms of CPU) and opens a new TLS connection. Handing it this transport keeps
+    connections alive; its ``aclose`` is a no-op because the clients close their transport after
+    every request — the platform closes it for real at stop.
+    """
+
+    async def aclose(self) -> None:
+        return None
+
+    async def close_for_real(self) -> None:
+        await super().aclose()
 
 
 class GitHubStartError(PlatformStartError):
@@ -58,11 +76,13 @@ class GitHubPlatform:
         self._installations: dict[str, int] = {}  # "owner/repo" -> installation id (App auth)
         self.bot_login = ""
         self._ok = False
+        self._transport = _SharedTransport()
 
     # ------------------------------------------------------------------------ lifecycle
 
     def _github(self, auth: Any) -> GitHub[Any]:
-        return GitHub(auth, base_url=self._settings.api_url, http_cache=False, user_agent="bridge-bot")
+        return GitHub(auth, base_url=self._settings.api_url, http_cache=False, user_agent="bridge-bot",
+                      async_transport=self._transport)
 
     async def start(self, inbox: Inbox) -> None:
         s = self._settings
@@ -94,6 +114,7 @@ class GitHubPlatform:
     async def stop(self) -> None:
         self._inbox = None
         self._ok = False
+        await self._transport.close_for_real()
 
     def status(self) -> dict[str, Any]:
         return {"ok": self._ok, "login": self.bot_login, "auth": "token" if self._client else "app"}
