@@ -28,6 +28,7 @@ from bridge.config import parse_config
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_github import SECRET, comment_payload, sign
+from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,8 +73,7 @@ channels:
         intake = time.perf_counter() - start
         start = time.perf_counter()
         llm.hold.set()
-        while len(gh.comments) < events:
-            await asyncio.sleep(0.01)
+        await until(lambda: len(gh.comments) >= events, timeout=600)
         total = time.perf_counter() - start
         await bridge.stop()
     await gh.stop()

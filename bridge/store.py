@@ -219,7 +219,7 @@ class Store:
             "ORDER BY id DESC LIMIT ?", (session_id, upto_message_id, limit),
         ) as cur:
             rows = await cur.fetchall()
-        return [_message(r) for r in reversed(rows)]
+        return [_message(r) for r in reversed(list(rows))]
 
     async def message(self, message_id: int) -> Message | None:
         async with self._db.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE id = ?", (message_id,)) as cur:
