@@ -37,6 +37,7 @@ def llama_url() -> Iterator[str]:
     params.port = port
     params.n_ctx = N_CTX
     params.cpuparams.n_threads = 2
+    params.verbosity = 0  # llama.cpp logs from its own threads, past pytest's capture
     server = xllamacpp.Server(params)
     yield f"http://127.0.0.1:{port}/v1"
     del server
