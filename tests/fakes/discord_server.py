@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.loopback import serve
+
 TOKEN = "fake-bot-token.XYZ.discord-test"
 APP_ID = 800
 BOT_ID = 900
@@ -263,11 +265,8 @@ class FakeDiscord:
         app = web.Application()
         app.add_routes([web.get("/gateway", self._gateway), web.get("/resume", self._gateway),
                         web.route("*", "/api/v10/{tail:.*}", self._rest)])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, base_url = await serve(app)
+        self.url = base_url
         return self
 
     async def stop(self) -> None:

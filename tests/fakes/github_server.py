@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
 
 
@@ -60,11 +62,8 @@ class FakeGitHub:
             web.get("/repos/{owner}/{repo}/installation", self._repo_installation),
             web.post("/repos/{owner}/{repo}/issues/{number}/comments", self._comment),
         ])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, base_url = await serve(app)
+        self.url = base_url
         return self
 
     async def stop(self) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve
+
 
 @dataclass
 class Failure:
@@ -49,12 +51,8 @@ class FakeOpenAI:
         app = web.Application()
         app.add_routes([web.post("/v1/chat/completions", self._completions),
                         web.get("/v1/models", self._models)])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}/v1"
+        self._runner, base_url = await serve(app)
+        self.url = f"{base_url}/v1"
         return self
 
     async def stop(self) -> None:

@@ -26,6 +26,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.loopback import serve
+
 TEAM = "T0FAKETEAM"
 BOT_USER = "U0BRIDGEBOT"
 BOT_ID = "B0BRIDGEBOT"
@@ -176,12 +178,9 @@ class FakeSlack:
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.add_routes([web.route("*", "/api/{method}", self._api), web.get("/link/", self._socket)])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
+        self._runner, base_url = await serve(app)
         self._port = int(self._runner.addresses[0][1])
-        self.url = f"http://127.0.0.1:{self._port}/api/"
+        self.url = f"{base_url}/api/"
         return self
 
     async def stop(self) -> None:
