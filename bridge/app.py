@@ -71,13 +71,14 @@ class Bridge:
         if self.serve_http:
             self.server = Server(app, self.config.server.host, self.config.server.port)
             await self.server.start()
+        pending = await self.store.pending()
+        for msg in pending:  # queued before anything new can arrive; answered once platforms are up
+            if msg.thread is not None and msg.thread.platform in self.platforms:
+                self.lanes.submit(msg.session_id, msg.id)
         for platform in self.platforms.values():
             await platform.start(self.router.receive)
         self._started = True
-        pending = await self.store.pending()
-        for msg in pending:
-            if msg.thread is not None and msg.thread.platform in self.platforms:
-                self.lanes.submit(msg.session_id, msg.id)
+        self.lanes.open.set()
         if pending:
             log.info("answering %d message(s) left unanswered by the last run", len(pending))
         if self.server is not None:

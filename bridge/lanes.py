@@ -19,6 +19,9 @@ class Lanes:
         self._queues: dict[int, asyncio.Queue[int]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._queued: set[int] = set()
+        # Closed until the platforms are up: messages left from the last run are queued first, so
+        # they keep their place ahead of anything new in the same session.
+        self.open = asyncio.Event()
 
     def submit(self, session_id: int, message_id: int) -> None:
         if message_id in self._queued:  # recovery and intake can meet on the same message
@@ -32,6 +35,7 @@ class Lanes:
 
     async def _work(self, session_id: int, queue: asyncio.Queue[int]) -> None:
         try:
+            await self.open.wait()
             while not queue.empty():
                 message_id = queue.get_nowait()
                 try:
@@ -51,6 +55,8 @@ class Lanes:
 
     async def drain(self, timeout: float) -> bool:
         """Wait for queued work; after ``timeout`` cancel it (it stays pending in the store)."""
+        if not self.open.is_set():  # never started: nothing is in flight, leave it all pending
+            timeout = 0
         deadline = asyncio.get_running_loop().time() + timeout
         while self._workers:
             remaining = deadline - asyncio.get_running_loop().time()
