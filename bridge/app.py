@@ -33,7 +33,7 @@ def check_personas(config: Config, personas: dict[str, Persona]) -> None:
             problems.append(f"channels.{i}.persona: no persona {rule.persona!r} in {config.personas_dir} "
                             f"(have: {', '.join(sorted(personas)) or 'none'})")
     if problems:
-        raise ConfigError("bridge.yaml", problems)
+        raise ConfigError(config.source, problems)
 
 
 class Bridge:

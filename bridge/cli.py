@@ -49,7 +49,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     personas = load_personas(config.personas_dir)
     check_personas(config, personas)
     enabled = config.platforms.enabled()
-    print(f"config OK: {args.config or 'bridge.yaml'}")
+    print(f"config OK: {config.source}")
     print(f"storage:   {config.db_path}")
     print(f"llm:       {config.llm.model} at {config.llm.base_url} (context {config.llm.context_tokens} tokens, "
           f"{'streaming' if config.llm.stream else 'not streaming'})")

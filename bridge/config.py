@@ -211,8 +211,9 @@ class Config(_Model):
     default_persona: str = "assistant"
     platforms: PlatformsConfig = PlatformsConfig()
     channels: list[ChannelRule] = []
-    # Not read from YAML: where the file lives, for relative paths. Set by the loader.
+    # Not read from YAML: where the file lives (for relative paths and messages). Set by the loader.
     base_dir: Path = Field(default=Path("."), exclude=True)
+    source: str = Field(default="bridge.yaml", exclude=True)
 
     @field_validator("personas_dir")
     @classmethod
@@ -304,7 +305,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if not candidates:
             return []
         current = candidates[0]
-    return [k for k in getattr(current, "model_fields", {}) if k != "base_dir"]
+    return [k for k in getattr(current, "model_fields", {}) if k not in ("base_dir", "source")]
 
 
 def parse_config(text: str, *, source: str = "bridge.yaml", base_dir: Path | None = None,
@@ -333,6 +334,7 @@ def parse_config(text: str, *, source: str = "bridge.yaml", base_dir: Path | Non
 
     base = (base_dir or Path(".")).resolve()
     data["base_dir"] = base
+    data["source"] = source
     try:
         return Config.model_validate(data, context={"base_dir": base})
     except ValidationError as exc:
