@@ -200,10 +200,6 @@ class Store:
         async with self._db.execute("SELECT 1 FROM threads WHERE thread_key = ?", (thread.key,)) as cur:
             return await cur.fetchone() is not None
 
-    async def seen(self, event_id: str) -> bool:
-        async with self._db.execute("SELECT 1 FROM events WHERE event_id = ?", (event_id,)) as cur:
-            return await cur.fetchone() is not None
-
     async def forget_events_before(self, cutoff: float) -> int:
         """Drop old dedupe ids; platforms redeliver within hours, not weeks."""
         async with self._tx() as db:
