@@ -20,7 +20,8 @@ from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
-EVENT_MEMORY_S = 14 * 24 * 3600  # dedupe ids older than this are forgotten at startup
+EVENT_MEMORY_S = 14 * 24 * 3600  # dedupe ids older than this are forgotten (platforms redeliver within days)
+PRUNE_EVERY_S = 3600.0
 
 
 def check_personas(config: Config, personas: dict[str, Persona]) -> None:
@@ -56,14 +57,16 @@ class Bridge:
         self.router: Router | None = None
         self.lanes: Lanes | None = None
         self.server: Server | None = None
+        self.responder: Responder | None = None
         self._started = False
+        self._pruner: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.store = await Store.open(self.config.db_path)
-        await self.store.forget_events_before(time.time() - EVENT_MEMORY_S)
+        self._pruner = asyncio.create_task(self._prune_events(), name="prune-events")
         self.llm = LLMClient(self.config.llm, self.metrics)
-        responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
-        self.lanes = Lanes(responder.handle)
+        self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
+        self.lanes = Lanes(self.responder.handle)
         self.router = Router(self.config, self.store, self.lanes, self.metrics)
         routes = [r for p in self.platforms.values() for r in p.routes()]
         app = build_app(routes=routes, health=self.health, metrics=self.metrics,
@@ -85,6 +88,16 @@ class Bridge:
             log.info("bridge started: platforms %s; HTTP on http://%s:%s", ", ".join(self.platforms) or "none",
                      self.config.server.host, self.server.port)
 
+    async def _prune_events(self) -> None:
+        """Forget old dedupe ids now and every hour, not only at start (a bridge may run for months)."""
+        assert self.store is not None
+        while True:
+            try:
+                await self.store.forget_events_before(time.time() - EVENT_MEMORY_S)
+            except Exception:
+                log.exception("pruning old event ids failed")
+            await asyncio.sleep(PRUNE_EVERY_S)
+
     def health(self) -> dict[str, Any]:
         platforms = {name: p.status() for name, p in self.platforms.items()}
         ok = self._started and all(s.get("ok", True) for s in platforms.values())
@@ -99,6 +112,11 @@ class Bridge:
             finished = await self.lanes.drain(self.shutdown_grace_s)
             if not finished:
                 log.warning("stopped before some answers were sent; they will be answered at the next start")
+        if self._pruner is not None:
+            self._pruner.cancel()
+            await asyncio.gather(self._pruner, return_exceptions=True)
+        if self.responder is not None:
+            await self.responder.close()
         for platform in self.platforms.values():
             try:
                 await platform.stop()

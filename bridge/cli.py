@@ -131,10 +131,12 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 print(f"session {session.id} ({session.key}): forgot {n} message(s)")
                 return 0
             print(f"session {session.id}: {session.key}, persona {session.persona}")
-            for m in await store.messages(session.id):
-                who = m.author.name if m.role == "user" else "assistant"
-                flag = "" if m.status in ("answered", "done") else f" [{m.status}]"
-                print(f"--- {who}{flag}\n{m.content}")
+            for exchange in await store.transcript(session.id):
+                m = exchange.message
+                flag = "" if m.status == "answered" else f" [{m.status}]"
+                print(f"--- {m.author.name or m.author.id}{flag}\n{m.content}")
+                if exchange.reply is not None:
+                    print(f"--- assistant\n{exchange.reply}")
             return 0
         finally:
             await store.close()

@@ -1,7 +1,9 @@
 """In-chat commands: ``/reset`` (``/restart``), ``/persona NAME``, ``/personas``, ``/help``.
 
 Parsing is pure; running a command goes through the same per-session lane as chat, so a
-``/reset`` sent after a question takes effect after that question is answered.
+``/reset`` sent after a question takes effect after that question is answered, and forgets nothing
+sent after it. A command's effect and its confirmation are stored in one transaction: a restart
+delivers the confirmation, it never runs the command again.
 """
 
 from __future__ import annotations
@@ -48,19 +50,24 @@ def personas_text(personas: dict[str, Persona], current: str) -> str:
     return "\n".join(lines)
 
 
-async def run_command(cmd: Command, *, store: Store, session_id: int, message_id: int, current: str,
+async def run_command(cmd: Command, *, store: Store, message_id: int, current: str,
                       personas: dict[str, Persona]) -> str:
-    """Carry out a command; return the reply to post."""
+    """Carry out a command and store its confirmation with its effect; return the confirmation."""
+    reset, persona = False, None
     if cmd.name == "reset":
-        await store.reset(session_id, keep_message_id=message_id)
-        return "Done: I've forgotten this conversation. What shall we talk about?"
-    if cmd.name == "persona":
+        reset = True
+        reply = "Done: I've forgotten this conversation. What shall we talk about?"
+    elif cmd.name == "persona":
         if not cmd.arg:
-            return f"Currently: `{current}`. Say `/persona NAME` to switch; `/personas` lists them."
-        if cmd.arg not in personas:
-            return f"There is no persona called `{cmd.arg}`. " + personas_text(personas, current)
-        await store.set_persona(session_id, cmd.arg)
-        return f"Switched to the `{cmd.arg}` persona: {personas[cmd.arg].description}".rstrip(": ")
-    if cmd.name == "personas":
-        return personas_text(personas, current)
-    return help_text(current)
+            reply = f"Currently: `{current}`. Say `/persona NAME` to switch; `/personas` lists them."
+        elif cmd.arg not in personas:
+            reply = f"There is no persona called `{cmd.arg}`. " + personas_text(personas, current)
+        else:
+            persona = cmd.arg
+            reply = f"Switched to the `{cmd.arg}` persona: {personas[cmd.arg].description}".rstrip(": ")
+    elif cmd.name == "personas":
+        reply = personas_text(personas, current)
+    else:
+        reply = help_text(current)
+    await store.command_done(message_id, reply, reset=reset, persona=persona)
+    return reply

@@ -84,7 +84,8 @@ class LLMConfig(_Model):
     base_url: str = "https://api.openai.com/v1"
     api_key: SecretStr = SecretStr("")
     model: str = "gpt-4o-mini"
-    timeout_s: float = Field(60.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0)            # one request: waiting for its start, or for the next chunk
+    answer_timeout_s: float = Field(180.0, gt=0)    # extension: one answer, every retry included
     max_retries: int = Field(3, ge=0, le=10)
     context_tokens: int = Field(8000, ge=256)
     stream: bool = True
@@ -227,6 +228,21 @@ class Config(_Model):
             if rule.platform not in present:
                 raise ValueError(f"channels.{i}.platform: {rule.platform!r} has no block under platforms:; "
                                  f"add platforms.{rule.platform} or remove this rule")
+        return self
+
+    @model_validator(mode="after")
+    def _one_persona_per_share(self) -> Config:
+        """A shared session has one persona, whichever of its channels speaks first."""
+        named: dict[str, tuple[int, str]] = {}
+        for i, rule in enumerate(self.channels):
+            if not rule.share:
+                continue
+            persona = rule.persona or self.default_persona
+            first = named.setdefault(rule.share, (i, persona))
+            if first[1] != persona:
+                raise ValueError(f"channels.{i}.persona: {persona!r}, but channels.{first[0]} puts the same "
+                                 f"share {rule.share!r} under {first[1]!r}; a shared session has one persona: "
+                                 "name the same persona on every rule of this share")
         return self
 
     @property

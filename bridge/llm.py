@@ -1,12 +1,16 @@
 """The LLM client: the ``openai`` async SDK against any OpenAI-compatible ``base_url``.
 
-Retries with exponential backoff, honouring ``Retry-After``, are the SDK's (``max_retries``); this
-module adds streaming as plain text deltas, metrics, and the translation of every failure into a
-short sentence a user can read in their thread — never an exception text, never a key.
+One request per call, no retries here: the SDK retries only until a response starts, so a stream
+broken half-way would escape it. Retries live in one place, :mod:`bridge.answering`, which also
+restarts broken streams. This module streams plain text deltas, ends with a :class:`Completion`
+(why the model stopped, the tokens it reports), and turns every failure into an
+:class:`LLMFailure`: a kind, a ``Retry-After`` if the server gave one, and a sentence a user can
+read in their thread — never an exception text, never a key.
 """
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -40,17 +44,46 @@ USER_MESSAGES: dict[FailureKind, str] = {
 }
 
 
+RETRYABLE: frozenset[FailureKind] = frozenset({"timeout", "rate_limited", "unreachable", "server"})
+
+
 class LLMFailure(Exception):
     """A failed LLM call, reduced to a kind and a sentence that is safe to show anyone."""
 
-    def __init__(self, kind: FailureKind, status: int | None = None) -> None:
+    def __init__(self, kind: FailureKind, status: int | None = None, retry_after: float | None = None) -> None:
         self.kind = kind
         self.status = status
+        self.retry_after = retry_after
         super().__init__(f"LLM call failed: {kind}" + (f" (HTTP {status})" if status else ""))
 
     @property
     def user_message(self) -> str:
         return USER_MESSAGES[self.kind]
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """``Retry-After`` (seconds or an HTTP date) or ``retry-after-ms`` from an error response."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return max(0.0, float(ms) / 1000)
+        value = headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            when = email.utils.parsedate_to_datetime(value)
+            return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 _CONTEXT_MARKERS = ("context_length", "context length", "context window", "exceed_context", "maximum context",
@@ -66,7 +99,9 @@ def classify(exc: BaseException) -> LLMFailure:
         return LLMFailure("unreachable")
     if isinstance(exc, openai.RateLimitError):
         code = str(getattr(exc, "code", "") or "")
-        return LLMFailure("quota" if "quota" in code or "quota" in str(exc).lower() else "rate_limited", 429)
+        if "quota" in code or "quota" in str(exc).lower():
+            return LLMFailure("quota", 429)
+        return LLMFailure("rate_limited", 429, _retry_after(exc))
     if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
         return LLMFailure("auth", status)
     if isinstance(exc, openai.NotFoundError):
@@ -76,14 +111,26 @@ def classify(exc: BaseException) -> LLMFailure:
         if status in (400, 413, 422) and any(m in text for m in _CONTEXT_MARKERS):
             return LLMFailure("context", status)
         if status is not None and status >= 500:
-            return LLMFailure("server", status)
+            return LLMFailure("server", status, _retry_after(exc))
         return LLMFailure("error", status)
     if isinstance(exc, openai.APIError):  # an error event inside a stream
         text = str(exc).lower()
         if any(m in text for m in _CONTEXT_MARKERS):
             return LLMFailure("context")
         return LLMFailure("server")
+    if isinstance(exc, OSError | EOFError) or type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore",
+                                                                                    "httpcore2", "h11"):
+        return LLMFailure("unreachable")  # the connection broke while a stream was being read
     return LLMFailure("error")
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """How an answer ended: the model's ``finish_reason`` and the tokens the server reported."""
+
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,40 +150,56 @@ class LLMClient:
             # Local servers (llama.cpp, Ollama) need no key, but the SDK insists on one.
             api_key=config.api_key.get_secret_value() or "no-key",
             timeout=config.timeout_s,
-            max_retries=config.max_retries,
+            max_retries=0,  # retried in bridge.answering, mid-stream failures included
         )
 
     async def close(self) -> None:
         await self._client.close()
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[str]:
-        """Yield the reply as text deltas; raise :class:`LLMFailure` on any failure."""
+    async def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]:
+        """Yield the reply as text deltas, then one :class:`Completion`; raise :class:`LLMFailure`."""
         started = time.monotonic()
         kwargs: dict[str, Any] = {"model": request.model, "messages": request.messages}
         if request.temperature is not None:
             kwargs["temperature"] = request.temperature
         if request.max_tokens is not None:
             kwargs["max_tokens"] = request.max_tokens
+        finish: str | None = None
+        usage: Any = None
         try:
             if self._config.stream:
                 chunks = await self._client.chat.completions.create(
                     stream=True, stream_options={"include_usage": True}, **kwargs)
                 async for chunk in chunks:
                     if chunk.usage is not None:
-                        self._metrics.count_tokens(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                        usage = chunk.usage
                     for choice in chunk.choices:
                         if choice.delta.content:
                             yield choice.delta.content
+                        if choice.finish_reason:
+                            finish = choice.finish_reason
             else:
                 completion = await self._client.chat.completions.create(**kwargs)
-                if completion.usage is not None:
-                    self._metrics.count_tokens(completion.usage.prompt_tokens,
-                                               completion.usage.completion_tokens)
-                yield completion.choices[0].message.content or "" if completion.choices else ""
-        except openai.OpenAIError as exc:
-            failure = classify(exc)
-            self._metrics.llm_errors.labels(kind=failure.kind).inc()
-            log.warning("LLM request failed: %s (%s)", failure.kind, type(exc).__name__)
-            raise failure from None
+                usage = completion.usage
+                if completion.choices:
+                    finish = completion.choices[0].finish_reason
+                    yield completion.choices[0].message.content or ""
+        except (openai.OpenAIError, OSError, EOFError) as exc:
+            raise self._failed(exc) from None
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] not in ("httpx", "httpx2", "httpcore", "httpcore2", "h11"):
+                raise
+            raise self._failed(exc) from None
         finally:
             self._metrics.llm_latency.observe(time.monotonic() - started)
+        if usage is not None:
+            self._metrics.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+        self._metrics.llm_attempts.labels(outcome="ok").inc()
+        yield Completion(finish, getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None))
+
+    def _failed(self, exc: BaseException) -> LLMFailure:
+        failure = classify(exc)
+        self._metrics.llm_errors.labels(kind=failure.kind).inc()
+        self._metrics.llm_attempts.labels(outcome=failure.kind).inc()
+        log.warning("LLM request failed: %s (%s)", failure.kind, type(exc).__name__)
+        return failure

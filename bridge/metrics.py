@@ -13,7 +13,12 @@ class Metrics:
         self.replies = Counter("bridge_replies_total", "Replies delivered", ["platform"], registry=self.registry)
         self.errors = Counter("bridge_errors_total", "Failures while answering", ["platform", "kind"],
                               registry=self.registry)
-        self.llm_errors = Counter("bridge_llm_errors_total", "Failed LLM calls", ["kind"], registry=self.registry)
+        self.llm_errors = Counter("bridge_llm_errors_total", "Failed LLM calls (every attempt, retried or not)",
+                                  ["kind"], registry=self.registry)
+        self.llm_attempts = Counter("bridge_llm_attempts_total", "LLM requests, by outcome (ok or a failure kind)",
+                                    ["outcome"], registry=self.registry)
+        self.llm_retries = Counter("bridge_llm_retries_total", "LLM requests retried after a failure", ["kind"],
+                                   registry=self.registry)
         self.llm_latency = Histogram("bridge_llm_latency_seconds", "LLM request time, first byte to last",
                                      registry=self.registry,
                                      buckets=(0.25, 0.5, 1, 2, 5, 10, 20, 40, 60, 120))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
-from bridge.types import Incoming, ThreadRef
+from bridge.types import Incoming, Outgoing
 
 if TYPE_CHECKING:
     from bridge.config import Config
@@ -45,11 +45,14 @@ class Platform(Protocol):
     async def start(self, inbox: Inbox) -> None:
         """Connect, learn who the bot is, and begin delivering events to ``inbox``."""
 
-    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
+    async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
         """Deliver one reply. Each snapshot is the whole reply so far; the last one is final.
 
         Platforms that edit in place (Slack, Discord) show snapshots as they come; others post
         only the last one. Long text is the adapter's to split (see :mod:`bridge.chunking`).
+        Every platform message posted is reported through ``reply.record`` at once, and messages
+        in ``reply.posted`` are edited rather than posted again. Raising means the platform refused
+        for good (after its own retries): the core marks the message failed.
         """
 
     async def stop(self) -> None:

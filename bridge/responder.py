@@ -1,14 +1,23 @@
 """Answering one stored message: a command, or persona + history → LLM → the platform.
 
-Runs inside a session's lane, so it never races another answer in the same session. Every
-outcome is written back to the store: answered (with the reply) or failed (with the user told).
+Runs inside a session's lane, so it never races another answer in the same session. Every step is
+written to the store as it happens (STYLE.md, lesson 12): the attempt, each platform message posted,
+the final text before it is delivered, then delivered or failed. A restart reads that record and
+continues: a final text is delivered without asking the LLM again, a command is never run twice,
+and messages already posted are edited, not posted again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
 import logging
+import re
+import time
 from collections.abc import AsyncIterator, Mapping
 
+from bridge.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
 from bridge.commands import parse_command, run_command
 from bridge.config import Config
 from bridge.llm import ChatRequest, LLMClient, LLMFailure
@@ -16,15 +25,41 @@ from bridge.metrics import Metrics
 from bridge.personas import Persona
 from bridge.platform import Platform
 from bridge.store import Message, Session, Store
-from bridge.tokens import PER_MESSAGE, Turn, fit_history
+from bridge.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens
+from bridge.types import Outgoing
 
 log = logging.getLogger(__name__)
 
-CONTEXT_RETRIES = 3  # halve the history budget this many times when a server says "too long"
+LABEL_TOKENS = 16          # what a speaker label may cost: names are cut to stay within it
+THREAD_COUNT_CHARS = 2000  # longer texts are counted off the event loop
+NOTICE_DEADLINE_S = 600.0  # how long to keep trying to tell a thread its answer could not be posted
+PLATFORM_FAILED = ("⚠️ I could not post my answer here: {platform} kept refusing messages. "
+                   "Please ask again.")
+PLATFORM_NAMES = {"github": "GitHub", "slack": "Slack", "discord": "Discord", "console": "terminal"}
+_PLAIN_NAME = re.compile(r"^[\w .'()-]{1,32}$")
 
 
 async def _once(text: str) -> AsyncIterator[str]:
     yield text
+
+
+async def count_async(text: str, model: str) -> int:
+    """Token count that never holds the event loop for long texts."""
+    if len(text) > THREAD_COUNT_CHARS:
+        return await asyncio.to_thread(count_tokens, text, model)
+    return _count_cached(text, model)
+
+
+@functools.lru_cache(maxsize=256)
+def _count_cached(text: str, model: str) -> int:
+    return count_tokens(text, model)
+
+
+def speaker_label(name: str, platform: str | None) -> str:
+    """``Ann (Slack)``: who spoke, and from where. A name anyone can set is cut and quoted unless plain."""
+    clean = " ".join("".join(ch for ch in name if ch.isprintable()).split())[:32] or "someone"
+    shown = clean if _PLAIN_NAME.match(clean) else json.dumps(clean, ensure_ascii=False)
+    return f"{shown} ({PLATFORM_NAMES.get(platform, platform)})" if platform else shown
 
 
 class Responder:
@@ -36,6 +71,8 @@ class Responder:
         self._personas = personas
         self._platforms = platforms
         self._metrics = metrics
+        self.budgets = Budgets(config.llm.context_tokens)
+        self._notices: set[asyncio.Task[None]] = set()
 
     async def handle(self, message_id: int) -> None:
         msg = await self._store.message(message_id)
@@ -47,81 +84,150 @@ class Responder:
             return
         session = await self._store.session(msg.session_id)
         assert session is not None
-        if msg.kind == "command":
-            await self._command(platform, session, msg)
+        earlier = await self._store.start_attempt(msg.id)
+        reply = await self._store.reply(msg.id)
+        assert reply is not None  # start_attempt made it
+        out = Outgoing(thread=msg.thread, key=msg.event_id or f"message:{msg.id}",
+                       answers=msg.event_id.partition(":")[2], posted=reply.platform_ids,
+                       record=functools.partial(self._store.record_posted, msg.id), recovering=earlier > 0)
+        started = time.monotonic()
+        if reply.final:  # the text is known (a command already run, or an answer finished): deliver it
+            await self._deliver(platform, out, msg, _once(reply.text))
+        elif msg.kind == "command":
+            text = await self._command(session, msg)
+            await self._deliver(platform, out, msg, _once(text))
         else:
-            await self._chat(platform, session, msg)
+            await self._chat(platform, out, session, msg, started)
 
     def _persona(self, session: Session) -> Persona:
         return (self._personas.get(session.persona) or self._personas.get(self._config.default_persona)
                 or next(iter(self._personas.values())))
 
-    async def _command(self, platform: Platform, session: Session, msg: Message) -> None:
+    async def _command(self, session: Session, msg: Message) -> str:
         cmd = parse_command(msg.content)
         assert cmd is not None
-        assert msg.thread is not None
-        reply = await run_command(cmd, store=self._store, session_id=session.id, message_id=msg.id,
-                                  current=self._persona(session).name, personas=self._personas)
-        await platform.send(msg.thread, _once(reply))
-        await self._store.mark(msg.id, "answered")
-        self._metrics.replies.labels(platform=platform.name).inc()
+        return await run_command(cmd, store=self._store, message_id=msg.id, current=self._persona(session).name,
+                                 personas=self._personas)
 
-    async def _request(self, session: Session, msg: Message, budget: int) -> ChatRequest:
-        persona = self._persona(session)
+    async def _send(self, platform: Platform, out: Outgoing, msg: Message, snapshots: AsyncIterator[str]) -> bool:
+        """Hand the reply to the platform. False when it refused for good: the message is then failed."""
+        try:
+            await platform.send(out, snapshots)
+        except Exception as exc:  # its SDK's text may carry URLs or tokens: never show or log it
+            log.error("sending to %s failed: %s", out.thread.key, type(exc).__name__)
+            self._metrics.errors.labels(platform=platform.name, kind="platform").inc()
+            await self._store.fail(msg.id, f"platform: {type(exc).__name__}")
+            self._tell_later(platform, out)
+            return False
+        return True
+
+    async def _deliver(self, platform: Platform, out: Outgoing, msg: Message, snapshots: AsyncIterator[str]) -> None:
+        if await self._send(platform, out, msg, snapshots):
+            await self._store.delivered(msg.id)
+            self._metrics.replies.labels(platform=platform.name).inc()
+
+    def _tell_later(self, platform: Platform, out: Outgoing) -> None:
+        """Once the platform accepts messages again, say in the thread that the answer was lost."""
+        async def notify() -> None:
+            notice = Outgoing(thread=out.thread, key=f"{out.key}:notice", answers=out.answers)
+            text = PLATFORM_FAILED.format(platform=PLATFORM_NAMES.get(platform.name, platform.name))
+            deadline = time.monotonic() + NOTICE_DEADLINE_S
+            delay = 5.0
+            while time.monotonic() < deadline:
+                await asyncio.sleep(delay)
+                try:
+                    await platform.send(notice, _once(text))
+                    return
+                except Exception as exc:
+                    log.info("telling %s about a lost answer failed again: %s", out.thread.key, type(exc).__name__)
+                    delay = min(delay * 2, 60.0)
+
+        task = asyncio.create_task(notify())
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    async def close(self) -> None:
+        for task in list(self._notices):
+            task.cancel()
+        await asyncio.gather(*self._notices, return_exceptions=True)
+
+    # ------------------------------------------------------------------------------- chat
+
+    async def _request(self, session: Session, persona: Persona, msg: Message, budget: int) -> ChatRequest:
+        """System prompt, then the conversation in order (each message followed by its reply), then ``msg``."""
         assert msg.thread is not None
-        system = persona.render_system(user=msg.author.name or "someone", platform=msg.thread.platform,
-                                       channel=msg.thread.channel)
-        named = persona.speaker_names or session.key.startswith("share:")
-        # No turn costs less than PER_MESSAGE + 1 tokens, so older rows could never fit anyway.
-        history = await self._store.history(session.id, msg.id, limit=budget // (PER_MESSAGE + 1) + 1)
-        turns = [Turn(m.role, f"{m.author.name}: {m.content}" if named and m.role == "user" and m.author.name
-                      else m.content) for m in history]
         model = persona.model or self._config.llm.model
-        kept = fit_history(system, turns, budget, model)
-        messages = [{"role": "system", "content": system}] + [{"role": t.role, "content": t.content} for t in kept]
+        # A display name is anyone's to choose: it never goes into the system prompt, only into user turns.
+        system = persona.render_system(user="the user", platform=msg.thread.platform, channel=msg.thread.channel)
+        shared = session.key.startswith("share:")
+        named = shared or persona.speaker_names
+
+        def content(m: Message) -> str:
+            if not named:
+                return m.content
+            label = speaker_label(m.author.name or m.author.id, m.thread.platform if shared and m.thread else None)
+            return f"{label}: {m.content}"
+
+        current_tokens = msg.tokens or await count_async(msg.content, model)
+        room = budget - REPLY_PRIMING - PER_MESSAGE - _count_cached(system, model) - current_tokens
+        per_turn = PER_MESSAGE + (LABEL_TOKENS if named else 0)
+        history = await self._store.history(session.id, msg.id, max(room, 0), per_turn=per_turn)
+        messages = [{"role": "system", "content": system}]
+        for exchange in history:
+            messages.append({"role": "user", "content": content(exchange.message)})
+            if exchange.reply is not None:
+                messages.append({"role": "assistant", "content": exchange.reply})
+        messages.append({"role": "user", "content": content(msg)})
         return ChatRequest(messages=messages, model=model,
                            temperature=persona.temperature if persona.temperature is not None
                            else self._config.llm.temperature,
                            max_tokens=persona.max_tokens or self._config.llm.max_tokens)
 
-    async def _chat(self, platform: Platform, session: Session, msg: Message) -> None:
-        assert msg.thread is not None
-        outcome: dict[str, str | LLMFailure] = {}
+    async def _chat(self, platform: Platform, out: Outgoing, session: Session, msg: Message,
+                    started: float) -> None:
+        persona = self._persona(session)
+        model = persona.model or self._config.llm.model
+        channel = Snapshots()
+        loop = asyncio.get_running_loop()
+        outcome: list[Answer | LLMFailure] = []
 
-        async def snapshots() -> AsyncIterator[str]:
-            text = ""
-            budget = self._config.llm.context_tokens
-            for attempt in range(CONTEXT_RETRIES + 1):
-                request = await self._request(session, msg, budget)
-                try:
-                    async for delta in self._llm.stream(request):
-                        text += delta
-                        yield text
-                    break
-                except LLMFailure as failure:
-                    if failure.kind == "context" and not text and attempt < CONTEXT_RETRIES:
-                        budget //= 2
-                        log.info("session %s: context too long, retrying with %d tokens", session.id, budget)
-                        continue
-                    outcome["failure"] = failure
-                    yield f"{text}\n\n⚠️ {failure.user_message}" if text else f"⚠️ {failure.user_message}"
-                    return
-            outcome["reply"] = text
+        async def produce() -> None:
+            try:
+                result = await answer(
+                    self._llm, lambda budget: self._request(session, persona, msg, budget), model=model,
+                    budgets=self.budgets, deadline=loop.time() + self._config.llm.answer_timeout_s,
+                    max_retries=self._config.llm.max_retries, emit=channel.put, metrics=self._metrics)
+            except LLMFailure as failure:
+                outcome.append(failure)
+                channel.put(f"⚠️ {failure.user_message}")  # in place of any half answer
+            else:
+                text = result.text + (TRUNCATED_NOTE if result.truncated else "")
+                tokens = result.completion.completion_tokens or await count_async(text, model)
+                await self._store.save_final(msg.id, text, tokens)
+                outcome.append(result)
+                channel.put(text)
+            finally:
+                channel.close()
 
+        producer = asyncio.create_task(produce())
         try:
-            await platform.send(msg.thread, snapshots())
-        except Exception as exc:  # the platform failed; its SDK's text may carry URLs, never show it
-            log.error("sending to %s failed: %s", msg.thread.key, type(exc).__name__)
-            self._metrics.errors.labels(platform=platform.name, kind="platform").inc()
-            await self._store.mark(msg.id, "failed")
-            return
-        failure = outcome.get("failure")
-        reply = outcome.get("reply")
-        if isinstance(failure, LLMFailure):
-            self._metrics.errors.labels(platform=platform.name, kind=failure.kind).inc()
-            await self._store.mark(msg.id, "failed")
-        elif isinstance(reply, str):
-            await self._store.answer(msg.id, session.id, reply)
+            sent = await self._send(platform, out, msg, aiter(channel))
+        finally:
+            if not producer.done():
+                producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+        result = outcome[0] if outcome else None
+        seconds = time.monotonic() - started
+        if isinstance(result, LLMFailure):
+            self._metrics.errors.labels(platform=platform.name, kind=result.kind).inc()
+            if sent:  # the plain sentence was shown: the message failed, with its reason
+                await self._store.fail(msg.id, f"llm: {result.kind}")
+            log.info("answer failed: session=%s message=%s reason=%s seconds=%.1f", session.key, msg.id,
+                     result.kind, seconds)
+        elif isinstance(result, Answer) and sent:
+            await self._store.delivered(msg.id)
             self._metrics.replies.labels(platform=platform.name).inc()
-        else:  # the platform stopped reading the stream early
-            await self._store.mark(msg.id, "failed")
+            c = result.completion
+            log.info("answered: session=%s message=%s prompt_tokens=%s completion_tokens=%s attempts=%d "
+                     "seconds=%.1f%s", session.key, msg.id, c.prompt_tokens, c.completion_tokens, result.attempts,
+                     seconds, " (cut at the length limit)" if result.truncated else "")

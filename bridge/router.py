@@ -7,12 +7,14 @@ a crash between the two loses nothing: startup recovery answers what is still pe
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from bridge.commands import parse_command
 from bridge.config import Config
 from bridge.lanes import Lanes
 from bridge.metrics import Metrics
 from bridge.platform import Stopping
+from bridge.responder import count_async
 from bridge.rules import match_rule, session_key, triggered
 from bridge.store import Store
 from bridge.types import Incoming
@@ -50,6 +52,8 @@ class Router:
         if not triggered(rule, msg, known):
             return self._outcome(msg, "not_triggered")
         persona = (rule.persona if rule and rule.persona else None) or self._config.default_persona
+        kind: Literal["chat", "command"] = "command" if parse_command(text) else "chat"
+        tokens = await count_async(text, self._config.llm.model) if kind == "chat" else 0
         accepted = await self._store.accept(
             event_id=f"{msg.thread.platform}:{msg.event_id}",
             session_key=session_key(rule, msg),
@@ -57,7 +61,8 @@ class Router:
             thread=msg.thread,
             author=msg.author,
             content=text,
-            kind="command" if parse_command(text) else "chat",
+            kind=kind,
+            tokens=tokens,  # counted once, here, not again on every later turn
         )
         if accepted is None:
             return self._outcome(msg, "duplicate")

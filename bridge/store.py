@@ -1,7 +1,13 @@
-"""The SQLite store: sessions, the threads bound to them, their messages, and seen events.
+"""The SQLite store: sessions, the threads bound to them, their messages, replies and seen events.
 
-Everything a restart must not forget lives here (STYLE.md, lesson 4): which thread belongs to
-which session, the history, and which messages still wait for an answer. Only the core uses it.
+Everything a restart must not forget lives here (STYLE.md, lessons 4 and 12): which thread belongs
+to which session, the history, which messages still wait for an answer, and — for every reply —
+its text and the platform messages already posted for it, written as each is posted. Only the
+core uses it.
+
+The conversation order is the order of the *user* messages; each reply is tied to the message it
+answers (``replies.message_id``), so a question that arrived while another was being answered can
+never be placed before that answer.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -18,8 +24,74 @@ import aiosqlite
 
 from bridge.types import Author, ThreadRef
 
+Migration = str | Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+async def _link_replies(db: aiosqlite.Connection) -> None:
+    """Version 2: replies become rows of their own, tied to the message they answer.
+
+    Version 1 stored answers as ``assistant`` rows in ``messages`` ordered by their own id, so a
+    question that arrived during an answer was placed before it (``Q1 Q2 A1 A2``). Answers were
+    produced in the order of the questions (one lane per session), so the n-th answer of a session
+    answers its n-th answered chat question: pair them up that way.
+    """
+    await db.execute("""
+        CREATE TABLE messages_v2 (
+            id INTEGER PRIMARY KEY,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL DEFAULT 'chat' CHECK (kind IN ('chat', 'command')),
+            author_id TEXT NOT NULL DEFAULT '',
+            author_name TEXT NOT NULL DEFAULT '',
+            thread TEXT,
+            event_id TEXT,
+            content TEXT NOT NULL,
+            tokens INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'answered', 'failed', 'refused')),
+            reason TEXT,
+            created_at REAL NOT NULL
+        )""")
+    await db.execute("""
+        CREATE TABLE replies (
+            message_id INTEGER PRIMARY KEY REFERENCES messages_v2(id) ON DELETE CASCADE,
+            session_id INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('delivering', 'delivered', 'failed')),
+            final INTEGER NOT NULL DEFAULT 0,
+            text TEXT NOT NULL DEFAULT '',
+            tokens INTEGER NOT NULL DEFAULT 0,
+            platform_ids TEXT NOT NULL DEFAULT '[]',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""")
+    await db.execute("""
+        INSERT INTO messages_v2 (id, session_id, kind, author_id, author_name, thread, event_id, content,
+                                 status, created_at)
+        SELECT id, session_id, kind, author_id, author_name, thread, event_id, content,
+               CASE status WHEN 'done' THEN 'answered' ELSE status END, created_at
+        FROM messages WHERE role = 'user'""")
+    async with db.execute("SELECT DISTINCT session_id FROM messages WHERE role = 'assistant'") as cur:
+        sessions = [int(r[0]) for r in await cur.fetchall()]
+    for sid in sessions:
+        async with db.execute("SELECT id FROM messages WHERE session_id = ? AND role = 'user' AND kind = 'chat' "
+                              "AND status = 'answered' ORDER BY id", (sid,)) as cur:
+            questions = [int(r[0]) for r in await cur.fetchall()]
+        async with db.execute("SELECT content, created_at FROM messages WHERE session_id = ? AND role = 'assistant' "
+                              "ORDER BY id", (sid,)) as cur:
+            answers = list(await cur.fetchall())
+        for qid, (content, created) in zip(questions, answers, strict=False):
+            await db.execute(
+                "INSERT INTO replies (message_id, session_id, state, final, text, created_at, updated_at) "
+                "VALUES (?, ?, 'delivered', 1, ?, ?, ?)", (qid, sid, content, created, created))
+    await db.execute("DROP TABLE messages")
+    await db.execute("ALTER TABLE messages_v2 RENAME TO messages")
+    await db.execute("CREATE INDEX messages_by_session ON messages(session_id, id)")
+    await db.execute("CREATE INDEX messages_pending ON messages(status) WHERE status = 'pending'")
+    await db.execute("CREATE INDEX replies_by_session ON replies(session_id)")
+    await db.execute("ALTER TABLE sessions ADD COLUMN persona_override TEXT")
+
+
 # Numbered migrations (mautrix's upgrade table): index + 1 is the schema version they produce.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE sessions (
         id INTEGER PRIMARY KEY,
@@ -54,31 +126,64 @@ MIGRATIONS: list[str] = [
         seen_at REAL NOT NULL
     );
     """,
+    _link_replies,
 ]
 
-Status = Literal["pending", "answered", "failed", "done"]
+Status = Literal["pending", "answered", "failed", "refused"]
+ReplyState = Literal["delivering", "delivered", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
     id: int
     key: str
-    persona: str
+    persona: str  # in force: a /persona choice, else the channel rule's
     created_at: float
     updated_at: float
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """A user message (or command), in the order the session received them."""
+
     id: int
     session_id: int
-    role: Literal["user", "assistant"]
     kind: Literal["chat", "command"]
     author: Author
     thread: ThreadRef | None
+    event_id: str
     content: str
+    tokens: int
     status: Status
     created_at: float
+    role: Literal["user"] = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The delivery record of the answer to one message (STYLE.md, lesson 12).
+
+    ``final`` says ``text`` is the whole answer (the LLM finished, or a command's confirmation):
+    recovery then delivers it without asking again. ``platform_ids`` are the platform messages
+    already posted for it, in order, so recovery edits them instead of posting new ones.
+    """
+
+    message_id: int
+    state: ReplyState
+    final: bool
+    text: str
+    tokens: int
+    platform_ids: tuple[str, ...]
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One turn of history: a user message and the reply it got (None: failed, or not yet)."""
+
+    message: Message
+    reply: str | None
+    reply_tokens: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,19 +193,22 @@ class SessionSummary:
     threads: list[str]
 
 
-_MSG_COLUMNS = "id, session_id, role, kind, author_id, author_name, thread, content, status, created_at"
+_MSG_COLUMNS = "id, session_id, kind, author_id, author_name, thread, event_id, content, tokens, status, created_at"
+_SESSION_COLUMNS = "id, key, COALESCE(persona_override, persona), created_at, updated_at"
+_HISTORY_PAGE = 64
 
 
 def _message(row: aiosqlite.Row | tuple[object, ...]) -> Message:
-    (id_, sid, role, kind, aid, aname, thread, content, status, created) = tuple(row)
+    (id_, sid, kind, aid, aname, thread, event_id, content, tokens, status, created) = tuple(row)[:11]
     return Message(
         id=int(id_),
         session_id=int(sid),
-        role=role,
         kind=kind,
         author=Author(str(aid), str(aname)),
         thread=ThreadRef.from_json(json.loads(str(thread))) if thread else None,
+        event_id=str(event_id or ""),
         content=str(content),
+        tokens=int(tokens or 0),
         status=status,
         created_at=float(created),
     )
@@ -123,10 +231,10 @@ class Store:
         db = await aiosqlite.connect(path, isolation_level=None)  # autocommit; we BEGIN explicitly
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA foreign_keys=ON")
         await db.execute("PRAGMA busy_timeout=5000")
         store = cls(db)
         await store._migrate()
+        await db.execute("PRAGMA foreign_keys=ON")
         return store
 
     async def close(self) -> None:
@@ -138,14 +246,18 @@ class Store:
         return int(row[0]) if row else 0
 
     async def _migrate(self) -> None:
+        """Run the missing migrations, each in its own transaction (foreign keys off: tables are rebuilt)."""
         current = await self.schema_version()
         if current > len(MIGRATIONS):
             raise RuntimeError(f"the database schema (version {current}) is newer than this bridge knows "
                                f"({len(MIGRATIONS)}): upgrade bridge")
-        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+        for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
             async with self._tx():
-                for statement in filter(str.strip, script.split(";")):
-                    await self._db.execute(statement)
+                if isinstance(step, str):
+                    for statement in filter(str.strip, step.split(";")):
+                        await self._db.execute(statement)
+                else:
+                    await step(self._db)
                 await self._db.execute(f"PRAGMA user_version = {version}")
 
     @asynccontextmanager
@@ -163,11 +275,12 @@ class Store:
 
     async def accept(self, *, event_id: str, session_key: str, persona: str, thread: ThreadRef,
                      author: Author, content: str, kind: Literal["chat", "command"] = "chat",
-                     ) -> tuple[Session, int] | None:
+                     tokens: int = 0) -> tuple[Session, int] | None:
         """Record a new user message, atomically with its event id.
 
         Returns the session and the message id, or None when the event was seen before — so one
-        message delivered twice is stored, and answered, once.
+        message delivered twice is stored, and answered, once. ``persona`` is the channel rule's:
+        it follows the config (a ``/persona`` choice still takes precedence).
         """
         now = time.time()
         async with self._tx() as db:
@@ -177,10 +290,9 @@ class Store:
                 return None
             await db.execute(
                 "INSERT INTO sessions (key, persona, created_at, updated_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at",
+                "ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at, persona = excluded.persona",
                 (session_key, persona, now, now))
-            async with db.execute("SELECT id, key, persona, created_at, updated_at FROM sessions WHERE key = ?",
-                                  (session_key,)) as c:
+            async with db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE key = ?", (session_key,)) as c:
                 row = await c.fetchone()
             assert row is not None  # just inserted or updated, in this transaction
             session = _session(row)
@@ -188,10 +300,10 @@ class Store:
                 "INSERT OR IGNORE INTO threads (thread_key, session_id, thread, created_at) VALUES (?, ?, ?, ?)",
                 (thread.key, session.id, json.dumps(thread.to_json()), now))
             cur = await db.execute(
-                "INSERT INTO messages (session_id, role, kind, author_id, author_name, thread, event_id, "
-                "content, status, created_at) VALUES (?, 'user', ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (session.id, kind, author.id, author.name, json.dumps(thread.to_json()), event_id,
-                 content, now))
+                "INSERT INTO messages (session_id, kind, author_id, author_name, thread, event_id, content, "
+                "tokens, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (session.id, kind, author.id, author.name, json.dumps(thread.to_json()), event_id, content,
+                 tokens, now))
             assert cur.lastrowid is not None
             return session, cur.lastrowid
 
@@ -208,33 +320,41 @@ class Store:
 
     # ------------------------------------------------------------------------------- answering
 
-    async def history(self, session_id: int, upto_message_id: int, limit: int = 10_000) -> list[Message]:
-        """The newest ``limit`` chat messages up to and including one message, oldest first."""
-        async with self._db.execute(
-            f"SELECT {_MSG_COLUMNS} FROM messages WHERE session_id = ? AND kind = 'chat' AND id <= ? "
-            "ORDER BY id DESC LIMIT ?", (session_id, upto_message_id, limit),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [_message(r) for r in reversed(list(rows))]
+    async def history(self, session_id: int, before_message_id: int, max_tokens: int,
+                      per_turn: int = 0) -> list[Exchange]:
+        """The newest exchanges before one message whose tokens fit in ``max_tokens``, oldest first.
+
+        Read newest first a page at a time, so the cost depends on the budget, not on the length of
+        the session. Commands and refused messages are not conversation; a failed message is kept
+        (the user's words still matter), without a reply.
+        """
+        out: list[Exchange] = []
+        used = 0
+        upto = before_message_id
+        while True:
+            async with self._db.execute(
+                f"SELECT m.{_MSG_COLUMNS.replace(', ', ', m.')}, r.text, r.tokens FROM messages m "
+                "LEFT JOIN replies r ON r.message_id = m.id AND r.state = 'delivered' "
+                "WHERE m.session_id = ? AND m.id < ? AND m.kind = 'chat' AND m.status != 'refused' "
+                "ORDER BY m.id DESC LIMIT ?", (session_id, upto, _HISTORY_PAGE),
+            ) as cur:
+                rows = list(await cur.fetchall())
+            for row in rows:
+                msg = _message(row)
+                reply, reply_tokens = row[11], int(row[12] or 0)
+                cost = msg.tokens + per_turn + (reply_tokens + per_turn if reply is not None else 0)
+                if used + cost > max_tokens:
+                    return out[::-1]
+                used += cost
+                out.append(Exchange(msg, None if reply is None else str(reply), reply_tokens))
+            if len(rows) < _HISTORY_PAGE:
+                return out[::-1]
+            upto = int(rows[-1][0])
 
     async def message(self, message_id: int) -> Message | None:
         async with self._db.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE id = ?", (message_id,)) as cur:
             row = await cur.fetchone()
         return _message(row) if row else None
-
-    async def answer(self, message_id: int, session_id: int, reply: str) -> None:
-        """Store the assistant's reply and mark the user message answered, together."""
-        now = time.time()
-        async with self._tx() as db:
-            await db.execute(
-                "INSERT INTO messages (session_id, role, content, status, created_at) "
-                "VALUES (?, 'assistant', ?, 'done', ?)", (session_id, reply, now))
-            await db.execute("UPDATE messages SET status = 'answered' WHERE id = ?", (message_id,))
-            await db.execute("UPDATE sessions SET updated_at = ? WHERE id = ?", (now, session_id))
-
-    async def mark(self, message_id: int, status: Status) -> None:
-        async with self._tx() as db:
-            await db.execute("UPDATE messages SET status = ? WHERE id = ?", (status, message_id))
 
     async def pending(self) -> list[Message]:
         """User messages stored but never answered (a crash, a stop mid-reply), oldest first."""
@@ -242,11 +362,106 @@ class Store:
             f"SELECT {_MSG_COLUMNS} FROM messages WHERE status = 'pending' ORDER BY id") as cur:
             return [_message(r) for r in await cur.fetchall()]
 
+    # ------------------------------------------------------------------------------- replies
+
+    async def reply(self, message_id: int) -> Reply | None:
+        async with self._db.execute(
+            "SELECT message_id, state, final, text, tokens, platform_ids, attempts FROM replies WHERE message_id = ?",
+            (message_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        mid, state, final, text, tokens, ids, attempts = tuple(row)
+        return Reply(int(mid), state, bool(final), str(text), int(tokens), tuple(json.loads(ids)), int(attempts))
+
+    async def _upsert_reply(self, db: aiosqlite.Connection, message_id: int, now: float) -> None:
+        await db.execute(
+            "INSERT INTO replies (message_id, session_id, state, created_at, updated_at) "
+            "SELECT id, session_id, 'delivering', ?, ? FROM messages WHERE id = ? "
+            "ON CONFLICT(message_id) DO NOTHING", (now, now, message_id))
+
+    async def start_attempt(self, message_id: int) -> int:
+        """Count one more attempt at answering; returns how many there were before this one."""
+        now = time.time()
+        async with self._tx() as db:
+            await self._upsert_reply(db, message_id, now)
+            async with db.execute("SELECT attempts FROM replies WHERE message_id = ?", (message_id,)) as cur:
+                row = await cur.fetchone()
+            await db.execute("UPDATE replies SET attempts = attempts + 1, updated_at = ? WHERE message_id = ?",
+                             (now, message_id))
+        return int(row[0]) if row else 0
+
+    async def record_posted(self, message_id: int, platform_ids: list[str]) -> None:
+        """The platform messages posted for a reply so far: written as soon as each is posted."""
+        now = time.time()
+        async with self._tx() as db:
+            await self._upsert_reply(db, message_id, now)
+            await db.execute("UPDATE replies SET platform_ids = ?, updated_at = ? WHERE message_id = ?",
+                             (json.dumps(platform_ids), now, message_id))
+
+    async def save_final(self, message_id: int, text: str, tokens: int) -> None:
+        """The whole answer, before it is delivered: recovery delivers it without asking the LLM again."""
+        now = time.time()
+        async with self._tx() as db:
+            await self._upsert_reply(db, message_id, now)
+            await db.execute("UPDATE replies SET final = 1, text = ?, tokens = ?, updated_at = ? WHERE message_id = ?",
+                             (text, tokens, now, message_id))
+
+    async def delivered(self, message_id: int) -> None:
+        """The reply is on the platform: the message is answered, and its reply joins the history."""
+        now = time.time()
+        async with self._tx() as db:
+            await db.execute("UPDATE replies SET state = 'delivered', updated_at = ? WHERE message_id = ?",
+                             (now, message_id))
+            await db.execute("UPDATE messages SET status = 'answered' WHERE id = ?", (message_id,))
+            await db.execute("UPDATE sessions SET updated_at = ? WHERE id = "
+                             "(SELECT session_id FROM messages WHERE id = ?)", (now, message_id))
+
+    async def fail(self, message_id: int, reason: str) -> None:
+        """Give up on a message (the user was told, where the platform let us): it is not retried."""
+        async with self._tx() as db:
+            await db.execute("UPDATE messages SET status = 'failed', reason = ? WHERE id = ?", (reason, message_id))
+            await db.execute("UPDATE replies SET state = 'failed', updated_at = ? WHERE message_id = ?",
+                             (time.time(), message_id))
+
+    async def mark(self, message_id: int, status: Status) -> None:
+        async with self._tx() as db:
+            await db.execute("UPDATE messages SET status = ? WHERE id = ?", (status, message_id))
+
+    # ------------------------------------------------------------------------------- commands
+
+    async def _confirm(self, db: aiosqlite.Connection, message_id: int, text: str) -> None:
+        now = time.time()
+        await self._upsert_reply(db, message_id, now)
+        await db.execute("UPDATE replies SET final = 1, text = ?, updated_at = ? WHERE message_id = ?",
+                         (text, now, message_id))
+
+    async def command_done(self, message_id: int, confirmation: str, *, reset: bool = False,
+                           persona: str | None = None) -> None:
+        """A command's effect and its confirmation, in one transaction: a restart never runs it again.
+
+        ``reset`` forgets every message of the session *before* this one (never one after it);
+        ``persona`` switches the session's persona from this point of the conversation on.
+        """
+        async with self._tx() as db:
+            async with db.execute("SELECT session_id FROM messages WHERE id = ?", (message_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return
+            session_id = int(row[0])
+            if reset:
+                await db.execute("DELETE FROM replies WHERE session_id = ? AND message_id < ?",
+                                 (session_id, message_id))
+                await db.execute("DELETE FROM messages WHERE session_id = ? AND id < ?", (session_id, message_id))
+            if persona is not None:
+                await db.execute("UPDATE sessions SET persona_override = ?, updated_at = ? WHERE id = ?",
+                                 (persona, time.time(), session_id))
+            await self._confirm(db, message_id, confirmation)
+
     # ------------------------------------------------------------------------------- sessions
 
     async def session(self, session_id: int) -> Session | None:
-        async with self._db.execute("SELECT id, key, persona, created_at, updated_at FROM sessions WHERE id = ?",
-                                    (session_id,)) as cur:
+        async with self._db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)) as cur:
             row = await cur.fetchone()
         return _session(row) if row else None
 
@@ -254,28 +469,30 @@ class Store:
         """A session by numeric id or by key."""
         by_id = ref.isdigit()
         where = "id = ?" if by_id else "key = ?"
-        sql = f"SELECT id, key, persona, created_at, updated_at FROM sessions WHERE {where}"
-        async with self._db.execute(sql, (int(ref) if by_id else ref,)) as cur:
+        async with self._db.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {where}",
+                                    (int(ref) if by_id else ref,)) as cur:
             row = await cur.fetchone()
         return _session(row) if row else None
 
     async def set_persona(self, session_id: int, persona: str) -> None:
         async with self._tx() as db:
-            await db.execute("UPDATE sessions SET persona = ?, updated_at = ? WHERE id = ?",
+            await db.execute("UPDATE sessions SET persona_override = ?, updated_at = ? WHERE id = ?",
                              (persona, time.time(), session_id))
 
-    async def reset(self, session_id: int, *, keep_message_id: int | None = None) -> int:
-        """Forget a session's history (``/reset``); the thread stays bound to the session."""
+    async def reset(self, session_id: int) -> int:
+        """Forget a session's history (``bridge sessions reset``): every message that is not waiting
+        for an answer, with its reply. Returns how many messages were forgotten."""
         async with self._tx() as db:
-            cur = await db.execute("DELETE FROM messages WHERE session_id = ? AND id != ?",
-                                   (session_id, keep_message_id or -1))
+            await db.execute("DELETE FROM replies WHERE session_id = ? AND message_id IN "
+                             "(SELECT id FROM messages WHERE session_id = ? AND status != 'pending')",
+                             (session_id, session_id))
+            cur = await db.execute("DELETE FROM messages WHERE session_id = ? AND status != 'pending'", (session_id,))
             return cur.rowcount
 
     async def sessions(self) -> list[SessionSummary]:
         async with self._db.execute(
-            "SELECT s.id, s.key, s.persona, s.created_at, s.updated_at, "
-            "(SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id AND m.kind = 'chat') "
-            "FROM sessions s ORDER BY s.updated_at DESC") as cur:
+            f"SELECT {_SESSION_COLUMNS}, (SELECT COUNT(*) FROM messages m WHERE m.session_id = sessions.id) "
+            "FROM sessions ORDER BY updated_at DESC") as cur:
             rows = await cur.fetchall()
         out = []
         for row in rows:
@@ -290,3 +507,12 @@ class Store:
         async with self._db.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE session_id = ? ORDER BY id",
                                     (session_id,)) as cur:
             return [_message(r) for r in await cur.fetchall()]
+
+    async def transcript(self, session_id: int) -> list[Exchange]:
+        """Every message of a session with its reply text, in conversation order (``sessions show``)."""
+        async with self._db.execute(
+            f"SELECT m.{_MSG_COLUMNS.replace(', ', ', m.')}, r.text, r.tokens FROM messages m "
+            "LEFT JOIN replies r ON r.message_id = m.id AND r.final = 1 "
+            "WHERE m.session_id = ? ORDER BY m.id", (session_id,)) as cur:
+            rows = await cur.fetchall()
+        return [Exchange(_message(r), None if r[11] is None else str(r[11]), int(r[12] or 0)) for r in rows]

@@ -5,6 +5,7 @@ Identities are small frozen dataclasses, never strings to be parsed later (STYLE
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,3 +63,29 @@ class Incoming:
     direct: bool = False      # a direct message: always answered
     in_thread: bool = False   # part of a thread the bot may already be in (Slack thread replies)
     raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core
+
+
+async def _ignore(_: list[str]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One reply to deliver, and what is already known of its delivery (STYLE.md, lesson 12).
+
+    - ``key``: the reply's identity, stable across restarts (the id of the message it answers).
+      Adapters mark what they post with it where the platform allows (a hidden GitHub marker,
+      Slack message metadata, a Discord nonce), to recognise a post a crash left unrecorded.
+    - ``answers``: the platform's own id of the message being answered (reactions, references).
+    - ``posted``: the platform message ids already posted for this reply, in order (after a crash
+      or a retry): edit them, do not post again.
+    - ``record``: call it with the whole list of posted ids each time it grows, right after posting.
+    - ``recovering``: an earlier attempt ran; something may have been posted but not recorded.
+    """
+
+    thread: ThreadRef
+    key: str
+    answers: str = ""
+    posted: tuple[str, ...] = ()
+    record: Callable[[list[str]], Awaitable[None]] = _ignore
+    recovering: bool = False

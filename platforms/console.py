@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bridge.config import Config
 from bridge.platform import Inbox
-from bridge.types import Author, Incoming, ThreadRef
+from bridge.types import Author, Incoming, Outgoing, ThreadRef
 
 
 class ConsolePlatform:
@@ -74,7 +74,7 @@ class ConsolePlatform:
         finally:
             self.finished.set()
 
-    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
+    async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
         shown = ""
         self._stdout.write("bot> ")
         async for snapshot in snapshots:

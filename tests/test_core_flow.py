@@ -97,8 +97,8 @@ async def test_shared_sessions_and_speaker_names(bridge: tuple[Bridge, FakePlatf
     reply = await gh.reply()
     assert reply.thread.channel == "octo-org/shared-b"
     contents = [m["content"] for m in fake_llm.requests[-1]["messages"][1:]]
-    assert contents[0] == "ann: hi from a"
-    assert contents[-1] == "bob: hi from b"
+    assert contents[0] == "ann (GitHub): hi from a"
+    assert contents[-1] == "bob (GitHub): hi from b"
 
 
 async def test_mention_trigger_and_bots(bridge: tuple[Bridge, FakePlatform]) -> None:

@@ -82,7 +82,8 @@ async def test_mention_in_a_channel_is_answered_there(bridge: Bridge, discord: F
     answer = await reply(discord, fk.GENERAL, "You said: what is a lifetime? cc @Bob")
     assert len(fake_llm.requests) == 1
     system = fake_llm.requests[0]["messages"][0]["content"]
-    assert "helpful assistant talking with Ali (mod) on discord" in system  # the channel's persona, the asker
+    assert "helpful assistant talking with the user on discord" in system  # the channel's persona
+    assert "Ali" not in system  # a display name anyone can set stays out of the system prompt
     assert answer.bodies[0]["allowed_mentions"] == NO_PINGS
     typing_call = next(i for i, c in enumerate(discord.calls) if c.path == f"/channels/{fk.GENERAL}/typing")
     post_call = next(i for i, c in enumerate(discord.calls) if c.method == "POST" and c.path.endswith("/messages"))
@@ -151,11 +152,11 @@ async def test_reply_to_the_bot_counts_as_a_mention(bridge: Bridge, discord: Fak
 async def test_shared_channels_show_who_said_what(bridge: Bridge, discord: FakeDiscord,
                                                   fake_llm: FakeOpenAI) -> None:
     await discord.say("we should ship on Friday", channel=fk.TEAM_A)
-    await reply(discord, fk.TEAM_A, "You said: Ali (mod): we should ship on Friday")
+    await reply(discord, fk.TEAM_A, "You said: Ali (mod) (Discord): we should ship on Friday")
     await discord.say(f"I'd rather wait, right <@{fk.ALICE}>?", channel=fk.TEAM_B, author=fk.BOB)
-    await reply(discord, fk.TEAM_B, "You said: Bob: I'd rather wait, right @Ali (mod)?")
-    assert user_turns(fake_llm.requests[-1])[::2] == ["Ali (mod): we should ship on Friday",
-                                                      "Bob: I'd rather wait, right @Ali (mod)?"]
+    await reply(discord, fk.TEAM_B, "You said: Bob (Discord): I'd rather wait, right @Ali (mod)?")
+    assert user_turns(fake_llm.requests[-1])[::2] == ["Ali (mod) (Discord): we should ship on Friday",
+                                                      "Bob (Discord): I'd rather wait, right @Ali (mod)?"]
 
 
 async def test_commands_after_the_mention(bridge: Bridge, discord: FakeDiscord, fake_llm: FakeOpenAI) -> None:

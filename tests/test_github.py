@@ -19,7 +19,7 @@ import pytest
 from bridge.app import Bridge
 from bridge.config import Config
 from bridge.platform import PlatformStartError
-from bridge.store import Store
+from bridge.store import MIGRATIONS, Store
 from tests.fakes.github_server import FakeGitHub, fixture
 from tests.fakes.openai_server import FakeOpenAI
 from tests.waiting import until
@@ -128,7 +128,7 @@ async def test_new_issue_is_answered_with_title_and_body(harness: GitHubHarness)
     assert reply == f"You said: {issue['title']}\n\n{issue['body']}"
     messages = harness.llm.requests[0]["messages"]
     assert "Rust tutor" in messages[0]["content"]  # the persona bound to Codertocat/*
-    assert "Codertocat" in messages[0]["content"]  # {user} filled in
+    assert "Codertocat" not in messages[0]["content"]  # a name anyone can set never reaches the system prompt
     assert harness.gh.comments[0].auth == "token ghp_testtoken123"
 
 
@@ -247,7 +247,7 @@ async def test_long_reply_is_split(github_config: Callable[..., Config], fake_gi
     try:
         h = GitHubHarness(bridge, fake_github, fake_llm)
         await h.deliver("issue_comment", comment_payload("long please"))
-        await asyncio.sleep(1.0)
+        await until(lambda: bridge.lanes is not None and bridge.lanes.busy == 0 and h.gh.comments_on(REPO, 1))
         parts = h.gh.comments_on(REPO, 1)
         assert len(parts) > 5
         assert all(len(p) <= 1000 for p in parts)
@@ -380,7 +380,7 @@ async def test_github_app_uses_installation_tokens(make_config: Callable[..., Co
 async def test_store_migrates_in_memory() -> None:
     store = await Store.open(":memory:")
     try:
-        assert await store.schema_version() == 1
+        assert await store.schema_version() == len(MIGRATIONS)
     finally:
         await store.close()
 

@@ -22,7 +22,7 @@ from tests.fakes import slack_server as slack
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
 
-GENERAL, LEGAL, ELSEWHERE, DM = "C0GENERAL", "C0LEGAL", "C0RANDOM", "D0ALICE"
+GENERAL, LEGAL, ELSEWHERE, DM, TEAMROOM = "C0GENERAL", "C0LEGAL", "C0RANDOM", "D0ALICE", "C0TEAM"
 ALICE, BOB = "U0ALICE", "U0BOB"
 MENTION = f"<@{slack.BOT_USER}>"
 
@@ -40,6 +40,7 @@ platforms:
 channels:
   - {platform: slack, where: C0GENERAL, persona: assistant, trigger: mention}
   - {platform: slack, where: C0LEGAL, persona: legal-adviser, trigger: mention}
+  - {platform: slack, where: C0TEAM, persona: collaborator, trigger: mention}   # names each speaker
 """
 
 StartBridge = Callable[..., Awaitable[Bridge]]
@@ -103,7 +104,7 @@ async def test_mention_is_answered_in_its_thread(start_bridge: StartBridge, fake
     reply = await fake_slack.wait_reply(GENERAL, mention["ts"], "You said: what is a contract?")
     assert reply.thread_ts == mention["ts"], "answered in the thread the mention starts"
     assert user_turns(fake_llm.requests[0]) == ["what is a contract?"], "the bot's own mention is stripped"
-    assert "talking with Alice" in fake_llm.requests[0]["messages"][0]["content"], "author name from users.info"
+    assert "Alice" not in fake_llm.requests[0]["messages"][0]["content"], "no display name in the system prompt"
     assert fake_slack.replies(GENERAL) == [], "nothing posted to the channel's top level"
 
 
@@ -221,16 +222,24 @@ async def test_names_and_slack_markup_are_readable_for_the_model(start_bridge: S
     assert sorted(c.args["user"] for c in fake_slack.calls_to("users.info")) == [ALICE, BOB], "names are cached"
 
 
+async def test_speaker_names_come_from_users_info(start_bridge: StartBridge, fake_slack: FakeSlack,
+                                                  fake_llm: FakeOpenAI) -> None:
+    await start_bridge("socket")
+    mention = slack.app_mention(f"{MENTION} plan the release", user=ALICE, channel=TEAMROOM)
+    await fake_slack.push(slack.event_callback(mention))
+    await fake_slack.wait_reply(TEAMROOM, mention["ts"], "You said: Alice: plan the release")
+    assert "Alice" not in fake_llm.requests[0]["messages"][0]["content"], "only in the user turn"
+
+
 async def test_answered_with_user_ids_when_names_cannot_be_looked_up(
         start_bridge: StartBridge, fake_slack: FakeSlack, fake_llm: FakeOpenAI,
         caplog: pytest.LogCaptureFixture) -> None:
     await start_bridge("socket")
     fake_slack.fail_next("users.info", "missing_scope")
     fake_slack.fail_next("users.info", "missing_scope")
-    mention = slack.app_mention(f"{MENTION} ask <@{BOB}>", user=ALICE, channel=GENERAL)
+    mention = slack.app_mention(f"{MENTION} ask <@{BOB}>", user=ALICE, channel=TEAMROOM)
     await fake_slack.push(slack.event_callback(mention))
-    await fake_slack.wait_reply(GENERAL, mention["ts"], f"You said: ask @{BOB}")
-    assert f"talking with {ALICE}" in fake_llm.requests[0]["messages"][0]["content"]
+    await fake_slack.wait_reply(TEAMROOM, mention["ts"], f"You said: {ALICE}: ask @{BOB}")
     assert "users:read" in caplog.text, "the log says which scope is missing"
 
 

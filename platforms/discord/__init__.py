@@ -23,7 +23,7 @@ from aiohttp import web
 from bridge.config import Config, DiscordConfig
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.streaming import render_stream
-from bridge.types import ThreadRef
+from bridge.types import Outgoing
 from platforms.discord.client import NO_PINGS, BridgeClient
 from platforms.discord.handlers import to_incoming
 
@@ -179,9 +179,10 @@ class DiscordPlatform:
 
     # --------------------------------------------------------------------------------- outbound
 
-    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
+    async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
         if self._client is None:
             raise RuntimeError("the Discord adapter is not started")
+        thread = reply.thread
         channel = self._client.get_partial_messageable(
             int(thread.thread), guild_id=int(thread.workspace) if thread.workspace else None)
         first = await self._typing_until_text(channel, snapshots)
@@ -192,14 +193,15 @@ class DiscordPlatform:
                 async for snapshot in snapshots:
                     yield snapshot
 
-        async def post(text: str) -> discord.Message:
-            return await channel.send(text, allowed_mentions=NO_PINGS)
+        async def post(text: str) -> str:
+            message = await channel.send(text, allowed_mentions=NO_PINGS)
+            return str(message.id)
 
-        async def edit(message: discord.Message, text: str) -> None:
-            await message.edit(content=text, allowed_mentions=NO_PINGS)
+        async def edit(message_id: str, text: str) -> None:
+            await channel.get_partial_message(int(message_id)).edit(content=text, allowed_mentions=NO_PINGS)
 
         await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,
-                            interval=self._settings.edit_interval_s)
+                            interval=self._settings.edit_interval_s, posted=reply.posted, record=reply.record)
 
     @staticmethod
     async def _typing_until_text(channel: discord.PartialMessageable, snapshots: AsyncIterator[str]) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from bridge.chunking import split_message
 from bridge.config import Config, GitHubConfig
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.streaming import last_snapshot
-from bridge.types import ThreadRef
+from bridge.types import Outgoing
 from platforms.github.handlers import installation_id, translate
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,15 @@ class _SharedTransport(httpx.AsyncHTTPTransport):
 
     async def close_for_real(self) -> None:
         await super().aclose()
+
+
+MARKER_ROOM = 200  # characters kept free in each comment for the hidden marker
+
+
+def marker(key: str, part: int) -> str:
+    """A hidden HTML comment naming the reply and part: recognisable after a crash, invisible to readers."""
+    safe = re.sub(r"[^\w:.#/@-]", "_", key)[:120]
+    return f"\n\n<!-- bridge:reply {safe} part {part} -->"
 
 
 class GitHubStartError(PlatformStartError):
@@ -179,12 +189,21 @@ class GitHubPlatform:
         assert isinstance(auth, AppAuthStrategy)
         return self._github(auth.as_installation(inst))
 
-    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
+    async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
+        """Post the finished text as one comment per part; parts already posted are not posted again."""
         text = await last_snapshot(snapshots)
+        thread = reply.thread
         owner, repo = thread.channel.split("/", 1)
         client = await self._client_for(thread.channel)
-        for part in split_message(text, self._settings.max_reply_chars):
-            await client.rest.issues.async_create_comment(owner, repo, int(thread.thread), data={"body": part})
+        posted = list(reply.posted)
+        for i, part in enumerate(split_message(text, self._settings.max_reply_chars - MARKER_ROOM)):
+            if i < len(posted):
+                continue
+            body = part + marker(reply.key, i)
+            comment = await client.rest.issues.async_create_comment(owner, repo, int(thread.thread),
+                                                                    data={"body": body})
+            posted.append(str(comment.parsed_data.id))
+            await reply.record(posted)
 
 
 def create(settings: GitHubConfig, config: Config) -> GitHubPlatform:

@@ -37,7 +37,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.config import Config, SlackConfig
 from bridge.platform import Inbox, PlatformStartError
 from bridge.streaming import render_stream
-from bridge.types import ThreadRef
+from bridge.types import Outgoing
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
 from platforms.slack.users import UserNames
 
@@ -196,11 +196,13 @@ class SlackPlatform:
 
     # ------------------------------------------------------------------------------- outbound
 
-    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
+    async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
         """A placeholder at once, edited in place as the reply grows; more messages past the limit.
 
-        Slack errors propagate (SlackApiError) so the core marks the message failed.
+        Messages an earlier attempt posted (``reply.posted``) are edited instead. Slack errors
+        propagate (SlackApiError) so the core marks the message failed.
         """
+        thread = reply.thread
         channel = thread.channel
         thread_ts = None if thread.thread == thread.channel else thread.thread  # DM top level
 
@@ -213,7 +215,8 @@ class SlackPlatform:
             await self.client.chat_update(channel=channel, ts=ts, markdown_text=text)
 
         await render_stream(snapshots, post=post, edit=edit, limit=self._limit,
-                            interval=self._settings.edit_interval_s, placeholder=PLACEHOLDER)
+                            interval=self._settings.edit_interval_s, placeholder=PLACEHOLDER,
+                            posted=reply.posted, record=reply.record)
 
 
 def create(settings: Any, config: Config) -> SlackPlatform:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from tests.fakes.loopback import serve
 
+_HIDDEN = re.compile(r"\n\n<!-- bridge:reply [^>]*-->$")
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "github"
 
 
@@ -71,7 +73,8 @@ class FakeGitHub:
             await self._runner.cleanup()
 
     def comments_on(self, repo: str, number: int) -> list[str]:
-        return [c.body for c in self.comments if c.repo == repo and c.number == number]
+        """What a reader sees: GitHub renders HTML comments (the bridge's reply markers) as nothing."""
+        return [_HIDDEN.sub("", c.body) for c in self.comments if c.repo == repo and c.number == number]
 
     async def _user(self, request: web.Request) -> web.Response:
         self.auth_seen.append(request.headers.get("Authorization", ""))

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from bridge.platform import Inbox
-from bridge.types import Author, Incoming, ThreadRef
+from bridge.types import Author, Incoming, Outgoing, ThreadRef
 
 
 @dataclass
@@ -34,8 +34,8 @@ class FakePlatform:
     async def start(self, inbox: Inbox) -> None:
         self.inbox = inbox
 
-    async def send(self, thread: ThreadRef, snapshots: AsyncIterator[str]) -> None:
-        record = Sent(thread)
+    async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
+        record = Sent(reply.thread)
         async for s in snapshots:
             record.snapshots.append(s)
         if self.fail_sends:
