@@ -122,6 +122,8 @@ class Bridge:
                 await platform.stop()
             except Exception:
                 log.exception("stopping %s failed", platform.name)
+        if self.router is not None:
+            self.router.closed = True
         if self.server is not None:
             await self.server.stop()
         if self.llm is not None:

@@ -57,7 +57,7 @@ def _count_cached(text: str, model: str) -> int:
 
 def speaker_label(name: str, platform: str | None) -> str:
     """``Ann (Slack)``: who spoke, and from where. A name anyone can set is cut and quoted unless plain."""
-    clean = " ".join("".join(ch for ch in name if ch.isprintable()).split())[:32] or "someone"
+    clean = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())[:32] or "someone"
     shown = clean if _PLAIN_NAME.match(clean) else json.dumps(clean, ensure_ascii=False)
     return f"{shown} ({PLATFORM_NAMES.get(platform, platform)})" if platform else shown
 

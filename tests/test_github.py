@@ -385,17 +385,27 @@ async def test_store_migrates_in_memory() -> None:
         await store.close()
 
 
-async def test_webhooks_during_shutdown_get_503_so_github_can_redeliver(
+async def test_webhooks_during_shutdown_are_stored_and_answered_at_the_next_start(
         github_config: Callable[..., Config], fake_github: FakeGitHub, fake_llm: FakeOpenAI) -> None:
-    bridge = Bridge(github_config(), shutdown_grace_s=1.0)
+    config = github_config()
+    bridge = Bridge(config, shutdown_grace_s=5.0)
     await bridge.start()
     h = GitHubHarness(bridge, fake_github, fake_llm)
     fake_llm.hold = asyncio.Event()
     await h.deliver("issue_comment", comment_payload("in flight", comment_id=1))
+    await until(lambda: fake_llm.requests)
     stopping = asyncio.create_task(bridge.stop())
-    await asyncio.sleep(0.1)  # stop() is now waiting for the in-flight answer
+    await until(lambda: bridge.router is not None and not bridge.router.accepting)  # stop() waits for the answer
     status, _ = await h.deliver("issue_comment", comment_payload("too late", comment_id=2))
     fake_llm.hold.set()
     await stopping
-    assert status == 503
+    assert status == 202  # stored: GitHub need not redeliver it
     assert fake_github.comments_on(REPO, 1) == ["You said: in flight"]  # in-flight work was finished
+    fake_llm.hold = None
+    again = Bridge(config)
+    await again.start()
+    try:
+        await until(lambda: len(fake_github.comments_on(REPO, 1)) == 2)
+        assert fake_github.comments_on(REPO, 1) == ["You said: in flight", "You said: too late"]
+    finally:
+        await again.stop()

@@ -1,7 +1,9 @@
 """A loopback OpenAI-compatible server: ``POST /v1/chat/completions``, streamed (SSE) or not.
 
 Tests script it: ``reply`` decides the answer from the request; ``fail_next`` queues HTTP errors
-(with optional ``Retry-After``) returned before any answer. Every request body is recorded.
+(with optional ``Retry-After``) returned before any answer; ``cut_next`` breaks a streamed answer
+half-way (the connection is closed mid-stream); ``hang_next`` answers nothing for a while. Every
+request body is recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ class Failure:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    cut_after: int | None = None   # a stream broken after this many chunks (status unused)
+    hang_s: float = 0.0            # wait this long before answering normally
 
 
 def echo_reply(request: dict[str, Any]) -> str:
@@ -47,6 +51,14 @@ class FakeOpenAI:
         headers = {"Retry-After": retry_after} if retry_after else {}
         self.failures.extend(Failure(status, body, headers) for _ in range(times))
 
+    def cut_next(self, after_chunks: int = 2, *, times: int = 1) -> None:
+        """The next streamed answers stop after ``after_chunks`` chunks: the connection is dropped."""
+        self.failures.extend(Failure(200, {}, cut_after=after_chunks) for _ in range(times))
+
+    def hang_next(self, seconds: float, *, times: int = 1) -> None:
+        """The next requests get no answer for ``seconds`` (then a normal one, if anyone still waits)."""
+        self.failures.extend(Failure(200, {}, hang_s=seconds) for _ in range(times))
+
     async def start(self) -> FakeOpenAI:
         app = web.Application()
         app.add_routes([web.post("/v1/chat/completions", self._completions),
@@ -67,9 +79,15 @@ class FakeOpenAI:
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        cut_after: int | None = None
         if self.failures:
             f = self.failures.pop(0)
-            return web.json_response(f.body, status=f.status, headers=f.headers)
+            if f.hang_s:
+                await asyncio.sleep(f.hang_s)
+            elif f.cut_after is not None:
+                cut_after = f.cut_after
+            else:
+                return web.json_response(f.body, status=f.status, headers=f.headers)
         if self.hold is not None:
             await self.hold.wait()
         text = self.reply(body)
@@ -90,7 +108,11 @@ class FakeOpenAI:
 
         await event({**base, "object": "chat.completion.chunk",
                      "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
-        for i in range(0, len(text), self.chunk_size):
+        for n, i in enumerate(range(0, len(text), self.chunk_size)):
+            if cut_after is not None and n >= cut_after:
+                assert request.transport is not None
+                request.transport.close()  # the connection drops mid-answer, as a crashing server's would
+                return resp
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
             await event({**base, "object": "chat.completion.chunk",
