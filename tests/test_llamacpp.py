@@ -122,3 +122,16 @@ async def test_long_conversation_never_overflows_the_window(started: Callable[[i
     [summary] = await bridge.store.sessions()
     statuses = [m.status for m in await bridge.store.messages(summary.session.id) if m.role == "user"]
     assert statuses == ["answered"] * 6
+
+
+async def test_context_window_is_read_from_llama_cpp(llama_url: str) -> None:
+    from bridge.config import LLMConfig
+    from bridge.llm import LLMClient
+    from bridge.metrics import Metrics
+
+    llm = LLMClient(LLMConfig(base_url=llama_url, model="smollm2", max_retries=0), Metrics())
+    try:
+        assert await llm.context_window("smollm2") == N_CTX
+        assert await llm.models()
+    finally:
+        await llm.close()
