@@ -21,6 +21,7 @@ from githubkit.exception import GitHubException, RequestFailed
 
 from bridge.chunking import split_message
 from bridge.config import Config, GitHubConfig
+from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.streaming import last_snapshot
 from bridge.types import ThreadRef
@@ -185,6 +186,15 @@ class GitHubPlatform:
         client = await self._client_for(thread.channel)
         for part in split_message(text, self._settings.max_reply_chars):
             await client.rest.issues.async_create_comment(owner, repo, int(thread.thread), data={"body": part})
+
+
+    # ------------------------------------------------------------------------ diagnosis
+
+    async def diagnose(self) -> list[Finding]:
+        """``bridge check --online``: identity and token scopes or app permissions (see diagnose.py)."""
+        from platforms.github.diagnose import diagnose_github
+
+        return await diagnose_github(self._settings, self._base_dir, self._github)
 
 
 def create(settings: GitHubConfig, config: Config) -> GitHubPlatform:
