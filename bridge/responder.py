@@ -224,6 +224,8 @@ class Responder:
                 await self._store.fail(msg.id, f"llm: {result.kind}")
             log.info("answer failed: session=%s message=%s reason=%s seconds=%.1f", session.key, msg.id,
                      result.kind, seconds)
+        elif result is None and sent:  # the platform stopped reading early (Ctrl-C in `bridge chat`)
+            await self._store.fail(msg.id, "stopped before the answer was complete")
         elif isinstance(result, Answer) and sent:
             await self._store.delivered(msg.id)
             self._metrics.replies.labels(platform=platform.name).inc()

@@ -22,7 +22,7 @@ from bridge.platform import PlatformStartError
 from bridge.store import MIGRATIONS, Store
 from tests.fakes.github_server import FakeGitHub, fixture
 from tests.fakes.openai_server import FakeOpenAI
-from tests.waiting import until
+from tests.waiting import until, until_async
 
 SECRET = "whsec-test-0123456789"
 REPO = "Codertocat/Hello-World"
@@ -324,12 +324,22 @@ async def test_github_server_error_is_retried_by_githubkit(harness: GitHubHarnes
 async def test_healthz_and_metrics(harness: GitHubHarness) -> None:
     await harness.deliver("issue_comment", comment_payload("count me"))
     await harness.comments(REPO, 1, 1)
+    # The reply is counted after the platform has posted it and the store has recorded it: the
+    # comment can be visible a moment before the counter moves, so wait for the counter itself.
+    replied = 'bridge_replies_total{platform="github"} 1.0'
+    metrics = ""
     async with aiohttp.ClientSession() as s:
         async with s.get(f"{harness.url}/healthz") as r:
             assert r.status == 200
             health = await r.json()
-        async with s.get(f"{harness.url}/metrics") as r:
-            metrics = await r.text()
+
+        async def scrape() -> bool:
+            nonlocal metrics
+            async with s.get(f"{harness.url}/metrics") as r:
+                metrics = await r.text()
+            return replied in metrics
+
+        await until_async(scrape)
     assert health["status"] == "ok"
     assert health["platforms"]["github"] == {"ok": True, "login": "bridge-bot", "auth": "token"}
     assert 'bridge_events_total{outcome="accepted",platform="github"} 1.0' in metrics

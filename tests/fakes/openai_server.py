@@ -42,6 +42,9 @@ class FakeOpenAI:
         self.chunk_delay = 0.0
         self.chunk_size = 8
         self.hold: asyncio.Event | None = None  # when set by a test, answers wait for it
+        self.models: list[dict[str, Any]] = [{"id": "fake", "object": "model"}]  # GET /v1/models entries
+        self.props: dict[str, Any] | None = None  # llama.cpp's GET /props, when set (else 404)
+        self.model_requests = 0
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -62,7 +65,7 @@ class FakeOpenAI:
     async def start(self) -> FakeOpenAI:
         app = web.Application()
         app.add_routes([web.post("/v1/chat/completions", self._completions),
-                        web.get("/v1/models", self._models)])
+                        web.get("/v1/models", self._models), web.get("/props", self._props)])
         self._runner, base_url = await serve(app)
         self.url = f"{base_url}/v1"
         return self
@@ -74,7 +77,13 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     async def _models(self, _: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        self.model_requests += 1
+        return web.json_response({"object": "list", "data": self.models})
+
+    async def _props(self, _: web.Request) -> web.Response:
+        if self.props is None:
+            return web.json_response({"error": {"message": "File Not Found", "type": "not_found_error"}}, status=404)
+        return web.json_response(self.props)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
