@@ -144,7 +144,7 @@ async def test_an_llm_failing_30_percent_of_calls_still_answers_nearly_all(tmp_p
         await bridge.kill()
         await gh.stop()
     got = answers(gh)
-    lost, duplicated, answered, errors = report(f"LLM failing 30% ({fake_llm.chaos_faults})", messages, got)
+    lost, duplicated, answered, _ = report(f"LLM failing 30% ({fake_llm.chaos_faults})", messages, got)
     assert (lost, duplicated) == (0, 0)
     assert answered >= 0.99 * messages
     assert all(not body.startswith("⚠️") or "\n" not in body.split("<!--")[0].strip()
