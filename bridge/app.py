@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 EVENT_MEMORY_S = 14 * 24 * 3600  # dedupe ids older than this are forgotten (platforms redeliver within days)
 PRUNE_EVERY_S = 3600.0
+CHECKPOINT_EVERY_S = 1.0
 # Readiness: while idle, the LLM is probed (GET /models) when nothing succeeded for this long...
 LLM_PROBE_INTERVAL_S = 30.0
 # ...and a failure of these kinds, newer than the last success, makes /readyz answer 503.
@@ -71,7 +72,7 @@ class Bridge:
 
     async def start(self) -> None:
         self.store = await open_store(self.config)
-        self._pruner = asyncio.create_task(self._prune_events(), name="prune-events")
+        self._pruner = asyncio.create_task(self._maintain(), name="store-maintenance")
         self.llm = LLMClient(self.config.llm, self.metrics)
         self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
         self.lanes = Lanes(self.responder.handle)
@@ -98,15 +99,20 @@ class Bridge:
             log.info("bridge started: platforms %s; HTTP on http://%s:%s", ", ".join(self.platforms) or "none",
                      self.config.server.host, self.server.port)
 
-    async def _prune_events(self) -> None:
-        """Forget old dedupe ids now and every hour, not only at start (a bridge may run for months)."""
+    async def _maintain(self) -> None:
+        """The store's upkeep: a WAL checkpoint every second (off the loop), and old dedupe ids
+        forgotten now and every hour, not only at start (a bridge may run for months)."""
         assert self.store is not None
+        pruned_at = float("-inf")
         while True:
             try:
-                await self.store.forget_events_before(time.time() - EVENT_MEMORY_S)
+                if time.monotonic() - pruned_at >= PRUNE_EVERY_S:
+                    pruned_at = time.monotonic()
+                    await self.store.forget_events_before(time.time() - EVENT_MEMORY_S)
+                await self.store.checkpoint()
             except Exception:
-                log.exception("pruning old event ids failed")
-            await asyncio.sleep(PRUNE_EVERY_S)
+                log.exception("store maintenance failed")
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
 
     def health(self) -> dict[str, Any]:
         platforms = {name: p.status() for name, p in self.platforms.items()}

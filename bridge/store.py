@@ -20,14 +20,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
 
-import aiosqlite
-
+from bridge import sqlite
 from bridge.types import Author, ThreadRef
 
-Migration = str | Callable[[aiosqlite.Connection], Awaitable[None]]
+Migration = str | Callable[[sqlite.Connection], Awaitable[None]]
 
 
-async def _link_replies(db: aiosqlite.Connection) -> None:
+async def _link_replies(db: sqlite.Connection) -> None:
     """Version 2: replies become rows of their own, tied to the message they answer.
 
     Version 1 stored answers as ``assistant`` rows in ``messages`` ordered by their own id, so a
@@ -198,7 +197,7 @@ _SESSION_COLUMNS = "id, key, COALESCE(persona_override, persona), created_at, up
 _HISTORY_PAGE = 64
 
 
-def _message(row: aiosqlite.Row | tuple[object, ...]) -> Message:
+def _message(row: sqlite.Row) -> Message:
     (id_, sid, kind, aid, aname, thread, event_id, content, tokens, status, created) = tuple(row)[:11]
     return Message(
         id=int(id_),
@@ -214,31 +213,34 @@ def _message(row: aiosqlite.Row | tuple[object, ...]) -> Message:
     )
 
 
-def _session(row: aiosqlite.Row | tuple[object, ...]) -> Session:
+def _session(row: sqlite.Row) -> Session:
     id_, key, persona, created, updated = tuple(row)
     return Session(int(id_), str(key), str(persona), float(created), float(updated))
 
 
 class Store:
-    """One aiosqlite connection in WAL mode; writes that belong together run in one transaction."""
+    """One SQLite connection in WAL mode, used from the event loop (see :mod:`bridge.sqlite`); writes
+    that belong together run in one transaction."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: sqlite.Connection) -> None:
         self._db = db
         self._write = asyncio.Lock()  # one connection: keep multi-statement transactions apart
 
     @classmethod
     async def open(cls, path: str) -> Store:
-        db = await aiosqlite.connect(path, isolation_level=None)  # autocommit; we BEGIN explicitly
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
+        db = await sqlite.connect(path)  # autocommit; we BEGIN explicitly
         store = cls(db)
         await store._migrate()
         await db.execute("PRAGMA foreign_keys=ON")
         return store
 
     async def close(self) -> None:
+        await self.checkpoint()
         await self._db.close()
+
+    async def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file, off the event loop (call it on a timer)."""
+        await sqlite.checkpoint(self._db.path)
 
     async def schema_version(self) -> int:
         async with self._db.execute("PRAGMA user_version") as cur:
@@ -261,7 +263,7 @@ class Store:
                 await self._db.execute(f"PRAGMA user_version = {version}")
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _tx(self) -> AsyncIterator[sqlite.Connection]:
         async with self._write:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -374,7 +376,7 @@ class Store:
         mid, state, final, text, tokens, ids, attempts = tuple(row)
         return Reply(int(mid), state, bool(final), str(text), int(tokens), tuple(json.loads(ids)), int(attempts))
 
-    async def _upsert_reply(self, db: aiosqlite.Connection, message_id: int, now: float) -> None:
+    async def _upsert_reply(self, db: sqlite.Connection, message_id: int, now: float) -> None:
         await db.execute(
             "INSERT INTO replies (message_id, session_id, state, created_at, updated_at) "
             "SELECT id, session_id, 'delivering', ?, ? FROM messages WHERE id = ? "
@@ -430,7 +432,7 @@ class Store:
 
     # ------------------------------------------------------------------------------- commands
 
-    async def _confirm(self, db: aiosqlite.Connection, message_id: int, text: str) -> None:
+    async def _confirm(self, db: sqlite.Connection, message_id: int, text: str) -> None:
         now = time.time()
         await self._upsert_reply(db, message_id, now)
         await db.execute("UPDATE replies SET final = 1, text = ?, updated_at = ? WHERE message_id = ?",

@@ -28,11 +28,12 @@ class BridgeProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.proc: asyncio.subprocess.Process | None = None
         self.log = config.parent / "bridge.log"
+        self.argv = [sys.executable, "-m", "bridge"]  # e.g. under cProfile, for benchmarks
 
     async def start(self, timeout: float = 30) -> None:
         with self.log.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bridge", "run", "--config", str(self.config),
+                *self.argv, "run", "--config", str(self.config),
                 env={**os.environ, **self.env}, cwd=self.config.parent, stdout=log, stderr=log)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

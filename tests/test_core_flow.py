@@ -42,6 +42,7 @@ async def bridge(fake_llm: FakeOpenAI,
 
 async def test_answers_with_persona_and_history(bridge: tuple[Bridge, FakePlatform], fake_llm: FakeOpenAI) -> None:
     _, gh = bridge
+    fake_llm.chunk_delay = 0.01  # a model that takes its time: the reply is seen growing
     assert await gh.say("What is ownership?")
     first = await gh.reply()
     assert first.text == "You said: What is ownership?"

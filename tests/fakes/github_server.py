@@ -10,7 +10,8 @@ import copy
 import datetime as dt
 import json
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ class Comment:
     number: int
     body: str
     auth: str
+    at: float = field(default_factory=time.monotonic)  # when it was posted (benchmarks)
 
 
 def _user(login: str, type_: str = "User") -> dict[str, Any]:
