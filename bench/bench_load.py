@@ -25,6 +25,7 @@ from bench.harness import bridge_run, cpu_seconds, load_average, pct, post_webho
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_github import SECRET, comment_payload
+from tests.waiting import until
 
 CONFIG = """
 storage: {url: "sqlite:///bench.db"}
@@ -60,8 +61,7 @@ async def one_run(messages: int, profile: str | None) -> dict[str, float]:
                 return [(done[i] - sent[i]) * 1000 for i in ids]
 
             async def wait_for(count: int) -> None:
-                while len(gh.comments) < count:
-                    await asyncio.sleep(0.002)
+                await until(lambda: len(gh.comments) >= count, timeout=600, interval=0.002)
 
             # warm up: first requests open connections, fill caches
             for i in range(1, 21):
@@ -83,8 +83,7 @@ async def one_run(messages: int, profile: str | None) -> dict[str, float]:
             async def worker() -> None:
                 for i in sem_ids:
                     await send(i, i)
-                    while not any(c.number == i for c in gh.comments[-200:]):
-                        await asyncio.sleep(0.001)
+                    await until(lambda i=i: any(c.number == i for c in gh.comments[-200:]), interval=0.001)
 
             await asyncio.gather(*(worker() for _ in range(50)))
             await wait_for(len(sent))
