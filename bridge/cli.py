@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,17 @@ def _config(args: argparse.Namespace, *, platforms: bool = True) -> Config:
 # ------------------------------------------------------------------------------------------ run
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where installed (Linux, macOS): the same asyncio API, about twice the network throughput."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
 
@@ -43,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run(config, stop)
 
-    asyncio.run(main())
+    run_loop(main())
     return 0
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import openai
-from openai import AsyncOpenAI
+import orjson
+from openai import AsyncOpenAI, AsyncStream
 
 from bridge.config import LLMConfig
 from bridge.llm_meta import model_ids, window_from_models, window_from_props
@@ -144,6 +145,9 @@ class ChatRequest:
     max_tokens: int | None = None
 
 
+_JSON: Any = {"headers": {"Content-Type": "application/json"}}
+
+
 class LLMClient:
     def __init__(self, config: LLMConfig, metrics: Metrics) -> None:
         self._config = config
@@ -163,33 +167,44 @@ class LLMClient:
         await self._client.close()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[str | Completion]:
-        """Yield the reply as text deltas, then one :class:`Completion`; raise :class:`LLMFailure`."""
+        """Yield the reply as text deltas, then one :class:`Completion`; raise :class:`LLMFailure`.
+
+        The request goes through the SDK's ``post`` (its auth, errors, SSE parsing) with a body
+        serialised once by orjson, and responses stay plain dicts: building the SDK's typed request
+        and pydantic objects for every answer and chunk was most of the bridge's CPU per message
+        (``python -m bench.bench_load --profile``).
+        """
         started = time.monotonic()
-        kwargs: dict[str, Any] = {"model": request.model, "messages": request.messages}
+        body: dict[str, Any] = {"model": request.model, "messages": request.messages}
         if request.temperature is not None:
-            kwargs["temperature"] = request.temperature
+            body["temperature"] = request.temperature
         if request.max_tokens is not None:
-            kwargs["max_tokens"] = request.max_tokens
+            body["max_tokens"] = request.max_tokens
+        if self._config.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         finish: str | None = None
-        usage: Any = None
+        usage: dict[str, Any] = {}
         try:
+            response: Any = await self._client.post(
+                "/chat/completions", cast_to=object, content=orjson.dumps(body), options=_JSON,
+                stream=self._config.stream, stream_cls=AsyncStream[object] if self._config.stream else None)
             if self._config.stream:
-                chunks = await self._client.chat.completions.create(
-                    stream=True, stream_options={"include_usage": True}, **kwargs)
-                async for chunk in chunks:
-                    if chunk.usage is not None:
-                        usage = chunk.usage
-                    for choice in chunk.choices:
-                        if choice.delta.content:
-                            yield choice.delta.content
-                        if choice.finish_reason:
-                            finish = choice.finish_reason
+                async for chunk in response:
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in chunk.get("choices") or ():
+                        content = (choice.get("delta") or {}).get("content")
+                        if content:
+                            yield content
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
             else:
-                completion = await self._client.chat.completions.create(**kwargs)
-                usage = completion.usage
-                if completion.choices:
-                    finish = completion.choices[0].finish_reason
-                    yield completion.choices[0].message.content or ""
+                usage = response.get("usage") or {}
+                choices = response.get("choices") or []
+                if choices:
+                    finish = choices[0].get("finish_reason")
+                    yield (choices[0].get("message") or {}).get("content") or ""
             self.last_success = time.time()
         except (openai.OpenAIError, OSError, EOFError) as exc:
             raise self._failed(exc) from None
@@ -199,10 +214,11 @@ class LLMClient:
             raise self._failed(exc) from None
         finally:
             self._metrics.llm_latency.observe(time.monotonic() - started)
-        if usage is not None:
-            self._metrics.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if usage:
+            self._metrics.count_tokens(prompt, completion)
         self._metrics.llm_attempts.labels(outcome="ok").inc()
-        yield Completion(finish, getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None))
+        yield Completion(finish, prompt, completion)
 
     def _failed(self, exc: BaseException) -> LLMFailure:
         failure = classify(exc)
