@@ -107,9 +107,13 @@ def dm_channel(cid: int, recipient: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(cid), "type": 1, "last_message_id": None, "recipients": [recipient]}
 
 
-def role(rid: int, name: str, *, bot_id: int | None = None, position: int = 1) -> dict[str, Any]:
+# What @everyone may do on a new server: view channels, send messages, read message history.
+EVERYONE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16)
+
+
+def role(rid: int, name: str, *, bot_id: int | None = None, position: int = 1, permissions: int = 0) -> dict[str, Any]:
     data: dict[str, Any] = {"id": str(rid), "name": name, "color": 0, "hoist": False, "icon": None,
-                            "unicode_emoji": None, "position": position, "permissions": "0",
+                            "unicode_emoji": None, "position": position, "permissions": str(permissions),
                             "managed": bot_id is not None, "mentionable": True, "flags": 0}
     if bot_id is not None:
         data["tags"] = {"bot_id": str(bot_id)}
@@ -242,7 +246,7 @@ class FakeDiscord:
         self.members = {uid: member(u, nick="Ali (mod)" if uid == ALICE else None,
                                     roles=(BOT_ROLE,) if uid == BOT_ID else ())
                         for uid, u in self.users.items()}
-        self.roles = [role(GUILD_ID, "@everyone", position=0), role(BOT_ROLE, "Bridge", bot_id=BOT_ID),
+        self.roles = [role(GUILD_ID, "@everyone", position=0, permissions=EVERYONE_PERMISSIONS), role(BOT_ROLE, "Bridge", bot_id=BOT_ID),
                       role(MODS_ROLE, "mods", position=2)]
         self.channels: dict[int, dict[str, Any]] = {
             GENERAL: text_channel(GENERAL, "general"),
