@@ -37,7 +37,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
@@ -246,7 +246,8 @@ class FakeDiscord:
         self.members = {uid: member(u, nick="Ali (mod)" if uid == ALICE else None,
                                     roles=(BOT_ROLE,) if uid == BOT_ID else ())
                         for uid, u in self.users.items()}
-        self.roles = [role(GUILD_ID, "@everyone", position=0, permissions=EVERYONE_PERMISSIONS), role(BOT_ROLE, "Bridge", bot_id=BOT_ID),
+        self.roles = [role(GUILD_ID, "@everyone", position=0, permissions=EVERYONE_PERMISSIONS),
+                      role(BOT_ROLE, "Bridge", bot_id=BOT_ID),
                       role(MODS_ROLE, "mods", position=2)]
         self.channels: dict[int, dict[str, Any]] = {
             GENERAL: text_channel(GENERAL, "general"),
@@ -274,6 +275,7 @@ class FakeDiscord:
         self.rate_limited: list[Call] = []   # requests answered 429 by the buckets
         self.exhausted = 0                   # responses that told the client a bucket was empty
         self.hold_create: asyncio.Event | None = None  # set by a test: POSTs create, then wait to answer
+        self.hold_after = 0                  # ... once this many creates were answered
         self.resumable = True                # False: a RESUME is refused (op 9), the client IDENTIFYs
         self.url = ""
         self._last_id = 0
@@ -388,19 +390,25 @@ class FakeDiscord:
 
     async def say(self, content: str, *, channel: int = GENERAL, author: int = ALICE, kind: int = 0,
                   reply_to: dict[str, Any] | None = None, webhook_id: int | None = None,
-                  dispatch: bool = True) -> dict[str, Any]:
+                  gateway: Literal["sent", "lost", "unsent"] = "sent") -> dict[str, Any]:
         """A user writes in a channel: one MESSAGE_CREATE (see :meth:`make_message`).
 
-        ``dispatch=False``: the message exists (history shows it) but no gateway event announces it,
-        as for a message written while the bot was offline or its connection was down.
+        ``gateway="lost"``: the message exists (history shows it) but no gateway event announces it,
+        as for a message written while the bot was offline or its connection was down for good.
+        ``"unsent"``: the event is in the session's log but the connection dropped before sending
+        it: the next RESUME replays it.
         """
         data = self.make_message(content, channel=channel, author=author, kind=kind, reply_to=reply_to,
                                  webhook_id=webhook_id)
         self._keep(data)
-        if dispatch:
+        if gateway == "sent":
             await self.dispatch("MESSAGE_CREATE", data)
-        else:
-            await self._notify()
+        elif gateway == "unsent":
+            session = self._session
+            assert session is not None, "no session to replay it in"
+            session.seq += 1
+            session.log.append({"op": 0, "t": "MESSAGE_CREATE", "s": session.seq, "d": data})
+        await self._notify()
         return data
 
     def _keep(self, data: dict[str, Any]) -> None:
@@ -412,15 +420,20 @@ class FakeDiscord:
 
     async def reconnect(self, *, replay_last: int = 0, timeout: float = 10) -> None:
         """Ask the client to reconnect (op 7); it RESUMEs, and gets the events it missed plus the
-        last ``replay_last`` ones it already had (a replay overlapping what was delivered)."""
+        last ``replay_last`` ones it already had (a replay overlapping what was delivered).
+        With ``resumable`` off the RESUME is refused and the client starts a new session (READY)."""
         session = self._session
         assert session is not None
         assert session.conn is not None
-        resumes = len(self.resumes)
+        resumes, identifies = len(self.resumes), len(self.identifies)
         self._replay_extra = replay_last
         await session.conn.send({"op": 7, "d": None})
-        await self.wait_until(lambda: len(self.resumes) > resumes and session.conn is not None
-                              and session.conn.path == "/resume", timeout)
+        if self.resumable:
+            await self.wait_until(lambda: len(self.resumes) > resumes and session.conn is not None
+                                  and session.conn.path == "/resume", timeout)
+        else:
+            await self.wait_until(lambda: len(self.identifies) > identifies and self._session is not session,
+                                  timeout)
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -651,7 +664,8 @@ class FakeDiscord:
             self._nonces[(BOT_ID, str(nonce))] = (int(data["id"]), time.monotonic())
         if self.echo and self._session is not None and self._session.conn is not None:
             await self.dispatch("MESSAGE_CREATE", data)
-        if self.hold_create is not None:  # created; the answer is late (a crash may come first)
+        if self.hold_create is not None and len(self.posted) > self.hold_after:
+            # created; the answer is late (a crash may come first)
             await self._notify()
             await self.hold_create.wait()
         rest = {k: v for k, v in data.items() if k not in ("guild_id", "member")}
