@@ -67,6 +67,17 @@ async def posted_ids(b: Bridge) -> tuple[str, ...]:
     return recorded.platform_ids if recorded is not None else ()
 
 
+async def settled(b: Bridge, timeout: float = 10) -> None:
+    """Wait until ``b`` has nothing left to answer: every message stored is answered or failed."""
+    assert b.store is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (b.lanes is not None and b.lanes.busy) or await b.store.pending():
+        if loop.time() > deadline:
+            raise TimeoutError(f"messages still pending after {timeout} s")
+        await asyncio.sleep(0.02)
+
+
 async def recorded(b: Bridge, count: int, timeout: float = 10) -> tuple[str, ...]:
     """Wait until ``count`` posts are recorded for the pending message (the store is polled, as
     :func:`tests.waiting.until` polls the fakes)."""
@@ -84,9 +95,12 @@ async def recorded(b: Bridge, count: int, timeout: float = 10) -> tuple[str, ...
 
 @pytest.mark.parametrize("nonce_window_s", [300.0, 0.0], ids=["within-nonce-window", "after-nonce-window"])
 async def test_post_a_crash_left_unrecorded_is_not_posted_again(config: Config, discord: FakeDiscord,
-                                                                 bridges: list[Bridge], nonce_window_s: float) -> None:
+                                                                 fake_llm: FakeOpenAI, bridges: list[Bridge],
+                                                                 nonce_window_s: float) -> None:
     discord.nonce_window_s = nonce_window_s  # 0: only the reply reference can tell the post is ours
     discord.hold_create = asyncio.Event()
+    fake_llm.chunk_size = 4
+    fake_llm.chunk_delay = 0.05  # the first post shows the first words only
     first = await start(config, bridges, grace=0)
     await discord.say("answer me exactly once", channel=fk.HELP_DESK)
     await discord.wait_until(lambda: discord.messages_in(fk.HELP_DESK))  # Discord created it; no answer yet
@@ -94,8 +108,11 @@ async def test_post_a_crash_left_unrecorded_is_not_posted_again(config: Config, 
     await crash(first, bridges)
     discord.hold_create.set()
     discord.hold_create = None
+    [held] = discord.messages_in(fk.HELP_DESK)
+    assert held.content != "You said: answer me exactly once"
+    fake_llm.chunk_delay = 0
 
-    await start(config, bridges)
+    await settled(await start(config, bridges))
     answer = await reply(discord, fk.HELP_DESK, "You said: answer me exactly once")
     assert len(discord.messages_in(fk.HELP_DESK)) == 1, "the earlier post was reused, not repeated"
     question = discord.history[fk.HELP_DESK][0]
@@ -118,14 +135,7 @@ async def test_continuation_part_left_unrecorded_is_found_by_its_nonce(config: C
     discord.hold_create.set()
     discord.hold_create = None
 
-    second = await start(config, bridges)
-    assert second.store is not None
-    [pending] = await second.store.pending()
-    await discord.wait_until(lambda: len(discord.calls_to("POST", f"/channels/{fk.HELP_DESK}/messages")) == 3)
-    await until(lambda: second.lanes is not None and not second.lanes.busy)  # delivered
-    answered = await second.store.message(pending.id)
-    assert answered is not None
-    assert answered.status == "answered"
+    await settled(await start(config, bridges))
     parts = discord.messages_in(fk.HELP_DESK)
     assert len(parts) == 2, "Discord returned the part already created for the same nonce"
     assert "\n".join(p.content for p in parts).split() == text.split()
@@ -146,7 +156,7 @@ async def test_partial_reply_recorded_before_a_crash_is_edited_after_restart(
     await crash(first, bridges)
     fake_llm.chunk_delay = 0
 
-    await start(config, bridges)
+    await settled(await start(config, bridges))
     answer = await reply(discord, fk.HELP_DESK, "You said: a slow answer")
     assert answer.id == partial.id, "the partial message was edited into the answer"
     assert len(discord.messages_in(fk.HELP_DESK)) == 1
