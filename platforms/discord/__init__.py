@@ -185,6 +185,9 @@ class DiscordPlatform:
 
     def _on_gateway(self, event: str) -> None:
         """READY/RESUMED: read back what was missed, then open the gate; a disconnect closes it."""
+        if not self._accepting:  # stopping: nothing may wait at a gate no catch-up will open
+            self._gate.set()
+            return
         if event == "disconnect":
             self._connected = False
             self._gate.clear()

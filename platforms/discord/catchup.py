@@ -50,13 +50,15 @@ def channels(client: discord.Client, rules: Sequence[ChannelRule]) -> list[Reada
             if len(found) < MAX_CHANNELS and channel.id not in found and _readable(channel):
                 found[channel.id] = channel
 
+    parents: set[int] = set()  # a forum channel has no history of its own, only its threads
     for where in wheres:
         if where.isdigit():
+            parents.add(int(where))
             named = client.get_channel(int(where))
             add([named] if isinstance(named, Readable) else [])
         else:
             add(c for g in client.guilds for c in g.text_channels if fnmatchcase(str(c.id), where))
-    parents = set(found)
+    parents.update(found)
     add(t for g in client.guilds for t in g.threads if t.parent_id in parents)
     return list(found.values())
 
