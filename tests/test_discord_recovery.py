@@ -244,3 +244,18 @@ async def test_streamed_answer_under_discords_rate_limits_ends_with_the_full_tex
     assert discord.exhausted > 0, "the edit bucket ran empty: discord.py had to wait for it"
     assert len(edits) <= seconds / interval + 2, f"{len(edits)} edits in {seconds:.1f} s"
     assert seconds < 10, "rate limits cost seconds, not minutes"
+
+
+async def test_a_catch_all_rule_reads_back_every_visible_channel(fake_llm: FakeOpenAI, discord: FakeDiscord,
+                                                                 make_config: Callable[..., Config],
+                                                                 bridges: list[Bridge]) -> None:
+    yaml = YAML.split("channels:")[0] + 'channels:\n  - {platform: discord, where: "*", trigger: mention}\n'
+    config = make_config(yaml, LLM_URL=fake_llm.url, DISCORD_API_URL=discord.api_url, DISCORD_BOT_TOKEN=discord.token)
+    await discord.say(f"{MENTION} anyone in random?", channel=fk.RANDOM, gateway="lost")
+    await discord.say(f"{MENTION} and in the thread?", channel=fk.THREAD, gateway="lost")
+    await settled(await start(config, bridges))
+    await reply(discord, fk.RANDOM, "You said: anyone in random?")
+    await reply(discord, fk.THREAD, "You said: and in the thread?")
+    read = {c.path for c in discord.calls_to("GET", "/messages")}
+    assert read == {f"/channels/{cid}/messages" for cid in (fk.GENERAL, fk.HELP_DESK, fk.RANDOM, fk.TEAM_A,
+                                                            fk.TEAM_B, fk.THREAD)}
