@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from bridge.config import Config, ConfigError
+from bridge.dbfile import open_store
 from bridge.lanes import Lanes
 from bridge.llm import LLMClient
 from bridge.metrics import Metrics
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 
 EVENT_MEMORY_S = 14 * 24 * 3600  # dedupe ids older than this are forgotten (platforms redeliver within days)
 PRUNE_EVERY_S = 3600.0
+# Readiness: while idle, the LLM is probed (GET /models) when nothing succeeded for this long...
+LLM_PROBE_INTERVAL_S = 30.0
+# ...and a failure of these kinds, newer than the last success, makes /readyz answer 503.
+_LLM_DOWN = ("unreachable", "timeout", "server", "auth", "quota")
 
 
 def check_personas(config: Config, personas: dict[str, Persona]) -> None:
@@ -41,7 +46,8 @@ class Bridge:
     """One running bridge. ``start`` and ``stop`` are what ``bridge run`` and the tests call."""
 
     def __init__(self, config: Config, *, platforms: dict[str, Platform] | None = None,
-                 shutdown_grace_s: float = 20.0, serve_http: bool = True) -> None:
+                 shutdown_grace_s: float = 20.0, serve_http: bool = True,
+                 llm_probe_interval_s: float = LLM_PROBE_INTERVAL_S) -> None:
         self.config = config
         self.metrics = Metrics()
         self.personas = load_personas(config.personas_dir)
@@ -60,9 +66,11 @@ class Bridge:
         self.responder: Responder | None = None
         self._started = False
         self._pruner: asyncio.Task[None] | None = None
+        self._llm_probe_interval_s = llm_probe_interval_s
+        self._llm_probe: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.store = await Store.open(self.config.db_path)
+        self.store = await open_store(self.config)
         self._pruner = asyncio.create_task(self._prune_events(), name="prune-events")
         self.llm = LLMClient(self.config.llm, self.metrics)
         self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
@@ -70,7 +78,7 @@ class Bridge:
         self.router = Router(self.config, self.store, self.lanes, self.metrics)
         routes = [r for p in self.platforms.values() for r in p.routes()]
         app = build_app(routes=routes, health=self.health, metrics=self.metrics,
-                        max_body_bytes=self.config.server.max_body_bytes)
+                        max_body_bytes=self.config.server.max_body_bytes, ready=self.ready)
         if self.serve_http:
             self.server = Server(app, self.config.server.host, self.config.server.port)
             await self.server.start()
@@ -82,6 +90,8 @@ class Bridge:
             await platform.start(self.router.receive)
         self._started = True
         self.lanes.open.set()
+        if self.serve_http:
+            self._llm_probe = asyncio.create_task(self._probe_llm(), name="llm-probe")
         if pending:
             log.info("answering %d message(s) left unanswered by the last run", len(pending))
         if self.server is not None:
@@ -104,8 +114,44 @@ class Bridge:
         return {"status": "ok" if ok else "starting" if not self._started else "degraded",
                 "platforms": platforms, "in_flight": self.lanes.busy if self.lanes else 0}
 
+    # ------------------------------------------------------------------------ readiness
+
+    async def _probe_llm(self) -> None:
+        """Keep the LLM's reachability fresh while idle: answers count, a cheap probe fills the gaps."""
+        assert self.llm is not None
+        while True:
+            last = self.llm.last_success
+            if last is None or time.time() - last >= self._llm_probe_interval_s:
+                await self.llm.probe()
+            await asyncio.sleep(self._llm_probe_interval_s)
+
+    def _llm_state(self) -> tuple[bool, str]:
+        llm = self.llm
+        if llm is None or llm.last_success is None:
+            failed = llm.last_failure if llm is not None else None
+            return False, f"llm: not reachable ({failed[1]})" if failed else "llm: not reached yet"
+        if llm.last_failure is not None and llm.last_failure[0] > llm.last_success and llm.last_failure[1] in _LLM_DOWN:
+            return False, f"llm: the last request failed ({llm.last_failure[1]})"
+        age = time.time() - llm.last_success
+        if age > 3 * self._llm_probe_interval_s + 10:
+            return False, f"llm: no successful request for {age:.0f} s"
+        return True, ""
+
+    def ready(self) -> dict[str, Any]:
+        """For ``/readyz``: ready while started, every platform connected and the LLM answering."""
+        reasons = [] if self._started else ["starting"]
+        reasons += [f"{name}: not connected" for name, p in self.platforms.items() if not p.status().get("ok", True)]
+        llm_ok, why = self._llm_state()
+        if not llm_ok:
+            reasons.append(why)
+        return {"ready": not reasons, "reasons": reasons}
+
     async def stop(self) -> None:
         """Stop taking events, let in-flight answers finish (or stay pending for next time), close."""
+        if self._llm_probe is not None:
+            self._llm_probe.cancel()
+            await asyncio.gather(self._llm_probe, return_exceptions=True)
+            self._llm_probe = None
         if self.router is not None:
             self.router.accepting = False
         if self.lanes is not None:
@@ -122,6 +168,8 @@ class Bridge:
                 await platform.stop()
             except Exception:
                 log.exception("stopping %s failed", platform.name)
+        if self.router is not None:
+            self.router.closed = True
         if self.server is not None:
             await self.server.stop()
         if self.llm is not None:

@@ -1,4 +1,4 @@
-"""``bridge run | check | chat | sessions``: the command line."""
+"""``bridge run | check | chat | sessions | backup``: the command line."""
 
 from __future__ import annotations
 
@@ -6,22 +6,28 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from bridge import __version__
 from bridge.app import Bridge, check_personas, run
 from bridge.config import ChannelRule, Config, ConfigError, load_config
+from bridge.dbfile import backup, folder_note, open_store, storage_problem
 from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
-from bridge.store import Store
 
 log = logging.getLogger("bridge")
 
+# Loggers that narrate every HTTP request at INFO (openai's is httpx2 now, no longer httpx).
+NOISY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "aiohttp.access")
 
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(Path(args.config) if args.config else None)
+
+def _config(args: argparse.Namespace, *, platforms: bool = True) -> Config:
+    """``platforms=False``: the command uses no platform, so their variables need not be set."""
+    return load_config(Path(args.config) if args.config else None, platforms=platforms)
 
 
 # ------------------------------------------------------------------------------------------ run
@@ -48,9 +54,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _config(args)
     personas = load_personas(config.personas_dir)
     check_personas(config, personas)
+    problem = storage_problem(config)
+    if problem is not None:
+        raise ConfigError(config.source, [problem])
     enabled = config.platforms.enabled()
     print(f"config OK: {config.source}")
-    print(f"storage:   {config.db_path}")
+    print(f"storage:   {config.db_path}{folder_note(config)}")
     print(f"llm:       {config.llm.model} at {config.llm.base_url} (context {config.llm.context_tokens} tokens, "
           f"{'streaming' if config.llm.stream else 'not streaming'})")
     if not config.llm.api_key.get_secret_value() and "api.openai.com" in config.llm.base_url:
@@ -68,36 +77,78 @@ def cmd_check(args: argparse.Namespace) -> int:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if not config.channels:
         print("  (no channel rules: only direct messages will be answered)")
+    if not args.online:
+        return 0
+    return _check_online(config, personas)
+
+
+def _check_online(config: Config, personas: dict[str, Any]) -> int:
+    from bridge.diagnosis import diagnose
+
+    print("online:")
+    sys.stdout.flush()
+    findings = asyncio.run(diagnose(config, personas))
+    marks = {"ok": "ok      ", "warning": "warning ", "missing": "MISSING "}
+    for f in findings:
+        print(f"  {marks[f.level]}{f.text}")
+    missing = sum(f.level == "missing" for f in findings)
+    if missing:
+        print(f"{missing} thing(s) missing: fix them, then run `bridge check --online` again")
+        return 1
+    print("online check OK")
     return 0
 
 
 # ----------------------------------------------------------------------------------------- chat
 
 
+async def _use_persona(config: Config, thread_key: str, persona: str) -> None:
+    """The terminal conversation answers as the persona asked for, even after a ``/persona`` switch."""
+    store = await open_store(config)
+    try:
+        session = await store.find_session(thread_key)
+        if session is not None and session.persona != persona:
+            await store.set_persona(session.id, persona)
+    finally:
+        await store.close()
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = _config(args, platforms=False)
     persona = args.persona or config.default_persona
+    personas = load_personas(config.personas_dir)
+    if persona not in personas:
+        raise ConfigError(str(config.personas_dir), [f"--persona: no persona {persona!r}; have "
+                                                     f"{', '.join(sorted(personas))}"])
     # The terminal is a platform of its own: same core, store and LLM; no HTTP server, no other platforms.
     config = config.model_copy(update={
         "channels": [ChannelRule(platform="console", where="*", persona=persona, trigger="always")]})
-    console = load_factory("console")(persona, config)
 
     async def main() -> None:
+        console: Any = load_factory("console")(persona, config)
+        await _use_persona(config, console.thread.key, persona)
         bridge = Bridge(config, platforms={"console": console}, serve_http=False)
-        if persona not in bridge.personas:
-            raise ConfigError(str(config.personas_dir), [f"--persona: no persona {persona!r}; have "
-                                                         f"{', '.join(sorted(bridge.personas))}"])
+        quit_ = asyncio.Event()
+
+        def on_interrupt() -> None:  # Ctrl-C: stop the answer being written; at the prompt, quit
+            if not console.interrupt():
+                quit_.set()
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_interrupt)
         await bridge.start()
-        print(f"Talking to the {persona!r} persona ({config.llm.model}). /help for commands, Ctrl-D to quit.")
+        print(f"Talking to the {persona!r} persona ({config.llm.model}). /help for commands; Ctrl-C stops an "
+              "answer; Ctrl-D or /quit to leave.", flush=True)
         try:
-            await console.finished.wait()  # type: ignore[attr-defined]
+            finished = asyncio.create_task(console.finished.wait())
+            quitting = asyncio.create_task(quit_.wait())
+            await asyncio.wait({finished, quitting}, return_when=asyncio.FIRST_COMPLETED)
+            finished.cancel()
+            quitting.cancel()
         finally:
             await bridge.stop()
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
         print()
+
+    asyncio.run(main())
     return 0
 
 
@@ -105,12 +156,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = _config(args, platforms=False)
+    action = args.action or "list"
 
     async def main() -> int:
-        store = await Store.open(config.db_path)
+        store = await open_store(config)
         try:
-            if args.action == "list":
+            if action == "list":
                 summaries = await store.sessions()
                 if not summaries:
                     print("no sessions yet")
@@ -119,16 +171,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                     print(f"{s.session.id:>5}  {s.session.key:<40}  {s.session.persona:<16}  "
                           f"{s.messages:>4} msgs  {when}")
                 return 0
-            if not args.id:
-                print(f"bridge sessions {args.action}: give a session id or key", file=sys.stderr)
-                return 2
             session = await store.find_session(args.id)
             if session is None:
                 print(f"no session {args.id!r} (see `bridge sessions list`)", file=sys.stderr)
                 return 1
-            if args.action == "reset":
-                n = await store.reset(session.id)
-                print(f"session {session.id} ({session.key}): forgot {n} message(s)")
+            if action == "reset":
+                # Counted as `sessions list` counts: the messages people sent (each reply goes with its message).
+                count = await store.reset(session.id)
+                print(f"session {session.id} ({session.key}): forgot {count} message(s)")
                 return 0
             print(f"session {session.id}: {session.key}, persona {session.persona}")
             for exchange in await store.transcript(session.id):
@@ -144,6 +194,18 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+# --------------------------------------------------------------------------------------- backup
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    config = _config(args, platforms=False)
+    target = Path(args.path)
+    pages = backup(config, target)
+    size = target.stat().st_size
+    print(f"backed up {config.db_path} to {target} ({pages} pages, {size} bytes)")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- main
 
 
@@ -153,37 +215,62 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def config_option(p: argparse.ArgumentParser, default: Any = None) -> None:
+        p.add_argument("--config", default=default, help="config file (default: $BRIDGE_CONFIG or ./bridge.yaml)")
+
     def add(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
-        p.add_argument("--config", help="config file (default: $BRIDGE_CONFIG or ./bridge.yaml)")
+        config_option(p)
         return p
 
     add("run", "run every configured platform, the HTTP server and the core").set_defaults(func=cmd_run)
-    add("check", "validate the config and personas offline").set_defaults(func=cmd_check)
+    check = add("check", "validate the config and personas (offline unless --online)")
+    check.add_argument("--online", action="store_true",
+                       help="also reach the LLM (models, context window) and each enabled platform")
+    check.set_defaults(func=cmd_check)
     chat = add("chat", "talk to a persona in the terminal")
     chat.add_argument("--persona", help="persona name (default: default_persona)")
     chat.set_defaults(func=cmd_chat)
-    sessions = add("sessions", "inspect the store")
-    sessions.add_argument("action", nargs="?", choices=["list", "show", "reset"], default="list")
-    sessions.add_argument("id", nargs="?", help="session id or key")
-    sessions.set_defaults(func=cmd_sessions)
+    sessions = add("sessions", "inspect the store: list (default), show ID, reset ID")
+    sessions.set_defaults(func=cmd_sessions, action=None)
+    actions = sessions.add_subparsers(dest="action")
+    # --config also after the action (`sessions show --config X KEY`); SUPPRESS keeps an earlier one.
+    config_option(actions.add_parser("list", help="every session with its message count"), argparse.SUPPRESS)
+    for name, help_ in (("show", "one session's history"), ("reset", "forget one session's history")):
+        p = actions.add_parser(name, help=help_)
+        p.add_argument("id", help="session id or key, e.g. github:octo-org/octo-repo#42")
+        config_option(p, argparse.SUPPRESS)
+    backup_ = add("backup", "copy the SQLite store to PATH, online (safe while `bridge run` runs)")
+    backup_.add_argument("path", help="the backup file to create")
+    backup_.set_defaults(func=cmd_backup)
     return parser
+
+
+def _quiet_logging(verbose: bool, command: str) -> None:
+    # In `bridge chat` the log shares the terminal with the conversation: warnings only.
+    level = logging.DEBUG if verbose else logging.WARNING if command == "chat" else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for noisy in NOISY_LOGGERS:
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore", "openai", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _quiet_logging(args.verbose, args.command)
     try:
         code: int = args.func(args)
-    except ConfigError as exc:
+        sys.stdout.flush()
+    except (ConfigError, PlatformStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except PlatformStartError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:  # before the command's own handling was in place
+        return 130
+    except BrokenPipeError:
+        # `bridge sessions list | head`: the reader left; that is not an error. Point stdout at
+        # /dev/null so the interpreter's own flush at exit does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code
 
 

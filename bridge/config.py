@@ -54,7 +54,9 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
     return value
 
 
-def _reject_placeholder(value: SecretStr | None) -> SecretStr | None:
+def _reject_placeholder(value: SecretStr | None, info: ValidationInfo | None = None) -> SecretStr | None:
+    if info is not None and info.data.get("enabled") is False:
+        return value  # a switched-off platform's values are not used: a template may stay in place
     if value is not None and _PLACEHOLDERS.match(value.get_secret_value().strip()):
         raise ValueError("looks like a placeholder, not a real secret: put the real value in an environment "
                          "variable and reference it as ${VAR}")
@@ -119,8 +121,8 @@ class GitHubConfig(_PlatformModel):
 
     @field_validator("token", "private_key", "webhook_secret")
     @classmethod
-    def _secrets(cls, v: SecretStr | None) -> SecretStr | None:
-        return _reject_placeholder(v)
+    def _secrets(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return _reject_placeholder(v, info)
 
     @model_validator(mode="after")
     def _auth(self) -> GitHubConfig:
@@ -144,8 +146,8 @@ class SlackConfig(_PlatformModel):
 
     @field_validator("bot_token", "app_token", "signing_secret")
     @classmethod
-    def _secrets(cls, v: SecretStr | None) -> SecretStr | None:
-        return _reject_placeholder(v)
+    def _secrets(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return _reject_placeholder(v, info)
 
     @model_validator(mode="after")
     def _mode(self) -> SlackConfig:
@@ -168,8 +170,8 @@ class DiscordConfig(_PlatformModel):
 
     @field_validator("token")
     @classmethod
-    def _secrets(cls, v: SecretStr | None) -> SecretStr | None:
-        return _reject_placeholder(v)
+    def _secrets(cls, v: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return _reject_placeholder(v, info)
 
     @model_validator(mode="after")
     def _token(self) -> DiscordConfig:
@@ -262,13 +264,19 @@ class _Missing:
     path: str
 
 
-def _interpolate(node: Any, path: str, env: dict[str, str], missing: list[_Missing]) -> Any:
+def _interpolate(node: Any, path: str, env: dict[str, str], missing: list[_Missing],
+                 used: dict[str, list[str]] | None = None) -> Any:
+    """Substitute variables; ``used`` collects key path → the variables its value came from."""
+    used = {} if used is None else used
     if isinstance(node, dict):
-        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), env, missing) for k, v in node.items()}
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), env, missing, used) for k, v in node.items()}
     if isinstance(node, list):
-        return [_interpolate(v, f"{path}.{i}", env, missing) for i, v in enumerate(node)]
+        return [_interpolate(v, f"{path}.{i}", env, missing, used) for i, v in enumerate(node)]
     if not isinstance(node, str):
         return node
+    names = [m.group(1) for m in _VAR.finditer(node)]
+    if names:
+        used[path] = names
 
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
@@ -296,18 +304,52 @@ def _disabled_prefixes(data: dict[str, Any]) -> list[str]:
             if isinstance(block, dict) and block.get("enabled") is False]
 
 
-def _explain(err: ErrorDetails, model: type[BaseModel]) -> str:
+def _explain(err: ErrorDetails, model: type[BaseModel], used: dict[str, list[str]] | None = None) -> str:
     loc = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
     if kind == "extra_forbidden":
+        key = str(err["loc"][-1])
         allowed = _allowed_keys(model, err["loc"][:-1])
-        close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = difflib.get_close_matches(key, allowed, n=1)
+        if close:
+            hint = f"did you mean {close[0]!r}? "
+        else:  # a key at the wrong indentation: say where it belongs
+            elsewhere = _key_paths_like(model, key)
+            hint = f"did you mean {' or '.join(elsewhere)} (check the indentation)? " if elsewhere else ""
         return f"{loc}: unknown key. {hint}Allowed here: {', '.join(sorted(allowed))}"
     msg = err["msg"].removeprefix("Value error, ")
     if kind == "missing":
         return f"{loc}: required, but not set"
+    names = (used or {}).get(loc)
+    if names:  # the value was substituted: name the variable to fix (never its value)
+        msg += f" (the value comes from {', '.join('${' + n + '}' for n in names)})"
     return f"{loc}: {msg}" if loc else msg
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    args = getattr(annotation, "__args__", ())
+    for a in (annotation, *args):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+        if a is not annotation and hasattr(a, "__args__") and (inner := _nested_model(a)) is not None:
+            return inner
+    return None
+
+
+def _key_paths_like(model: type[BaseModel], key: str, prefix: str = "") -> list[str]:
+    """Dotted paths of nested keys named ``key`` (or nearly), e.g. ``port`` → ``server.port``."""
+    found: list[str] = []
+    for name, field in model.model_fields.items():
+        if name in ("base_dir", "source"):
+            continue
+        nested = _nested_model(field.annotation)
+        if nested is None:
+            continue
+        path = f"{prefix}{name}{'[]' if 'list' in str(field.annotation) else ''}"
+        keys = [k for k in nested.model_fields if k not in ("base_dir", "source")]
+        found += [f"{path}.{k}" for k in difflib.get_close_matches(key, keys, n=1)]
+        found += _key_paths_like(nested, key, f"{path}.")
+    return found
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -328,8 +370,12 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 
 def parse_config(text: str, *, source: str = "bridge.yaml", base_dir: Path | None = None,
-                 env: dict[str, str] | None = None) -> Config:
-    """Parse YAML text into a :class:`Config`, or raise :class:`ConfigError` listing every problem."""
+                 env: dict[str, str] | None = None, platforms: bool = True) -> Config:
+    """Parse YAML text into a :class:`Config`, or raise :class:`ConfigError` listing every problem.
+
+    ``platforms=False`` loads the file for commands that use no platform (``chat``, ``sessions``,
+    ``backup``): every platform counts as switched off, so its variables need not be exported.
+    """
     env = dict(os.environ) if env is None else env
     try:
         data = yaml.safe_load(text) or {}
@@ -340,8 +386,12 @@ def parse_config(text: str, *, source: str = "bridge.yaml", base_dir: Path | Non
     if not isinstance(data, dict):
         raise ConfigError(source, ["the top level must be a mapping of keys (storage:, llm:, platforms:, ...)"])
 
+    if not platforms and isinstance(data.get("platforms"), dict):
+        data["platforms"] = {name: {**block, "enabled": False} if isinstance(block, dict) else block
+                             for name, block in data["platforms"].items()}
     missing: list[_Missing] = []
-    data = _interpolate(data, "", env, missing)
+    used: dict[str, list[str]] = {}
+    data = _interpolate(data, "", env, missing, used)
     skip = _disabled_prefixes(data)
     needed = [m for m in missing if not any(m.path.startswith(p) for p in skip)]
     if needed:
@@ -357,7 +407,7 @@ def parse_config(text: str, *, source: str = "bridge.yaml", base_dir: Path | Non
     try:
         return Config.model_validate(data, context={"base_dir": base})
     except ValidationError as exc:
-        problems = [_explain(e, Config) for e in exc.errors(include_url=False)]
+        problems = [_explain(e, Config, used) for e in exc.errors(include_url=False)]
         raise ConfigError(source, problems) from None
 
 
@@ -365,7 +415,8 @@ def default_config_path() -> Path:
     return Path(os.environ.get("BRIDGE_CONFIG") or "bridge.yaml")
 
 
-def load_config(path: Path | str | None = None, env: dict[str, str] | None = None) -> Config:
+def load_config(path: Path | str | None = None, env: dict[str, str] | None = None, *,
+                platforms: bool = True) -> Config:
     """Read and validate a config file; relative paths inside it are relative to its folder."""
     p = Path(path) if path is not None else default_config_path()
     try:
@@ -374,4 +425,4 @@ def load_config(path: Path | str | None = None, env: dict[str, str] | None = Non
         raise ConfigError(str(p), ["file not found: pass --config PATH or set BRIDGE_CONFIG"]) from None
     except OSError as exc:
         raise ConfigError(str(p), [f"cannot read the file: {exc.strerror}"]) from None
-    return parse_config(text, source=str(p), base_dir=p.parent, env=env)
+    return parse_config(text, source=str(p), base_dir=p.parent, env=env, platforms=platforms)

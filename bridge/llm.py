@@ -21,9 +21,12 @@ import openai
 from openai import AsyncOpenAI
 
 from bridge.config import LLMConfig
+from bridge.llm_meta import model_ids, window_from_models, window_from_props
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 10.0  # discovery and readiness requests
 
 FailureKind = Literal["timeout", "rate_limited", "quota", "context", "auth", "model", "unreachable",
                       "server", "error"]
@@ -152,6 +155,9 @@ class LLMClient:
             timeout=config.timeout_s,
             max_retries=0,  # retried in bridge.answering, mid-stream failures included
         )
+        # Reachability, for /readyz: when a call last succeeded, and the last failure (time, kind).
+        self.last_success: float | None = None
+        self.last_failure: tuple[float, FailureKind] | None = None
 
     async def close(self) -> None:
         await self._client.close()
@@ -184,6 +190,7 @@ class LLMClient:
                 if completion.choices:
                     finish = completion.choices[0].finish_reason
                     yield completion.choices[0].message.content or ""
+            self.last_success = time.time()
         except (openai.OpenAIError, OSError, EOFError) as exc:
             raise self._failed(exc) from None
         except Exception as exc:
@@ -199,7 +206,56 @@ class LLMClient:
 
     def _failed(self, exc: BaseException) -> LLMFailure:
         failure = classify(exc)
+        self.last_failure = (time.time(), failure.kind)
         self._metrics.llm_errors.labels(kind=failure.kind).inc()
         self._metrics.llm_attempts.labels(outcome=failure.kind).inc()
         log.warning("LLM request failed: %s (%s)", failure.kind, type(exc).__name__)
         return failure
+
+    # ---------------------------------------------------------------- discovery and reachability
+    # What the server says about itself: `bridge check --online`, the readiness probe (/readyz)
+    # and the context budget. Short timeouts and no retries: these are questions, not answers.
+
+    async def _get_json(self, path: str) -> Any:
+        return await self._client.get(path, cast_to=object,
+                                      options={"timeout": min(self._config.timeout_s, PROBE_TIMEOUT_S),
+                                               "max_retries": 0})
+
+    async def models(self) -> list[str]:
+        """The model ids the server lists (``GET /models``); raises :class:`LLMFailure`."""
+        try:
+            listing = await self._get_json("/models")
+        except openai.OpenAIError as exc:
+            failure = classify(exc)
+            self.last_failure = (time.time(), failure.kind)
+            raise failure from None
+        self.last_success = time.time()
+        return model_ids(listing)
+
+    async def probe(self) -> bool:
+        """A cheap reachability check: the server answered ``GET /models`` (a 404 still means it is up)."""
+        try:
+            await self.models()
+        except LLMFailure as failure:
+            if failure.kind == "model":  # no /models route, but a server answered
+                self.last_success = time.time()
+                return True
+            return False
+        return True
+
+    async def context_window(self, model: str) -> int | None:
+        """The model's context window in tokens where the server tells it, else None.
+
+        llama.cpp ``GET /props`` (the running server's ``n_ctx``) first, then the ``GET /models``
+        entry (vLLM ``max_model_len``, ``context_length``, ...). Never raises.
+        """
+        root = self._config.base_url.rstrip("/").removesuffix("/v1")
+        try:
+            if (window := window_from_props(await self._get_json(f"{root}/props"))) is not None:
+                return window
+        except openai.OpenAIError:
+            pass  # not llama.cpp
+        try:
+            return window_from_models(await self._get_json("/models"), model)
+        except openai.OpenAIError:
+            return None

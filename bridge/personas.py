@@ -7,6 +7,7 @@ those four are replaced, so prompts can show code with braces (``fn main() {}``)
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
 from pathlib import Path
 
@@ -37,6 +38,12 @@ class Persona(BaseModel):
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.system)
 
 
+def _unknown_key(key: str) -> str:
+    close = difflib.get_close_matches(key, list(Persona.model_fields), n=1)
+    hint = f" did you mean {close[0]!r}?" if close else ""
+    return f"unknown key.{hint} Allowed: {', '.join(Persona.model_fields)}"
+
+
 def load_persona(path: Path) -> Persona:
     """Load one persona file; its ``name`` must match the file name."""
     problems: list[str] = []
@@ -51,7 +58,7 @@ def load_persona(path: Path) -> Persona:
     except ValidationError as exc:
         for e in exc.errors(include_url=False):
             loc = ".".join(str(p) for p in e["loc"])
-            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+            msg = _unknown_key(str(loc)) if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
             problems.append(f"{loc}: {msg}")
         raise ConfigError(str(path), problems) from None
     if persona.name != path.stem:

@@ -57,7 +57,7 @@ def _count_cached(text: str, model: str) -> int:
 
 def speaker_label(name: str, platform: str | None) -> str:
     """``Ann (Slack)``: who spoke, and from where. A name anyone can set is cut and quoted unless plain."""
-    clean = " ".join("".join(ch for ch in name if ch.isprintable()).split())[:32] or "someone"
+    clean = " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())[:32] or "someone"
     shown = clean if _PLAIN_NAME.match(clean) else json.dumps(clean, ensure_ascii=False)
     return f"{shown} ({PLATFORM_NAMES.get(platform, platform)})" if platform else shown
 
@@ -209,6 +209,7 @@ class Responder:
             finally:
                 channel.close()
 
+        await self.budgets.discover(self._llm, model, persona.max_tokens or self._config.llm.max_tokens)
         producer = asyncio.create_task(produce())
         try:
             sent = await self._send(platform, out, msg, aiter(channel))
@@ -224,6 +225,8 @@ class Responder:
                 await self._store.fail(msg.id, f"llm: {result.kind}")
             log.info("answer failed: session=%s message=%s reason=%s seconds=%.1f", session.key, msg.id,
                      result.kind, seconds)
+        elif result is None and sent:  # the platform stopped reading early (Ctrl-C in `bridge chat`)
+            await self._store.fail(msg.id, "stopped before the answer was complete")
         elif isinstance(result, Answer) and sent:
             await self._store.delivered(msg.id)
             self._metrics.replies.labels(platform=platform.name).inc()

@@ -1,7 +1,8 @@
 """The single inbox every platform delivers to: rules, triggers, dedupe, store, queue.
 
 A message is stored (with its event id, atomically) *before* it is queued for an answer, so
-a crash between the two loses nothing: startup recovery answers what is still pending.
+a crash between the two loses nothing: startup recovery answers what is still pending. While the
+bridge stops, messages are still stored (not queued): the next start answers them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Router:
         self._store = store
         self._lanes = lanes
         self._metrics = metrics
-        self.accepting = True
+        self.accepting = True   # False while stopping: messages are stored, answered at the next start
+        self.closed = False     # True once the store is about to close: nothing can be stored
 
     def _outcome(self, msg: Incoming, outcome: str) -> bool:
         self._metrics.events.labels(platform=msg.thread.platform, outcome=outcome).inc()
@@ -37,7 +39,7 @@ class Router:
 
     async def receive(self, msg: Incoming) -> bool:
         """The :data:`bridge.platform.Inbox`: True when the message was stored to be answered."""
-        if not self.accepting:
+        if self.closed:
             self._outcome(msg, "stopping")
             raise Stopping("the bridge is shutting down")
         if msg.author.is_bot:
@@ -67,5 +69,7 @@ class Router:
         if accepted is None:
             return self._outcome(msg, "duplicate")
         session, message_id = accepted
+        if not self.accepting:  # shutting down: stored, so the next start answers it (no platform must redeliver)
+            return self._outcome(msg, "stored_for_next_start") or True
         self._lanes.submit(session.id, message_id)
         return self._outcome(msg, "accepted")

@@ -1,4 +1,4 @@
-"""The one HTTP server: platform webhooks, ``/healthz`` and ``/metrics``."""
+"""The one HTTP server: platform webhooks, ``/healthz`` (liveness), ``/readyz`` (readiness), ``/metrics``."""
 
 from __future__ import annotations
 
@@ -11,19 +11,28 @@ from bridge.metrics import Metrics
 
 
 def build_app(*, routes: list[web.RouteDef], health: Callable[[], dict[str, Any]], metrics: Metrics,
-              max_body_bytes: int) -> web.Application:
-    """Routes come from the platforms; the body limit answers oversized webhooks with 413."""
+              max_body_bytes: int, ready: Callable[[], dict[str, Any]] | None = None) -> web.Application:
+    """Routes come from the platforms; the body limit answers oversized webhooks with 413.
+
+    ``/healthz`` is liveness: 200 once started, whatever the platforms and the LLM are doing (a
+    restart would not fix them). ``/readyz`` is readiness: 200 only when ``ready()`` says so.
+    """
     app = web.Application(client_max_size=max_body_bytes)
 
     async def healthz(_: web.Request) -> web.Response:
         body = health()
-        return web.json_response(body, status=200 if body.get("status") == "ok" else 503)
+        return web.json_response(body, status=503 if body.get("status") == "starting" else 200)
+
+    async def readyz(_: web.Request) -> web.Response:
+        body = ready() if ready is not None else {"ready": True, "reasons": []}
+        return web.json_response(body, status=200 if body.get("ready") else 503)
 
     async def metrics_view(_: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 
-    app.add_routes([web.get("/healthz", healthz), web.get("/metrics", metrics_view), *routes])
+    app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics_view),
+                    *routes])
     return app
 
 

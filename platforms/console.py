@@ -1,12 +1,16 @@
 """The terminal as a platform, for ``bridge chat``: try a persona before wiring any chat service.
 
 Each persona has its own terminal conversation, kept in the store like any other thread, so a
-second ``bridge chat --persona rust-tutor`` picks up where the last one stopped.
+second ``bridge chat --persona rust-tutor`` picks up where the last one stopped. A paste is one
+message, however long (:mod:`platforms.console_input`). :meth:`ConsolePlatform.interrupt` (Ctrl-C)
+stops the answer being written at once: the core then records the message as failed, so it is
+not answered again at the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import sys
 import threading
@@ -19,77 +23,111 @@ from aiohttp import web
 from bridge.config import Config
 from bridge.platform import Inbox
 from bridge.types import Author, Incoming, Outgoing, ThreadRef
+from platforms.console_input import is_terminal, raw_input_mode, read_lines, read_terminal
 
 
 class ConsolePlatform:
     name = "console"
 
     def __init__(self, conversation: str, *, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
-        self._thread = ThreadRef("console", "", "terminal", conversation)
+        self.thread = ThreadRef("console", "", "terminal", conversation)
         self._stdin = stdin or sys.stdin
         self._stdout = stdout or sys.stdout
         self._user = Author(getpass.getuser(), getpass.getuser())
         self._answered = asyncio.Event()
+        self._interrupted = asyncio.Event()
+        self._busy = False  # a message is waiting for its answer
         self.finished = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._terminal = contextlib.ExitStack()
 
     async def start(self, inbox: Inbox) -> None:
         self._task = asyncio.create_task(self._read(inbox))
 
-    def _lines(self) -> asyncio.Queue[str]:
-        """stdin lines from a daemon thread: a blocked read must not keep the process alive at exit."""
+    def _messages(self) -> asyncio.Queue[str]:
+        """Input from a daemon thread: a blocked read must not keep the process alive at exit."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str] = asyncio.Queue()
 
-        def pump() -> None:
-            while True:
-                line = self._stdin.readline()
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-                if not line:
-                    return
+        def emit(message: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, message)
 
-        threading.Thread(target=pump, daemon=True, name="console-stdin").start()
+        if is_terminal(self._stdin):
+            fd = self._stdin.fileno()
+            self._terminal.enter_context(raw_input_mode(fd))
+            args: tuple[Any, ...] = (fd, self._stdout, emit)
+            target: Any = read_terminal
+        else:
+            args, target = (self._stdin, emit), read_lines
+        threading.Thread(target=target, args=args, daemon=True, name="console-stdin").start()
         return queue
 
     async def _read(self, inbox: Inbox) -> None:
-        lines = self._lines()
+        messages = self._messages()
         try:
             while True:
                 self._stdout.write("you> ")
                 self._stdout.flush()
-                line = await lines.get()
-                if not line:  # end of input (Ctrl-D)
+                message = await messages.get()
+                if not message:  # end of input (Ctrl-D)
                     self._stdout.write("\n")
                     break
-                text = line.strip()
+                text = message.strip()
                 if text in ("/quit", "/exit"):
                     break
                 if not text:
                     continue
                 self._answered.clear()
-                msg = Incoming(thread=self._thread, event_id=uuid.uuid4().hex, author=self._user, text=text,
+                self._interrupted.clear()
+                msg = Incoming(thread=self.thread, event_id=uuid.uuid4().hex, author=self._user, text=text,
                                direct=True)
-                if await inbox(msg):
-                    await self._answered.wait()
+                self._busy = True
+                try:
+                    if await inbox(msg):
+                        await self._answered.wait()
+                finally:
+                    self._busy = False
         finally:
             self.finished.set()
 
+    def interrupt(self) -> bool:
+        """Ctrl-C: stop the answer being written and return True; False when there is none (quit)."""
+        if not self._busy:
+            return False
+        self._interrupted.set()
+        return True
+
     async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
-        shown = ""
         self._stdout.write("bot> ")
+        showing = asyncio.create_task(self._show(snapshots))
+        interrupted = asyncio.create_task(self._interrupted.wait())
+        try:
+            await asyncio.wait({showing, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            interrupted.cancel()
+            if not showing.done():
+                # Cancelling the reader closes the reply stream, and with it the LLM request; the
+                # core sees an unfinished reply and records the message as failed (not re-answered).
+                showing.cancel()
+                await asyncio.gather(showing, return_exceptions=True)
+                self._stdout.write(" [stopped]")
+        self._stdout.write("\n")
+        self._stdout.flush()
+        self._answered.set()
+
+    async def _show(self, snapshots: AsyncIterator[str]) -> None:
+        shown = ""
         async for snapshot in snapshots:
             # Print what is new; if the text was rewritten (an error note), print the remainder.
             new = snapshot[len(shown):] if snapshot.startswith(shown) else "\n" + snapshot
             self._stdout.write(new)
             self._stdout.flush()
             shown = snapshot
-        self._stdout.write("\n")
-        self._stdout.flush()
-        self._answered.set()
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        self._terminal.close()  # the terminal back in its usual mode
 
     def routes(self) -> list[web.RouteDef]:
         return []

@@ -9,7 +9,7 @@ nothing after that point is recorded (as after a SIGKILL), and the next Bridge r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -67,15 +67,30 @@ async def posted_ids(b: Bridge) -> tuple[str, ...]:
     return recorded.platform_ids if recorded is not None else ()
 
 
-async def settled(b: Bridge, timeout: float = 10) -> None:
-    """Wait until ``b`` has nothing left to answer: every message stored is answered or failed."""
-    assert b.store is not None
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10) -> None:
+    """:func:`tests.waiting.until` for a check that reads the store."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while (b.lanes is not None and b.lanes.busy) or await b.store.pending():
+    while not await check():
         if loop.time() > deadline:
-            raise TimeoutError(f"messages still pending after {timeout} s")
+            raise TimeoutError(f"not {what} within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+async def settled(b: Bridge) -> None:
+    """Wait until ``b`` has nothing left to answer: every message stored is answered or failed."""
+    store = b.store
+    assert store is not None
+
+    async def idle() -> bool:
+        return not (b.lanes is not None and b.lanes.busy) and not await store.pending()
+
+    await eventually(idle, "settled")
+
+
+async def stored_texts(b: Bridge) -> list[str]:
+    assert b.store is not None
+    return [m.content for s in await b.store.sessions() for m in await b.store.messages(s.session.id)]
 
 
 async def recorded(b: Bridge, count: int, timeout: float = 10) -> tuple[str, ...]:
@@ -259,3 +274,27 @@ async def test_a_catch_all_rule_reads_back_every_visible_channel(fake_llm: FakeO
     read = {c.path for c in discord.calls_to("GET", "/messages")}
     assert read == {f"/channels/{cid}/messages" for cid in (fk.GENERAL, fk.HELP_DESK, fk.RANDOM, fk.TEAM_A,
                                                             fk.TEAM_B, fk.THREAD)}
+
+
+async def test_a_message_during_the_shutdown_drain_is_answered_at_the_next_start(
+        config: Config, discord: FakeDiscord, fake_llm: FakeOpenAI, bridges: list[Bridge]) -> None:
+    fake_llm.hold = asyncio.Event()  # the first answer is in flight while the bridge stops
+    first = await start(config, bridges)
+    await discord.say("in flight", channel=fk.HELP_DESK)
+    await until(lambda: fake_llm.requests)
+    bridges.remove(first)
+    stopping = asyncio.create_task(first.stop())
+    await until(lambda: first.router is not None and not first.router.accepting)
+    await discord.say("during the drain", channel=fk.HELP_DESK, author=fk.BOB)
+
+    async def kept() -> bool:
+        return "during the drain" in await stored_texts(first)
+
+    await eventually(kept, "stored during the drain")
+    fake_llm.hold.set()
+    await stopping
+    await reply(discord, fk.HELP_DESK, "You said: in flight")
+
+    await settled(await start(config, bridges))
+    await reply(discord, fk.HELP_DESK, "You said: during the drain")
+    assert [user_turns(r)[-1] for r in fake_llm.requests] == ["in flight", "during the drain"]

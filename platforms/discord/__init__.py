@@ -26,6 +26,7 @@ import discord
 from aiohttp import web
 
 from bridge.config import ChannelRule, Config, DiscordConfig
+from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.streaming import render_stream
 from bridge.types import Outgoing
@@ -310,6 +311,15 @@ class DiscordPlatform:
                 if snapshot.strip():
                     return snapshot
         return None
+
+
+    # ------------------------------------------------------------------------------- diagnosis
+
+    async def diagnose(self) -> list[Finding]:
+        """``bridge check --online``: the bot user and the MESSAGE CONTENT intent (see diagnose.py)."""
+        from platforms.discord.diagnose import diagnose_discord
+
+        return await diagnose_discord(self._settings)
 
 
 def create(settings: DiscordConfig, config: Config) -> DiscordPlatform:

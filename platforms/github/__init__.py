@@ -22,6 +22,7 @@ from githubkit.exception import GitHubException, RequestFailed
 
 from bridge.chunking import split_message
 from bridge.config import Config, GitHubConfig
+from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.streaming import last_snapshot
 from bridge.types import Outgoing
@@ -204,6 +205,15 @@ class GitHubPlatform:
                                                                     data={"body": body})
             posted.append(str(comment.parsed_data.id))
             await reply.record(posted)
+
+
+    # ------------------------------------------------------------------------ diagnosis
+
+    async def diagnose(self) -> list[Finding]:
+        """``bridge check --online``: identity and token scopes or app permissions (see diagnose.py)."""
+        from platforms.github.diagnose import diagnose_github
+
+        return await diagnose_github(self._settings, self._base_dir, self._github)
 
 
 def create(settings: GitHubConfig, config: Config) -> GitHubPlatform:

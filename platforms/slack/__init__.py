@@ -35,6 +35,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Config, SlackConfig
+from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError
 from bridge.streaming import render_stream
 from bridge.types import Outgoing
@@ -217,6 +218,15 @@ class SlackPlatform:
         await render_stream(snapshots, post=post, edit=edit, limit=self._limit,
                             interval=self._settings.edit_interval_s, placeholder=PLACEHOLDER,
                             posted=reply.posted, record=reply.record)
+
+
+    # ------------------------------------------------------------------------------- diagnosis
+
+    async def diagnose(self) -> list[Finding]:
+        """``bridge check --online``: auth.test and its scopes, the app token (see diagnose.py)."""
+        from platforms.slack.diagnose import diagnose_slack
+
+        return await diagnose_slack(self._settings, self.client)
 
 
 def create(settings: Any, config: Config) -> SlackPlatform:

@@ -584,7 +584,9 @@ class FakeDiscord:
         if method == "GET" and path == "/oauth2/applications/@me":
             return _json({"id": str(APP_ID), "name": "bridge", "description": "", "icon": None,
                           "bot_public": False, "bot_require_code_grant": False, "owner": self.users[ALICE],
-                          "verify_key": "00" * 32, "flags": 0, "team": None})
+                          "verify_key": "00" * 32, "team": None,
+                          # GATEWAY_MESSAGE_CONTENT_LIMITED: the portal switch, as the API shows it
+                          "flags": 1 << 19 if self.message_content_enabled else 0})
         if method == "GET" and path == "/gateway":
             return _json({"url": self.gateway_url})
         if method == "GET" and path == "/gateway/bot":

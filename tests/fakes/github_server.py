@@ -51,6 +51,7 @@ class FakeGitHub:
         self.auth_seen: list[str] = []
         self.token_requests: list[int] = []
         self.fail_comments: list[int] = []  # HTTP statuses to answer the next comment posts with
+        self.scopes: str | None = "repo, read:org"  # X-OAuth-Scopes (classic tokens); None: fine-grained
         self.url = ""
         self._next_id = 1000
         self._runner: web.AppRunner | None = None
@@ -80,7 +81,8 @@ class FakeGitHub:
         self.auth_seen.append(request.headers.get("Authorization", ""))
         if request.headers.get("Authorization", "") in ("", "token bad-token", "Bearer bad-token"):
             return web.json_response({"message": "Bad credentials"}, status=401)
-        return web.json_response(_user(self.login))
+        headers = {"X-OAuth-Scopes": self.scopes} if self.scopes is not None else {}
+        return web.json_response(_user(self.login), headers=headers)
 
     async def _app(self, request: web.Request) -> web.Response:
         self.auth_seen.append(request.headers.get("Authorization", ""))

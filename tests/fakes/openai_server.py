@@ -1,13 +1,16 @@
 """A loopback OpenAI-compatible server: ``POST /v1/chat/completions``, streamed (SSE) or not.
 
 Tests script it: ``reply`` decides the answer from the request; ``fail_next`` queues HTTP errors
-(with optional ``Retry-After``) returned before any answer. Every request body is recorded.
+(with optional ``Retry-After``) returned before any answer; ``cut_next`` breaks a streamed answer
+half-way (the connection is closed mid-stream); ``hang_next`` answers nothing for a while. Every
+request body is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +26,8 @@ class Failure:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    cut_after: int | None = None   # a stream broken after this many chunks (status unused)
+    hang_s: float = 0.0            # wait this long before answering normally
 
 
 def echo_reply(request: dict[str, Any]) -> str:
@@ -38,6 +43,11 @@ class FakeOpenAI:
         self.chunk_delay = 0.0
         self.chunk_size = 8
         self.hold: asyncio.Event | None = None  # when set by a test, answers wait for it
+        self.models: list[dict[str, Any]] = [{"id": "fake", "object": "model"}]  # GET /v1/models entries
+        self.props: dict[str, Any] | None = None  # llama.cpp's GET /props, when set (else 404)
+        self.model_requests = 0
+        self._chaos: tuple[float, random.Random, float] | None = None
+        self.chaos_faults: dict[str, int] = {}
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -47,10 +57,38 @@ class FakeOpenAI:
         headers = {"Retry-After": retry_after} if retry_after else {}
         self.failures.extend(Failure(status, body, headers) for _ in range(times))
 
+    def chaos(self, rate: float, *, seed: int, hang_s: float = 3.0) -> None:
+        """From now on a seeded ``rate`` of requests fail, in every way a real server fails: 500, 503,
+        429 with ``Retry-After``, a connection cut mid-stream, or a hang longer than the client waits."""
+        self._chaos = (rate, random.Random(seed), hang_s)
+
+    def _chaos_failure(self) -> Failure | None:
+        if self._chaos is None:
+            return None
+        rate, rng, hang_s = self._chaos
+        if rng.random() >= rate:
+            return None
+        kind = rng.choice(["500", "503", "429", "cut", "hang"])
+        self.chaos_faults[kind] = self.chaos_faults.get(kind, 0) + 1
+        if kind == "cut":
+            return Failure(200, {}, cut_after=rng.randint(0, 3))
+        if kind == "hang":
+            return Failure(200, {}, hang_s=hang_s)
+        body = {"error": {"message": "chaos", "type": "error", "code": None}}
+        return Failure(int(kind), body, {"Retry-After": "0.2"} if kind == "429" else {})
+
+    def cut_next(self, after_chunks: int = 2, *, times: int = 1) -> None:
+        """The next streamed answers stop after ``after_chunks`` chunks: the connection is dropped."""
+        self.failures.extend(Failure(200, {}, cut_after=after_chunks) for _ in range(times))
+
+    def hang_next(self, seconds: float, *, times: int = 1) -> None:
+        """The next requests get no answer for ``seconds`` (then a normal one, if anyone still waits)."""
+        self.failures.extend(Failure(200, {}, hang_s=seconds) for _ in range(times))
+
     async def start(self) -> FakeOpenAI:
         app = web.Application()
         app.add_routes([web.post("/v1/chat/completions", self._completions),
-                        web.get("/v1/models", self._models)])
+                        web.get("/v1/models", self._models), web.get("/props", self._props)])
         self._runner, base_url = await serve(app)
         self.url = f"{base_url}/v1"
         return self
@@ -62,14 +100,26 @@ class FakeOpenAI:
             await self._runner.cleanup()
 
     async def _models(self, _: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        self.model_requests += 1
+        return web.json_response({"object": "list", "data": self.models})
+
+    async def _props(self, _: web.Request) -> web.Response:
+        if self.props is None:
+            return web.json_response({"error": {"message": "File Not Found", "type": "not_found_error"}}, status=404)
+        return web.json_response(self.props)
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        if self.failures:
-            f = self.failures.pop(0)
-            return web.json_response(f.body, status=f.status, headers=f.headers)
+        cut_after: int | None = None
+        f = self.failures.pop(0) if self.failures else self._chaos_failure()
+        if f is not None:
+            if f.hang_s:
+                await asyncio.sleep(f.hang_s)
+            elif f.cut_after is not None:
+                cut_after = f.cut_after
+            else:
+                return web.json_response(f.body, status=f.status, headers=f.headers)
         if self.hold is not None:
             await self.hold.wait()
         text = self.reply(body)
@@ -90,7 +140,11 @@ class FakeOpenAI:
 
         await event({**base, "object": "chat.completion.chunk",
                      "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
-        for i in range(0, len(text), self.chunk_size):
+        for n, i in enumerate(range(0, len(text), self.chunk_size)):
+            if cut_after is not None and n >= cut_after:
+                assert request.transport is not None
+                request.transport.close()  # the connection drops mid-answer, as a crashing server's would
+                return resp
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
             await event({**base, "object": "chat.completion.chunk",

@@ -157,6 +157,8 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self.connections = 0
+        self.scopes = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
+                       "users:read")  # the bot token's, sent as X-OAuth-Scopes
 
     # ----------------------------------------------------------------- setup and scripting
 
@@ -292,7 +294,8 @@ class FakeSlack:
     def _auth_test(self, _: dict[str, Any]) -> web.Response:
         return web.json_response({"ok": True, "url": "https://fake-team.slack.com/", "team": "Fake Team",
                                   "user": "bridge", "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID,
-                                  "is_enterprise_install": False})
+                                  "is_enterprise_install": False},
+                                 headers={"X-OAuth-Scopes": self.scopes, "X-Accepted-OAuth-Scopes": "identify"})
 
     def _users_info(self, args: dict[str, Any]) -> web.Response:
         user = self.users.get(str(args.get("user")))

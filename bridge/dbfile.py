@@ -1,0 +1,98 @@
+"""The SQLite file behind ``storage.url``: its folder, opening it with a clear error, online backups.
+
+A new user's ``sqlite:///data/bridge.db`` must not end in a traceback because ``data/`` does not
+exist yet: the folder is created at open, and anything that still goes wrong (a file where the
+folder should be, no permission) is a :class:`~bridge.config.ConfigError` naming ``storage.url``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+
+from bridge.config import Config, ConfigError
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def storage_problem(config: Config) -> str | None:
+    """Why the database file could not be opened or created, found without creating anything."""
+    if config.db_path == ":memory:":
+        return None
+    path = Path(config.db_path)
+    if path.is_dir():
+        return f"storage.url: {path} is a folder; name a file in it, e.g. sqlite:///{path / 'bridge.db'}"
+    if path.exists():
+        return None if os.access(path, os.R_OK | os.W_OK) else f"storage.url: {path} is not readable and writable"
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"storage.url: cannot create the folder {path.parent}: {existing} is a file"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"storage.url: cannot create {path}: no write permission in {existing}"
+    return None
+
+
+def folder_note(config: Config) -> str:
+    """For ``bridge check``: say that a missing folder will be created."""
+    if config.db_path != ":memory:" and not Path(config.db_path).parent.exists():
+        return f" (the folder {Path(config.db_path).parent} will be created at start)"
+    return ""
+
+
+async def open_store(config: Config) -> Store:
+    """Open (and migrate) the store, creating its folder; problems become a :class:`ConfigError`."""
+    problem = storage_problem(config)
+    if problem is not None:
+        raise ConfigError(config.source, [problem])
+    if config.db_path != ":memory:":
+        folder = Path(config.db_path).parent
+        if not folder.exists():
+            try:
+                folder.mkdir(parents=True)
+            except OSError as exc:
+                raise ConfigError(config.source, [f"storage.url: cannot create the folder {folder} "
+                                                  f"({exc.strerror})"]) from None
+            log.info("created the folder %s for the database", folder)
+    try:
+        return await Store.open(config.db_path)
+    except sqlite3.Error as exc:
+        raise ConfigError(config.source, [f"storage.url: cannot open the database {config.db_path} ({exc})"]) from None
+    except RuntimeError as exc:  # a schema newer than this bridge
+        raise ConfigError(config.source, [f"storage.url: {exc}"]) from None
+
+
+def backup(config: Config, target: Path) -> int:
+    """Copy the database to ``target`` with SQLite's online backup API; returns the pages copied.
+
+    Safe while ``bridge run`` is writing: the backup is a consistent snapshot (WAL included).
+    """
+    source = Path(config.db_path)
+    if config.db_path == ":memory:" or not source.exists():
+        raise ConfigError(config.source, [f"storage.url: there is no database at {source} to back up yet"])
+    if target.exists():
+        raise ConfigError(str(target), ["the backup file already exists: choose a new name (backups never "
+                                        "overwrite)"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = sqlite3.connect(source)
+    dst = sqlite3.connect(target)
+    try:
+        pages = 0
+
+        def progress(_status: int, remaining: int, total: int) -> None:
+            nonlocal pages
+            pages = total
+
+        src.backup(dst, pages=256, progress=progress)
+        return pages
+    except sqlite3.Error as exc:
+        dst.close()
+        target.unlink(missing_ok=True)
+        raise ConfigError(str(target), [f"the backup failed ({exc})"]) from None
+    finally:
+        src.close()
+        dst.close()

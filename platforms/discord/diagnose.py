@@ -1,0 +1,38 @@
+"""``bridge check --online`` for Discord: log in over REST (``GET /users/@me``, then the application,
+whose flags say whether the MESSAGE CONTENT intent is switched on) without opening the gateway."""
+
+from __future__ import annotations
+
+import aiohttp
+import discord
+
+from bridge.config import DiscordConfig
+from bridge.diagnosis import Finding
+from platforms.discord.client import BridgeClient
+
+
+async def _ignore(_: discord.Message) -> None:
+    return None
+
+
+async def diagnose_discord(settings: DiscordConfig) -> list[Finding]:
+    client = BridgeClient(api_url=settings.api_url, on_message=_ignore)
+    token = settings.token.get_secret_value() if settings.token is not None else ""
+    try:
+        await client.login(token)  # GET /users/@me, then GET /oauth2/applications/@me
+        found = [Finding("ok", f"discord: signed in as {client.user} (id {client.user.id if client.user else '?'})")]
+        app = client.application
+        if app is None:
+            found.append(Finding("warning", "discord: Discord did not tell the application's settings"))
+        elif app.flags.gateway_message_content or app.flags.gateway_message_content_limited:
+            found.append(Finding("ok", "discord: the MESSAGE CONTENT intent is on"))
+        else:
+            found.append(Finding("missing", "discord: the MESSAGE CONTENT intent is off: developer portal → your "
+                                            "application → Bot → Privileged Gateway Intents"))
+        return found
+    except discord.LoginFailure:
+        return [Finding("missing", "discord: Discord refused platforms.discord.token (401): Bot → Reset Token")]
+    except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+        return [Finding("missing", f"discord: cannot reach {settings.api_url} ({type(exc).__name__})")]
+    finally:
+        await client.close()

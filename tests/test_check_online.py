@@ -1,0 +1,104 @@
+"""`bridge check --online` against the loopback fakes: the LLM, GitHub, Slack and Discord, each
+reached through its real client library, and what is missing said plainly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import discord_server, slack_server
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.github_server import FakeGitHub
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
+from tests.test_cli import ROOT, bridge_cli
+
+CONFIG = f"""
+storage: {{url: "sqlite:///bridge.db"}}
+llm: {{base_url: "${{LLM_URL}}", model: "${{MODEL:-fake}}", context_tokens: 1000}}
+personas_dir: {ROOT / "prompts"}
+platforms:
+  github: {{token: "${{GH_TOKEN}}", webhook_secret: wh-s3cret-value, api_url: "${{GH_URL}}"}}
+  slack: {{bot_token: "{slack_server.BOT_TOKEN}", app_token: "{slack_server.APP_TOKEN}", api_url: "${{SLACK_URL}}"}}
+  discord: {{token: "{discord_server.TOKEN}", api_url: "${{DISCORD_URL}}"}}
+"""
+
+
+class Fakes:
+    def __init__(self, llm: FakeOpenAI, gh: FakeGitHub, slack: FakeSlack, discord: FakeDiscord) -> None:
+        self.llm, self.gh, self.slack, self.discord = llm, gh, slack, discord
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"LLM_URL": self.llm.url, "GH_URL": self.gh.url, "SLACK_URL": self.slack.url,
+                "DISCORD_URL": self.discord.api_url, "GH_TOKEN": "ghp_online_check", **extra}
+
+
+@pytest.fixture
+async def fakes(fake_llm: FakeOpenAI) -> AsyncIterator[Fakes]:
+    gh, slack, discord = await FakeGitHub().start(), await FakeSlack().start(), await FakeDiscord().start()
+    yield Fakes(fake_llm, gh, slack, discord)
+    for fake in (gh, slack, discord):
+        await fake.stop()
+
+
+def config(tmp_path: Path) -> str:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(CONFIG)
+    return str(path)
+
+
+async def test_everything_reachable(fakes: Fakes, tmp_path: Path) -> None:
+    fakes.llm.props = {"default_generation_settings": {"n_ctx": 2048}}
+    code, out, err = await bridge_cli("check", "--online", "--config", config(tmp_path), env=fakes.env())
+    assert code == 0, out + err
+    assert "ok      llm: model 'fake' (llm.model) is served" in out
+    assert "ok      llm: context window 2048 tokens (budget 1000)" in out
+    assert "ok      github: signed in as bridge-bot (token)" in out
+    assert "ok      github: token scopes read:org, repo" in out
+    assert f"ok      slack: signed in as bridge ({slack_server.BOT_USER}) in team Fake Team" in out
+    assert "ok      slack: bot scopes cover mentions, threads, DMs and posting" in out
+    assert "ok      slack: the app token may open Socket Mode connections" in out
+    assert "ok      discord: signed in as bridge-bot" in out
+    assert "ok      discord: the MESSAGE CONTENT intent is on" in out
+    assert out.rstrip().endswith("online check OK")
+    for secret in ("ghp_online_check", slack_server.BOT_TOKEN, slack_server.APP_TOKEN, discord_server.TOKEN):
+        assert secret not in out + err
+    assert not fakes.discord.connections, "checked over REST, the gateway was never opened"
+
+
+async def test_what_is_missing_is_said(fakes: Fakes, tmp_path: Path) -> None:
+    fakes.llm.models = [{"id": "gpt-4o"}, {"id": "gpt-4o-mini"}]
+    fakes.gh.scopes = "read:org"
+    fakes.slack.scopes = "app_mentions:read,channels:history,groups:history,im:history,mpim:history"
+    fakes.discord.message_content_enabled = False
+    code, out, err = await bridge_cli("check", "--online", "--config", config(tmp_path),
+                                      env=fakes.env(MODEL="gpt-4o-mni"))
+    assert code == 1, out + err
+    assert "MISSING llm: model 'gpt-4o-mni' (llm.model) is not served here; it has e.g. gpt-4o-mini" in out
+    assert "MISSING github: the token's scopes (read:org) cannot comment: add repo" in out
+    assert "MISSING slack: the bot token lacks the scopes chat:write" in out
+    assert "warning slack: without users:read the model sees user ids, not names" in out
+    assert "MISSING discord: the MESSAGE CONTENT intent is off" in out
+    assert "4 thing(s) missing" in out
+    assert "Traceback" not in err
+
+
+async def test_refused_and_unreachable(fakes: Fakes, tmp_path: Path) -> None:
+    fakes.gh.scopes = None  # a fine-grained token: GitHub does not list its permissions
+    code, out, err = await bridge_cli("check", "--online", "--config", config(tmp_path),
+                                      env=fakes.env(LLM_URL="http://127.0.0.1:9/v1", GH_TOKEN="bad-token"))
+    assert code == 1
+    assert "MISSING llm: http://127.0.0.1:9/v1 did not list its models (unreachable) (check llm.base_url)" in out
+    assert "MISSING github: GitHub refused platforms.github.token (HTTP 401)" in out
+    assert "bad-token" not in out + err
+    assert "Traceback" not in err
+
+
+async def test_fine_grained_token_is_explained(fakes: Fakes, tmp_path: Path) -> None:
+    fakes.gh.scopes = None
+    code, out, _ = await bridge_cli("check", "--online", "--config", config(tmp_path), env=fakes.env())
+    assert code == 0
+    assert "warning github: a fine-grained token (GitHub does not tell its permissions)" in out
+    assert "ok      llm: the server does not tell its context window; llm.context_tokens (1000)" in out
