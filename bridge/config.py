@@ -164,6 +164,9 @@ class DiscordConfig(_PlatformModel):
     token: SecretStr | None = None
     api_url: str = "https://discord.com/api/v10"
     edit_interval_s: float = Field(1.0, ge=0)
+    # Catch-up after start and reconnects (Discord does not redeliver what the bot missed):
+    catchup_max_age_s: float = Field(86400.0, ge=0)  # look back at most this far; 0: no catch-up
+    catchup_max_messages: int = Field(100, ge=0, le=1000)  # per channel
 
     @field_validator("token")
     @classmethod

@@ -1,10 +1,14 @@
 """Discord: the gateway (discord.py) in, REST out, inside the bridge's one asyncio loop.
 
 ``start`` logs in, runs ``client.connect(reconnect=True)`` as a task (discord.py reconnects and
-resumes on its own) and returns once the client is ready. Each created message is translated by
-:func:`platforms.discord.handlers.to_incoming` and handed to the core's inbox, one at a time and in
-arrival order. ``send`` shows the typing indicator until the first text exists, then posts and edits
-in place through :func:`bridge.streaming.render_stream` (2,000 characters a message, nobody pinged).
+resumes on its own) and returns once the client is ready and has caught up. Each created message is
+translated by :func:`platforms.discord.handlers.to_incoming` and handed to the core's inbox, one at a
+time and in arrival order. Discord never redelivers what a bot missed, so after every (re)connection
+the channels the rules bind are read back (:mod:`platforms.discord.catchup`); gateway messages wait
+until that is done, so each channel's messages reach the core in order. ``send`` shows the typing
+indicator until the first text exists, then posts and edits in place through
+:func:`bridge.streaming.render_stream` (2,000 characters a message, nobody pinged), each post
+recognisable after a crash (:mod:`platforms.discord.delivery`).
 """
 
 from __future__ import annotations
@@ -13,19 +17,22 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
 import discord
 from aiohttp import web
 
-from bridge.config import Config, DiscordConfig
+from bridge.config import ChannelRule, Config, DiscordConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.streaming import render_stream
 from bridge.types import Outgoing
+from platforms.discord import catchup
 from platforms.discord.client import NO_PINGS, BridgeClient
+from platforms.discord.delivery import find_first_part, post_part
 from platforms.discord.handlers import to_incoming
 
 log = logging.getLogger(__name__)
@@ -52,8 +59,8 @@ def _gateway_problem(exc: BaseException | None, timeout: float) -> str:
 class DiscordPlatform:
     name = "discord"
 
-    def __init__(self, settings: DiscordConfig, *, ready_timeout_s: float = 60.0,
-                 guild_ready_timeout_s: float = 2.0) -> None:
+    def __init__(self, settings: DiscordConfig, *, rules: Sequence[ChannelRule] = (),
+                 ready_timeout_s: float = 60.0, guild_ready_timeout_s: float = 2.0) -> None:
         self._settings = settings
         self._token = settings.token.get_secret_value() if settings.token is not None else ""
         self._ready_timeout = ready_timeout_s
@@ -65,13 +72,22 @@ class DiscordPlatform:
         self._accepting = False
         self._channels: dict[int, discord.abc.Snowflake] = {}
         self._warned_empty = False
+        self._rules = rules
+        # Catch-up: gateway messages wait at the gate while missed ones are read back.
+        self._gate = asyncio.Event()
+        self._connected = False
+        self._sessions = 0  # READY/RESUMED seen; a catch-up runs again if one came while it ran
+        self._catchup: asyncio.Task[None] | None = None
+        self._seen: dict[int, int] = {}  # channel id → newest message id delivered (or read back)
+        self._started_id = 0  # bot messages older than this were posted by an earlier run
 
     # ------------------------------------------------------------------------------- lifecycle
 
     async def start(self, inbox: Inbox) -> None:
         self._inbox = inbox
+        self._started_id = catchup.snowflake_at(time.time())
         client = BridgeClient(api_url=self._settings.api_url, on_message=self._on_message,
-                              guild_ready_timeout=self._guild_ready_timeout)
+                              on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout)
         self._client = client
         try:
             await client.login(self._token)
@@ -99,6 +115,11 @@ class DiscordPlatform:
         user = client.user
         log.info("discord: connected as %s (id %s) in %d server(s)", user, user.id if user else "?",
                  len(client.guilds))
+        try:  # what was written while the bridge was down goes in before anything new
+            await asyncio.wait_for(self._gate.wait(), self._ready_timeout)
+        except TimeoutError:
+            log.warning("discord: still catching up on missed messages after %g s; continuing in the background",
+                        self._ready_timeout)
 
     def _gateway_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None and self._accepting:
@@ -106,6 +127,10 @@ class DiscordPlatform:
 
     async def stop(self) -> None:
         self._accepting = False
+        self._gate.set()  # messages waiting for a catch-up see that the adapter stopped
+        if self._catchup is not None:
+            self._catchup.cancel()
+            await asyncio.gather(self._catchup, return_exceptions=True)
         client, task = self._client, self._gateway
         if client is not None:
             await client.close()
@@ -135,10 +160,16 @@ class DiscordPlatform:
     # ---------------------------------------------------------------------------------- inbound
 
     async def _on_message(self, message: discord.Message) -> None:
+        await self._gate.wait()  # a catch-up delivers older messages first
+        await self._deliver(message)
+
+    async def _deliver(self, message: discord.Message) -> None:
         client, inbox = self._client, self._inbox
         if not self._accepting or client is None or client.user is None or inbox is None:
             return
         async with self._intake:  # one at a time: the core sees messages in gateway order
+            channel_id = message.channel.id
+            self._seen[channel_id] = max(self._seen.get(channel_id, 0), message.id)
             incoming = to_incoming(message, client.user.id, channel=await self._channel(message))
             if incoming is None:
                 return
@@ -146,10 +177,63 @@ class DiscordPlatform:
                 self._warn_empty(message)
             try:
                 await inbox(incoming)
-            except Stopping:  # the gateway will not deliver it again: it is simply not answered
+            except Stopping:  # not stored: the next start's catch-up reads it back
                 log.info("discord: message %s arrived while the bridge was stopping", message.id)
             except Exception:
                 log.exception("discord: delivering message %s failed", message.id)
+
+    # --------------------------------------------------------------------------------- catch-up
+
+    def _on_gateway(self, event: str) -> None:
+        """READY/RESUMED: read back what was missed, then open the gate; a disconnect closes it."""
+        if not self._accepting:  # stopping: nothing may wait at a gate no catch-up will open
+            self._gate.set()
+            return
+        if event == "disconnect":
+            self._connected = False
+            self._gate.clear()
+            return
+        self._connected = True
+        self._sessions += 1
+        if self._catchup is None or self._catchup.done():
+            self._catchup = asyncio.create_task(self._catch_up_all(), name="discord-catch-up")
+
+    async def _catch_up_all(self) -> None:
+        try:
+            while True:
+                sessions = self._sessions
+                await self._catch_up()
+                if sessions == self._sessions:
+                    break
+        except Exception:
+            log.exception("discord: catching up on missed messages failed")
+        finally:
+            if self._connected:
+                self._gate.set()
+
+    async def _catch_up(self) -> None:
+        client, settings = self._client, self._settings
+        if client is None or client.user is None or not settings.catchup_max_age_s or not settings.catchup_max_messages:
+            return
+        floor = catchup.oldest_id(settings.catchup_max_age_s)
+        delivered = 0
+        for channel in catchup.channels(client, self._rules):
+            seen = self._seen.get(channel.id)
+            after = max(seen or 0, floor)
+            try:
+                found = await catchup.missed(channel, after=after, limit=settings.catchup_max_messages)
+            except (discord.HTTPException, aiohttp.ClientError) as exc:
+                log.warning("discord: cannot read back channel %s (%s)", channel.id, type(exc).__name__)
+                continue
+            newest = max([after, *(m.id for m in found)])
+            if seen is None:  # first look since the start: an earlier run saw what came before its last reply
+                found = catchup.after_last_reply(found, client.user.id, before=self._started_id)
+            for message in found:
+                await self._deliver(message)
+            delivered += len(found)
+            self._seen[channel.id] = max(self._seen.get(channel.id, 0), newest)
+        if delivered:
+            log.info("discord: read back %d message(s) the gateway had not delivered", delivered)
 
     async def _channel(self, message: discord.Message) -> discord.abc.Snowflake | None:
         """The message's channel with its parent known: a thread discord.py had not cached is fetched."""
@@ -186,6 +270,14 @@ class DiscordPlatform:
         thread = reply.thread
         channel = self._client.get_partial_messageable(
             int(thread.thread), guild_id=int(thread.workspace) if thread.workspace else None)
+        answers = int(reply.answers) if reply.answers.isdigit() else None
+        posted = list(reply.posted)
+        if reply.recovering and not posted and answers is not None and self._client.user is not None:
+            # An earlier attempt may have posted without recording it, longer ago than Discord keeps nonces.
+            found = await find_first_part(channel, answers, self._client.user.id)
+            if found is not None:
+                posted = [found]
+                await reply.record(posted)
         first = await self._typing_until_text(channel, snapshots)
 
         async def rest() -> AsyncIterator[str]:
@@ -194,15 +286,18 @@ class DiscordPlatform:
                 async for snapshot in snapshots:
                     yield snapshot
 
+        parts = len(posted)
+
         async def post(text: str) -> str:
-            message = await channel.send(text, allowed_mentions=NO_PINGS)
-            return str(message.id)
+            nonlocal parts
+            parts += 1
+            return await post_part(channel, text, key=reply.key, part=parts - 1, answers=answers)
 
         async def edit(message_id: str, text: str) -> None:
             await channel.get_partial_message(int(message_id)).edit(content=text, allowed_mentions=NO_PINGS)
 
         await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,
-                            interval=self._settings.edit_interval_s, posted=reply.posted, record=reply.record)
+                            interval=self._settings.edit_interval_s, posted=posted, record=reply.record)
 
     @staticmethod
     async def _typing_until_text(channel: discord.PartialMessageable, snapshots: AsyncIterator[str]) -> str | None:
@@ -229,4 +324,4 @@ class DiscordPlatform:
 
 def create(settings: DiscordConfig, config: Config) -> DiscordPlatform:
     """The ``bridge.platforms`` entry point."""
-    return DiscordPlatform(settings)
+    return DiscordPlatform(settings, rules=config.channels)

@@ -61,11 +61,19 @@ class RoutedHTTPClient(HTTPClient):
         return await super().ws_connect(str(target), compress=compress)
 
 
+def _ignore(_: str) -> None:
+    return None
+
+
 class BridgeClient(discord.Client):
-    """A :class:`discord.Client` using :class:`RoutedHTTPClient`, handing messages to a callback."""
+    """A :class:`discord.Client` using :class:`RoutedHTTPClient`, handing messages to a callback.
+
+    ``on_gateway`` hears ``"ready"``/``"resumed"`` (a session began or continued) and
+    ``"disconnect"``: what the adapter needs to know when to catch up on missed messages.
+    """
 
     def __init__(self, *, api_url: str, on_message: Callable[[discord.Message], Awaitable[None]],
-                 guild_ready_timeout: float = 2.0) -> None:
+                 on_gateway: Callable[[str], None] = _ignore, guild_ready_timeout: float = 2.0) -> None:
         # No voice here: spare operators discord.py's "PyNaCl/davey is not installed" warnings.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -74,6 +82,16 @@ class BridgeClient(discord.Client):
         self.http = RoutedHTTPClient(self.loop, api_url)
         self._connection.http = self.http
         self._message_callback = on_message
+        self._gateway_callback = on_gateway
 
     async def on_message(self, message: discord.Message) -> None:
         await self._message_callback(message)
+
+    async def on_ready(self) -> None:
+        self._gateway_callback("ready")
+
+    async def on_resumed(self) -> None:
+        self._gateway_callback("resumed")
+
+    async def on_disconnect(self) -> None:
+        self._gateway_callback("disconnect")

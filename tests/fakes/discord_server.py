@@ -4,10 +4,20 @@ discord.py, unmodified, is pointed at it through ``platforms.discord.api_url``:
 
 - REST under ``/api/v10``: ``GET /users/@me``, ``GET /oauth2/applications/@me``, ``GET /gateway/bot``
   (and ``/gateway``) returning this server's websocket address, ``GET /channels/{id}``,
+  ``GET /channels/{id}/messages`` (``limit``/``before``/``after``, newest first),
   ``POST /channels/{id}/messages``, ``PATCH /channels/{id}/messages/{mid}``, ``POST /channels/{id}/typing``.
   Every call is recorded with its JSON body; message bodies are checked like Discord does (no empty
   text, at most 2,000 characters) and posted messages are echoed back over the gateway, as Discord
   does, so the bridge sees its own messages.
+- Message ids are real snowflakes (creation time in the high bits), so "after this time" means what
+  it means on Discord. Every message (users' and the bot's) is kept per channel for history reads.
+- ``enforce_nonce``: a POST repeating a nonce the same author used within ``nonce_window_s`` returns
+  the message already created (200) instead of a second one. As on Discord, the nonce is echoed in
+  the POST response and MESSAGE_CREATE, but not stored: history reads do not show it.
+- ``message_reference`` on a POST makes a reply (type 19), as Discord does.
+- Rate limits per channel, one bucket for creating messages and one for editing them (Discord:
+  5 per 5 s each), with the real ``X-RateLimit-*`` headers and a 429 + ``retry_after`` JSON when a
+  client exceeds them; ``rate_window_s``/``rate_limit`` scale them for tests.
 - The gateway: HELLO, IDENTIFY → READY (guilds unavailable) + GUILD_CREATE, heartbeats acked,
   dispatches with increasing sequence numbers, RECONNECT → RESUME → replay + RESUMED. Frames are
   compressed the way the client asks in the URL: ``zlib-stream`` (one zlib stream per connection,
@@ -20,14 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import itertools
 import json
 import re
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
@@ -48,6 +58,12 @@ BOT_ROLE, MODS_ROLE = 6001, 6002
 MESSAGE_CONTENT_INTENT = 1 << 15
 
 _NOW = "2024-05-01T12:00:00.000000+00:00"
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def snowflake_at(seconds: float) -> int:
+    """The lowest snowflake of a Unix time, as Discord builds ids."""
+    return (int(seconds * 1000) - DISCORD_EPOCH_MS) << 22
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -91,9 +107,13 @@ def dm_channel(cid: int, recipient: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(cid), "type": 1, "last_message_id": None, "recipients": [recipient]}
 
 
-def role(rid: int, name: str, *, bot_id: int | None = None, position: int = 1) -> dict[str, Any]:
+# What @everyone may do on a new server: view channels, send messages, read message history.
+EVERYONE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 16)
+
+
+def role(rid: int, name: str, *, bot_id: int | None = None, position: int = 1, permissions: int = 0) -> dict[str, Any]:
     data: dict[str, Any] = {"id": str(rid), "name": name, "color": 0, "hoist": False, "icon": None,
-                            "unicode_emoji": None, "position": position, "permissions": "0",
+                            "unicode_emoji": None, "position": position, "permissions": str(permissions),
                             "managed": bot_id is not None, "mentionable": True, "flags": 0}
     if bot_id is not None:
         data["tags"] = {"bot_id": str(bot_id)}
@@ -148,6 +168,14 @@ class Posted:
     @property
     def content(self) -> str:
         return self.history[-1]
+
+
+@dataclass
+class _Bucket:
+    """One rate-limit bucket: ``remaining`` requests until ``reset_at`` (loop time)."""
+
+    remaining: int = 0
+    reset_at: float = 0.0
 
 
 class _Encoder:
@@ -218,7 +246,8 @@ class FakeDiscord:
         self.members = {uid: member(u, nick="Ali (mod)" if uid == ALICE else None,
                                     roles=(BOT_ROLE,) if uid == BOT_ID else ())
                         for uid, u in self.users.items()}
-        self.roles = [role(GUILD_ID, "@everyone", position=0), role(BOT_ROLE, "Bridge", bot_id=BOT_ID),
+        self.roles = [role(GUILD_ID, "@everyone", position=0, permissions=EVERYONE_PERMISSIONS),
+                      role(BOT_ROLE, "Bridge", bot_id=BOT_ID),
                       role(MODS_ROLE, "mods", position=2)]
         self.channels: dict[int, dict[str, Any]] = {
             GENERAL: text_channel(GENERAL, "general"),
@@ -239,8 +268,19 @@ class FakeDiscord:
         self.connections: list[_Connection] = []
         self.compressions: list[str | None] = []
         self.failures: list[tuple[str, int, dict[str, Any], dict[str, str]]] = []
+        self.history: dict[int, list[dict[str, Any]]] = {}  # channel → messages (REST shape), oldest first
+        self.nonce_window_s = 300.0          # how long a nonce with enforce_nonce is remembered
+        self.rate_limit = 5                  # requests per window, per channel and bucket
+        self.rate_window_s = 0.5             # Discord: 5 s; scaled down so tests stay quick
+        self.rate_limited: list[Call] = []   # requests answered 429 by the buckets
+        self.exhausted = 0                   # responses that told the client a bucket was empty
+        self.hold_create: asyncio.Event | None = None  # set by a test: POSTs create, then wait to answer
+        self.hold_after = 0                  # ... once this many creates were answered
+        self.resumable = True                # False: a RESUME is refused (op 9), the client IDENTIFYs
         self.url = ""
-        self._ids = itertools.count(10_000)
+        self._last_id = 0
+        self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
+        self._buckets: dict[tuple[str, int], _Bucket] = {}
         self._sessions: dict[str, _Session] = {}
         self._session: _Session | None = None
         self._replay_extra = 0
@@ -270,6 +310,8 @@ class FakeDiscord:
         return self
 
     async def stop(self) -> None:
+        if self.hold_create is not None:
+            self.hold_create.set()  # let held requests finish, or the server waits for them
         for conn in self.connections:
             await conn.ws.close()
         if self._runner:
@@ -302,6 +344,11 @@ class FakeDiscord:
             headers = {"Retry-After": str(retry_after or 0.05), "Via": "1.1 google",
                        "X-RateLimit-Scope": "user"}
         self.failures.extend((method, status, body, headers) for _ in range(times))
+
+    def next_id(self) -> int:
+        """A new snowflake: now, and after every id handed out before."""
+        self._last_id = max(self._last_id + 1, snowflake_at(time.time()))
+        return self._last_id
 
     def messages_in(self, channel_id: int) -> list[Posted]:
         return [p for p in self.posted.values() if p.channel_id == channel_id]
@@ -336,30 +383,57 @@ class FakeDiscord:
                 entry["member"] = {k: v for k, v in self.members[uid].items() if k != "user"}
             mentions.append(entry)
         roles = [int(r) for r in re.findall(r"<@&(\d+)>", content)]
-        return message(next(self._ids), channel, content, self.users[author], guild_id=guild_id,
+        return message(self.next_id(), channel, content, self.users[author], guild_id=guild_id,
                        author_member=self.members.get(author) if guild_id is not None else None,
                        mentions=mentions, mention_roles=roles, kind=19 if reply_to and not kind else kind,
                        referenced=reply_to, webhook_id=webhook_id)
 
     async def say(self, content: str, *, channel: int = GENERAL, author: int = ALICE, kind: int = 0,
-                  reply_to: dict[str, Any] | None = None, webhook_id: int | None = None) -> dict[str, Any]:
-        """A user writes in a channel: one MESSAGE_CREATE (see :meth:`make_message`)."""
+                  reply_to: dict[str, Any] | None = None, webhook_id: int | None = None,
+                  gateway: Literal["sent", "lost", "unsent"] = "sent") -> dict[str, Any]:
+        """A user writes in a channel: one MESSAGE_CREATE (see :meth:`make_message`).
+
+        ``gateway="lost"``: the message exists (history shows it) but no gateway event announces it,
+        as for a message written while the bot was offline or its connection was down for good.
+        ``"unsent"``: the event is in the session's log but the connection dropped before sending
+        it: the next RESUME replays it.
+        """
         data = self.make_message(content, channel=channel, author=author, kind=kind, reply_to=reply_to,
                                  webhook_id=webhook_id)
-        await self.dispatch("MESSAGE_CREATE", data)
+        self._keep(data)
+        if gateway == "sent":
+            await self.dispatch("MESSAGE_CREATE", data)
+        elif gateway == "unsent":
+            session = self._session
+            assert session is not None, "no session to replay it in"
+            session.seq += 1
+            session.log.append({"op": 0, "t": "MESSAGE_CREATE", "s": session.seq, "d": data})
+        await self._notify()
         return data
+
+    def _keep(self, data: dict[str, Any]) -> None:
+        stored = {k: v for k, v in data.items() if k not in ("guild_id", "member", "nonce")}
+        self.history.setdefault(int(data["channel_id"]), []).append(stored)
+
+    def _stored(self, cid: int, mid: int) -> dict[str, Any] | None:
+        return next((m for m in self.history.get(cid, []) if m["id"] == str(mid)), None)
 
     async def reconnect(self, *, replay_last: int = 0, timeout: float = 10) -> None:
         """Ask the client to reconnect (op 7); it RESUMEs, and gets the events it missed plus the
-        last ``replay_last`` ones it already had (a replay overlapping what was delivered)."""
+        last ``replay_last`` ones it already had (a replay overlapping what was delivered).
+        With ``resumable`` off the RESUME is refused and the client starts a new session (READY)."""
         session = self._session
         assert session is not None
         assert session.conn is not None
-        resumes = len(self.resumes)
+        resumes, identifies = len(self.resumes), len(self.identifies)
         self._replay_extra = replay_last
         await session.conn.send({"op": 7, "d": None})
-        await self.wait_until(lambda: len(self.resumes) > resumes and session.conn is not None
-                              and session.conn.path == "/resume", timeout)
+        if self.resumable:
+            await self.wait_until(lambda: len(self.resumes) > resumes and session.conn is not None
+                                  and session.conn.path == "/resume", timeout)
+        else:
+            await self.wait_until(lambda: len(self.identifies) > identifies and self._session is not session,
+                                  timeout)
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -406,7 +480,7 @@ class FakeDiscord:
     async def _resume(self, conn: _Connection, d: dict[str, Any]) -> None:
         self.resumes.append(d)
         session = self._sessions.get(d.get("session_id", ""))
-        if session is None or d.get("token") != self.token:
+        if session is None or d.get("token") != self.token or not self.resumable:
             await conn.send({"op": 9, "d": False})
             return
         old = session.conn
@@ -442,7 +516,8 @@ class FakeDiscord:
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
         body = await request.json() if request.can_read_body and request.content_type == "application/json" else None
-        self.calls.append(Call(request.method, path, body))
+        call = Call(request.method, path, body)
+        self.calls.append(call)
         try:
             if request.headers.get("Authorization") != f"Bot {self.token}":
                 return _json({"message": "401: Unauthorized", "code": 0}, 401)
@@ -451,11 +526,59 @@ class FakeDiscord:
                 if method == request.method and part in path:
                     del self.failures[i]
                     return _json(err, status, headers)
-            return await self._route(request.method, path, body)
+            bucket = self._bucket_of(request.method, path)
+            limited = self._take(bucket) if bucket is not None else None
+            if limited is not None:
+                self.rate_limited.append(call)
+                return limited
+            response = await self._route(request.method, path, body, request.query)
+            if bucket is not None:
+                response.headers.update(self._rate_headers(bucket))
+            return response
         finally:
             await self._notify()
 
-    async def _route(self, method: str, path: str, body: Any) -> web.StreamResponse:
+    # ------------------------------------------------------------------------ rate limits
+
+    @staticmethod
+    def _bucket_of(method: str, path: str) -> tuple[str, int] | None:
+        """Message creates and edits are limited per channel (the channel is the major parameter)."""
+        m = re.fullmatch(r"/channels/(\d+)/messages(/\d+)?", path)
+        if m is None or method not in ("POST", "PATCH"):
+            return None
+        return ("create" if method == "POST" else "edit", int(m.group(1)))
+
+    def _state(self, key: tuple[str, int]) -> _Bucket:
+        now = asyncio.get_running_loop().time()
+        bucket = self._buckets.setdefault(key, _Bucket())
+        if now >= bucket.reset_at:
+            bucket.remaining, bucket.reset_at = self.rate_limit, now + self.rate_window_s
+        return bucket
+
+    def _take(self, key: tuple[str, int]) -> web.Response | None:
+        """Count one request against its bucket; a 429 response when the bucket is empty."""
+        bucket = self._state(key)
+        if bucket.remaining > 0:
+            bucket.remaining -= 1
+            return None
+        retry_after = round(bucket.reset_at - asyncio.get_running_loop().time(), 3)
+        body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": False}
+        return _json(body, 429, {**self._rate_headers(key), "Retry-After": str(max(1, round(retry_after))),
+                                 "X-RateLimit-Scope": "user", "Via": "1.1 google"})
+
+    def _rate_headers(self, key: tuple[str, int]) -> dict[str, str]:
+        bucket = self._state(key)
+        reset_after = max(0.0, bucket.reset_at - asyncio.get_running_loop().time())
+        if bucket.remaining == 0:
+            self.exhausted += 1
+        return {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(bucket.remaining),
+                "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+                "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+                "X-RateLimit-Bucket": f"fake-{key[0]}-bucket"}
+
+    # ----------------------------------------------------------------------------- routes
+
+    async def _route(self, method: str, path: str, body: Any, query: Any) -> web.Response:
         if method == "GET" and path == "/users/@me":
             return _json(self.bot)
         if method == "GET" and path == "/oauth2/applications/@me":
@@ -481,6 +604,8 @@ class FakeDiscord:
         if method == "POST" and m.group(2) == "/typing":
             self.typing.append(cid)
             return web.Response(status=204)
+        if method == "GET" and m.group(2) == "/messages":
+            return self._read(cid, query)
         if m.group(2) and m.group(2).startswith("/messages"):
             problem = self._invalid(body)
             if problem is not None:
@@ -491,6 +616,18 @@ class FakeDiscord:
                 return self._edit(cid, int(m.group(3)), body)
         return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
 
+    def _read(self, cid: int, query: Any) -> web.Response:
+        """``GET /channels/{id}/messages``: newest first; ``after`` gives the oldest ones after it."""
+        limit = max(1, min(100, int(query.get("limit", 50))))
+        kept = self.history.get(cid, [])
+        if "after" in query:
+            after = int(query["after"])
+            page = [m for m in kept if int(m["id"]) > after][:limit]
+        else:
+            before = int(query["before"]) if "before" in query else None
+            page = [m for m in kept if before is None or int(m["id"]) < before][-limit:]
+        return _json(list(reversed(page)))
+
     @staticmethod
     def _invalid(body: Any) -> dict[str, Any] | None:
         content = (body or {}).get("content")
@@ -499,24 +636,51 @@ class FakeDiscord:
                 {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2000 or fewer in length."}]}}}
         if content is not None and not content.strip():
             return {"message": "Cannot send an empty message", "code": 50006}
+        nonce = (body or {}).get("nonce")
+        if nonce is not None and len(str(nonce)) > 25:
+            return {"message": "Invalid Form Body", "code": 50035, "errors": {"nonce": {"_errors": [
+                {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 25 or fewer in length."}]}}}
         return None
 
     async def _create(self, cid: int, body: dict[str, Any]) -> web.Response:
-        data = self.make_message(body.get("content") or "", channel=cid, author=BOT_ID)
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce"):
+            seen = self._nonces.get((BOT_ID, str(nonce)))
+            if seen is not None and time.monotonic() - seen[1] < self.nonce_window_s:
+                existing = self.posted[seen[0]]
+                data = self._stored(existing.channel_id, existing.id)
+                assert data is not None
+                return _json({**data, "nonce": str(nonce)})  # the message already created, not a new one
+        reference = body.get("message_reference")
+        referenced = self._stored(int(reference.get("channel_id") or cid), int(reference["message_id"])) \
+            if reference else None
+        if reference and referenced is None and reference.get("fail_if_not_exists", True):
+            return _json({"message": "Invalid Form Body", "code": 50035, "errors": {"message_reference": {
+                "_errors": [{"code": "REPLIES_UNKNOWN_MESSAGE", "message": "Unknown message"}]}}}, 400)
+        data = self.make_message(body.get("content") or "", channel=cid, author=BOT_ID, reply_to=referenced)
         data["mentions"] = []  # allowed_mentions decides pings; the bot's own text mentions nobody here
+        self._keep(data)
         self.posted[int(data["id"])] = Posted(int(data["id"]), cid, [data["content"]], [body])
+        if nonce is not None:
+            data["nonce"] = str(nonce)
+            self._nonces[(BOT_ID, str(nonce))] = (int(data["id"]), time.monotonic())
         if self.echo and self._session is not None and self._session.conn is not None:
             await self.dispatch("MESSAGE_CREATE", data)
+        if self.hold_create is not None and len(self.posted) > self.hold_after:
+            # created; the answer is late (a crash may come first)
+            await self._notify()
+            await self.hold_create.wait()
         rest = {k: v for k, v in data.items() if k not in ("guild_id", "member")}
         return _json(rest)
 
     def _edit(self, cid: int, mid: int, body: dict[str, Any]) -> web.Response:
         posted = self.posted.get(mid)
-        if posted is None or posted.channel_id != cid:
+        stored = self._stored(cid, mid)
+        if posted is None or posted.channel_id != cid or stored is None:
             return _json({"message": "Unknown Message", "code": 10008}, 404)
         if "content" in body:
             posted.history.append(body["content"])
+            stored["content"] = body["content"]
         posted.bodies.append(body)
-        data = message(mid, cid, posted.content, self.bot, guild_id=None)
-        data["edited_timestamp"] = datetime.now(UTC).isoformat()
-        return _json(data)
+        stored["edited_timestamp"] = datetime.now(UTC).isoformat()
+        return _json(stored)
