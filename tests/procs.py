@@ -43,7 +43,7 @@ class BridgeProcess:
                     raise RuntimeError(f"bridge exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
                 try:
                     async with s.get(f"{self.url}/healthz") as r:
-                        if r.status in (200, 503):
+                        if r.status == 200:
                             return
                 except aiohttp.ClientConnectionError:
                     pass

@@ -87,7 +87,8 @@ class GitHubPlatform:
         self._installations: dict[str, int] = {}  # "owner/repo" -> installation id (App auth)
         self.bot_login = ""
         self._ok = False
-        self._transport = _SharedTransport()
+        # Enough kept-alive connections for a busy bridge: httpx's default keeps 20 and churns past that.
+        self._transport = _SharedTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
 
     # ------------------------------------------------------------------------ lifecycle
 
