@@ -359,7 +359,7 @@ def _key_paths_like(model: type[BaseModel], key: str, prefix: str = "") -> list[
         if name in ("base_dir", "source"):
             continue
         nested = _nested_model(field.annotation)
-        if nested is None:
+        if nested is None or "dict[" in str(field.annotation):  # keyed by a name (llm.prices.MODEL): no fixed path
             continue
         path = f"{prefix}{name}{'[]' if 'list' in str(field.annotation) else ''}"
         keys = [k for k in nested.model_fields if k not in ("base_dir", "source")]

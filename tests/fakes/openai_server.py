@@ -45,6 +45,7 @@ class FakeOpenAI:
         self.models: list[dict[str, Any]] = [{"id": "fake", "object": "model"}]  # GET /v1/models entries
         self.props: dict[str, Any] | None = None  # llama.cpp's GET /props, when set (else 404)
         self.model_requests = 0
+        self.report_usage = True  # False: a server that never says how many tokens it used
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -107,7 +108,8 @@ class FakeOpenAI:
                 **base, "object": "chat.completion",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                              "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": len(text) // 4, "total_tokens": 10},
+                **({"usage": {"prompt_tokens": 10, "completion_tokens": len(text) // 4,
+                              "total_tokens": 10 + len(text) // 4}} if self.report_usage else {}),
             })
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
@@ -129,7 +131,7 @@ class FakeOpenAI:
                                       "finish_reason": None}]})
         await event({**base, "object": "chat.completion.chunk",
                      "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if (body.get("stream_options") or {}).get("include_usage") and self.report_usage:
             await event({**base, "object": "chat.completion.chunk", "choices": [],
                          "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
         await resp.write(b"data: [DONE]\n\n")
