@@ -130,8 +130,8 @@ async def test_github_new_issue_by_a_stranger_is_refused(gh: GitHubHarness) -> N
 async def test_github_rule_opened_to_everyone_but_a_denied_user(gh: GitHubHarness) -> None:
     assert (await gh.deliver("issue_comment", comment("hi", "NONE", repo=OPEN_REPO)))[1] == {"accepted": True}
     assert await gh.comments(OPEN_REPO, 1, 1) == ["You said: hi"]
-    status, body = await gh.deliver("issue_comment", comment("hi", "OWNER", login="troll", repo=OPEN_REPO,
-                                                             comment_id=2, number=2))
+    _, body = await gh.deliver("issue_comment", comment("hi", "OWNER", login="troll", repo=OPEN_REPO,
+                                                        comment_id=2, number=2))
     assert body == {"accepted": False}, "deny wins, whatever the association; logins are case-insensitive"
     [told] = await gh.comments(OPEN_REPO, 2, 1)
     assert told.startswith(REFUSAL)
