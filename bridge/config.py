@@ -370,8 +370,10 @@ def _key_paths_like(model: type[BaseModel], key: str, prefix: str = "") -> list[
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     current: Any = model
+    keyed = False  # the part after a dict-valued field is a key of the user's choosing (llm.prices.MODEL)
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
@@ -382,6 +384,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if not candidates:
             return []
         current = candidates[0]
+        keyed = getattr(ann, "__origin__", None) is dict
     return [k for k in getattr(current, "model_fields", {}) if k not in ("base_dir", "source")]
 
 
