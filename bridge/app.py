@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+from bridge.access import Access
 from bridge.config import Config, ConfigError
 from bridge.dbfile import open_store
 from bridge.lanes import Lanes
@@ -76,7 +77,7 @@ class Bridge:
         self.llm = LLMClient(self.config.llm, self.metrics)
         self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
         self.lanes = Lanes(self.responder.handle)
-        self.router = Router(self.config, self.store, self.lanes, self.metrics)
+        self.router = Router(self.config, self.store, self.lanes, self.metrics, Access(self.config, self.platforms))
         routes = [r for p in self.platforms.values() for r in p.routes()]
         app = build_app(routes=routes, health=self.health, metrics=self.metrics,
                         max_body_bytes=self.config.server.max_body_bytes, ready=self.ready)

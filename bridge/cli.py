@@ -1,4 +1,4 @@
-"""``bridge run | check | chat | sessions | backup``: the command line."""
+"""``bridge run | check | chat | sessions | usage | backup``: the command line."""
 
 from __future__ import annotations
 
@@ -89,9 +89,33 @@ def cmd_check(args: argparse.Namespace) -> int:
         print("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     if not config.channels:
         print("  (no channel rules: only direct messages will be answered)")
+    _print_access(config)
     if not args.online:
         return 0
     return _check_online(config, personas)
+
+
+def _print_access(config: Config) -> None:
+    """Who each rule answers and what it may spend: the effective values, defaults included."""
+    from bridge.access import describe
+    from bridge.budgets import describe as describe_limits
+
+    if config.channels:
+        print("access and limits:")
+    for i, rule in enumerate(config.channels):
+        print(f"  {i}. {rule.platform} {rule.where}: answers {describe(rule)}")
+        print(f"     limits: {describe_limits(config.limits.over(rule.limits))}")
+        notice = config.refusal_message if rule.refusal_message is None else rule.refusal_message
+        print(f"     refused people are told (once per thread): {notice!r}" if notice
+              else "     refused people are told nothing")
+    print(f"limits:    {describe_limits(config.limits)} (top level; direct messages without a rule)")
+    if config.admins is None:
+        print("admins:    not set: everyone may /persona, /reset shared sessions and /usage all")
+    else:
+        named = [f"{p}: {', '.join(getattr(config.admins, p))}" for p in ("slack", "discord", "github", "console")
+                 if getattr(config.admins, p)]
+        print(f"admins:    {'; '.join(named) or 'none listed: nobody'} (only they may /persona, /reset shared "
+              "sessions and /usage all)")
 
 
 def _check_online(config: Config, personas: dict[str, Any]) -> int:
@@ -206,6 +230,31 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+# ---------------------------------------------------------------------------------------- usage
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    from bridge.usage_report import parse_since, render
+
+    config = _config(args, platforms=False)
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    async def main() -> str:
+        store = await open_store(config)
+        try:
+            lines = await store.usage_report(since, args.by)
+        finally:
+            await store.close()
+        return render(lines, args.by, config.llm.prices, since)
+
+    print(asyncio.run(main()))
+    return 0
+
+
 # --------------------------------------------------------------------------------------- backup
 
 
@@ -252,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = actions.add_parser(name, help=help_)
         p.add_argument("id", help="session id or key, e.g. github:octo-org/octo-repo#42")
         config_option(p, argparse.SUPPRESS)
+    usage = add("usage", "messages, tokens and estimated cost (llm.prices) from the store")
+    usage.add_argument("--since", default="7d", help="a span (7d, 24h, 2w) or a date (2026-01-31); default 7d")
+    usage.add_argument("--by", default="user", choices=["user", "channel", "persona", "model", "day"],
+                       help="one row per ... (default: user)")
+    usage.set_defaults(func=cmd_usage)
     backup_ = add("backup", "copy the SQLite store to PATH, online (safe while `bridge run` runs)")
     backup_.add_argument("path", help="the backup file to create")
     backup_.set_defaults(func=cmd_backup)

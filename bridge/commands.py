@@ -1,25 +1,50 @@
-"""In-chat commands: ``/reset`` (``/restart``), ``/persona NAME``, ``/personas``, ``/help``.
+"""In-chat commands: ``/reset`` (``/restart``), ``/persona NAME``, ``/personas``, ``/usage``, ``/help``.
 
 Parsing is pure; running a command goes through the same per-session lane as chat, so a
 ``/reset`` sent after a question takes effect after that question is answered, and forgets nothing
 sent after it. A command's effect and its confirmation are stored in one transaction: a restart
 delivers the confirmation, it never runs the command again.
+
+With ``admins:`` set, what changes a conversation for others — ``/persona NAME``, ``/reset`` in a
+shared session — and ``/usage all`` are for admins only; others get a polite refusal.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bridge.personas import Persona
 from bridge.store import Store
 
-COMMANDS = ("reset", "restart", "persona", "personas", "help")
+COMMANDS = ("reset", "restart", "persona", "personas", "usage", "help")
+ADMINS_ONLY = "Sorry, only the bot's admins can {what}."
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
     name: str
     arg: str
+
+
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Who sent the command, as far as commands care."""
+
+    admin: bool = True    # always True when no ``admins:`` are configured
+    shared: bool = False  # the conversation is a ``share:`` session
+    usage: Callable[[bool], Awaitable[str]] | None = None  # ``/usage`` text; True: everyone's
+
+
+def _admins_only(cmd: Command, asker: Asker) -> str | None:
+    """What the command would do that only admins may, or None."""
+    if asker.admin:
+        return None
+    if cmd.name == "persona" and cmd.arg:
+        return "switch the persona"
+    if cmd.name == "reset" and asker.shared:
+        return "reset a conversation shared by several channels"
+    return None
 
 
 def parse_command(text: str) -> Command | None:
@@ -39,6 +64,7 @@ def help_text(current: str) -> str:
             "- `/reset` (or `/restart`): forget this conversation and start afresh\n"
             "- `/persona NAME`: switch this conversation to another persona\n"
             "- `/personas`: list the personas\n"
+            "- `/usage`: what you have used, and what is left\n"
             "- `/help`: this message")
 
 
@@ -51,10 +77,17 @@ def personas_text(personas: dict[str, Persona], current: str) -> str:
 
 
 async def run_command(cmd: Command, *, store: Store, message_id: int, current: str,
-                      personas: dict[str, Persona]) -> str:
+                      personas: dict[str, Persona], asker: Asker | None = None) -> str:
     """Carry out a command and store its confirmation with its effect; return the confirmation."""
+    asker = asker or Asker()
     reset, persona = False, None
-    if cmd.name == "reset":
+    forbidden = _admins_only(cmd, asker)
+    if forbidden is not None:
+        reply = ADMINS_ONLY.format(what=forbidden)
+    elif cmd.name == "usage":
+        everyone = cmd.arg.lower() == "all"
+        reply = await asker.usage(everyone) if asker.usage is not None else "Usage is not recorded here."
+    elif cmd.name == "reset":
         reset = True
         reply = "Done: I've forgotten this conversation. What shall we talk about?"
     elif cmd.name == "persona":

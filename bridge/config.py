@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from bridge.access_config import AccessList, Admins, Limits, Price, check_rule_access
+
 PLATFORM_NAMES = ("github", "slack", "discord")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACEHOLDERS = re.compile(r"^(changeme|change-me|xxx+|todo|your[-_ ].*|<.*>|\.\.\.)$", re.IGNORECASE)
@@ -93,6 +95,7 @@ class LLMConfig(_Model):
     stream: bool = True
     max_tokens: int | None = Field(None, gt=0)
     temperature: float | None = Field(None, ge=0, le=2)
+    prices: dict[str, Price] = {}  # model -> USD per 1M tokens, for `bridge usage`
 
     @field_validator("api_key")
     @classmethod
@@ -202,6 +205,10 @@ class ChannelRule(_Model):
     trigger: Literal["always", "mention"] = "mention"
     share: str | None = None
     continue_threads: bool = True  # extension: thread replies continue without a mention
+    allow: AccessList | None = None  # who may talk here (GitHub default: OWNER, MEMBER, COLLABORATOR)
+    deny: AccessList | None = None
+    limits: Limits | None = None     # overrides the top-level limits, key by key
+    refusal_message: str | None = None  # for people not allowed here; "" says nothing; unset: the top-level one
 
     @field_validator("where", mode="before")
     @classmethod
@@ -217,6 +224,10 @@ class Config(_Model):
     default_persona: str = "assistant"
     platforms: PlatformsConfig = PlatformsConfig()
     channels: list[ChannelRule] = []
+    limits: Limits = Limits()
+    admins: Admins | None = None     # unset: everyone may run every command
+    refusal_message: str = ("Sorry, I'm not set up to answer you here. If you think you should have access, "
+                            "ask the people who run this bot.")
     # Not read from YAML: where the file lives (for relative paths and messages). Set by the loader.
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="bridge.yaml", exclude=True)
@@ -233,6 +244,14 @@ class Config(_Model):
             if rule.platform not in present:
                 raise ValueError(f"channels.{i}.platform: {rule.platform!r} has no block under platforms:; "
                                  f"add platforms.{rule.platform} or remove this rule")
+        return self
+
+    @model_validator(mode="after")
+    def _access_fits_platform(self) -> Config:
+        problems = [f"channels.{i}.{p}" for i, rule in enumerate(self.channels)
+                    for p in check_rule_access(rule.platform, rule.allow, rule.deny)]
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -343,7 +362,7 @@ def _key_paths_like(model: type[BaseModel], key: str, prefix: str = "") -> list[
         if name in ("base_dir", "source"):
             continue
         nested = _nested_model(field.annotation)
-        if nested is None:
+        if nested is None or "dict[" in str(field.annotation):  # keyed by a name (llm.prices.MODEL): no fixed path
             continue
         path = f"{prefix}{name}{'[]' if 'list' in str(field.annotation) else ''}"
         keys = [k for k in nested.model_fields if k not in ("base_dir", "source")]
@@ -354,8 +373,10 @@ def _key_paths_like(model: type[BaseModel], key: str, prefix: str = "") -> list[
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     current: Any = model
+    keyed = False  # the part after a dict-valued field is a key of the user's choosing (llm.prices.MODEL)
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         field = getattr(current, "model_fields", {}).get(part)
         if field is None:
@@ -366,6 +387,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if not candidates:
             return []
         current = candidates[0]
+        keyed = getattr(ann, "__origin__", None) is dict
     return [k for k in getattr(current, "model_fields", {}) if k not in ("base_dir", "source")]
 
 

@@ -25,6 +25,11 @@ class Metrics:
         self.llm_tokens = Counter("bridge_llm_tokens_total", "Tokens reported by the LLM server", ["kind"],
                                   registry=self.registry)
 
+        self.tokens = Counter("bridge_tokens_total", "Tokens spent on answers (the server's count, else ours)",
+                              ["platform", "persona", "model", "kind"], registry=self.registry)
+        self.refused = Counter("bridge_refused_total", "Messages not answered: access refused, or a budget used up",
+                               ["platform", "reason"], registry=self.registry)
+
     def count_tokens(self, prompt: int | None, completion: int | None) -> None:
         self.llm_tokens.labels(kind="prompt").inc(prompt or 0)
         self.llm_tokens.labels(kind="completion").inc(completion or 0)

@@ -17,8 +17,9 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 
+from bridge.access import is_admin
 from bridge.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
-from bridge.commands import parse_command, run_command
+from bridge.commands import Asker, parse_command, run_command
 from bridge.config import Config
 from bridge.llm import ChatRequest, LLMClient, LLMFailure
 from bridge.metrics import Metrics
@@ -27,6 +28,7 @@ from bridge.platform import Platform
 from bridge.store import Message, Session, Store
 from bridge.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens
 from bridge.types import Outgoing
+from bridge.usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +74,13 @@ class Responder:
         self._platforms = platforms
         self._metrics = metrics
         self.budgets = Budgets(config.llm.context_tokens)
+        self._usage = Usage(config, store, metrics)
         self._notices: set[asyncio.Task[None]] = set()
 
     async def handle(self, message_id: int) -> None:
         msg = await self._store.message(message_id)
-        if msg is None or msg.status != "pending" or msg.thread is None:
-            return  # already answered (a replay), or forgotten by /reset
+        if msg is None or msg.thread is None or not (msg.status == "pending" or await self._notice_due(msg)):
+            return  # already answered (a replay), forgotten by /reset, or refused with nothing to say
         platform = self._platforms.get(msg.thread.platform)
         if platform is None:
             log.warning("message %s waits for platform %s, which is not running", msg.id, msg.thread.platform)
@@ -97,7 +100,17 @@ class Responder:
             text = await self._command(session, msg)
             await self._deliver(platform, out, msg, _once(text))
         else:
-            await self._chat(platform, out, session, msg, started)
+            refusal = await self._usage.over_budget(session, msg)
+            if refusal is None:
+                await self._chat(platform, out, session, msg, started)
+            else:  # nothing goes to the LLM: the user is told which limit, and when it resets
+                await self._store.refuse(msg.id, refusal.reason, refusal.text)
+                await self._deliver(platform, out, msg, _once(refusal.text))
+
+    async def _notice_due(self, msg: Message) -> bool:
+        """A refused message whose notice (no access, a budget used up) is stored but not yet delivered."""
+        reply = await self._store.reply(msg.id) if msg.status == "refused" else None
+        return reply is not None and reply.final and reply.state == "delivering"
 
     def _persona(self, session: Session) -> Persona:
         return (self._personas.get(session.persona) or self._personas.get(self._config.default_persona)
@@ -106,8 +119,12 @@ class Responder:
     async def _command(self, session: Session, msg: Message) -> str:
         cmd = parse_command(msg.content)
         assert cmd is not None
+        assert msg.thread is not None
+        asker = Asker(admin=is_admin(self._config, msg.thread.platform, msg.author.id),
+                      shared=session.key.startswith("share:"),
+                      usage=functools.partial(self._usage.describe, session, msg))
         return await run_command(cmd, store=self._store, message_id=msg.id, current=self._persona(session).name,
-                                 personas=self._personas)
+                                 personas=self._personas, asker=asker)
 
     async def _send(self, platform: Platform, out: Outgoing, msg: Message, snapshots: AsyncIterator[str]) -> bool:
         """Hand the reply to the platform. False when it refused for good: the message is then failed."""
@@ -190,11 +207,16 @@ class Responder:
         channel = Snapshots()
         loop = asyncio.get_running_loop()
         outcome: list[Answer | LLMFailure] = []
+        requests: list[ChatRequest] = []  # the last one sent: our own token count, if the server gives none
+
+        async def build(budget: int) -> ChatRequest:
+            requests.append(await self._request(session, persona, msg, budget))
+            return requests[-1]
 
         async def produce() -> None:
             try:
                 result = await answer(
-                    self._llm, lambda budget: self._request(session, persona, msg, budget), model=model,
+                    self._llm, build, model=model,
                     budgets=self.budgets, deadline=loop.time() + self._config.llm.answer_timeout_s,
                     max_retries=self._config.llm.max_retries, emit=channel.put, metrics=self._metrics)
             except LLMFailure as failure:
@@ -204,6 +226,8 @@ class Responder:
                 text = result.text + (TRUNCATED_NOTE if result.truncated else "")
                 tokens = result.completion.completion_tokens or await count_async(text, model)
                 await self._store.save_final(msg.id, text, tokens)
+                await self._usage.record(session, msg, persona=persona.name, completion=result.completion,
+                                         request=requests[-1] if requests else None, answer_tokens=tokens)
                 outcome.append(result)
                 channel.put(text)
             finally:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+from bridge.access import Access
 from bridge.commands import parse_command
-from bridge.config import Config
+from bridge.config import ChannelRule, Config
 from bridge.lanes import Lanes
 from bridge.metrics import Metrics
 from bridge.platform import Stopping
@@ -24,8 +25,10 @@ log = logging.getLogger(__name__)
 
 
 class Router:
-    def __init__(self, config: Config, store: Store, lanes: Lanes, metrics: Metrics) -> None:
+    def __init__(self, config: Config, store: Store, lanes: Lanes, metrics: Metrics,
+                 access: Access | None = None) -> None:
         self._config = config
+        self._access = access or Access(config, {})  # without platforms: no team is ever confirmed
         self._store = store
         self._lanes = lanes
         self._metrics = metrics
@@ -55,6 +58,9 @@ class Router:
             return self._outcome(msg, "not_triggered")
         persona = (rule.persona if rule and rule.persona else None) or self._config.default_persona
         kind: Literal["chat", "command"] = "command" if parse_command(text) else "chat"
+        decision = await self._access.check(rule, msg)
+        if not decision.allowed:
+            return await self._refuse(msg, rule, persona, text, kind, decision.why)
         tokens = await count_async(text, self._config.llm.model) if kind == "chat" else 0
         accepted = await self._store.accept(
             event_id=f"{msg.thread.platform}:{msg.event_id}",
@@ -73,3 +79,23 @@ class Router:
             return self._outcome(msg, "stored_for_next_start") or True
         self._lanes.submit(session.id, message_id)
         return self._outcome(msg, "accepted")
+
+    async def _refuse(self, msg: Incoming, rule: ChannelRule | None, persona: str, text: str,
+                      kind: Literal["chat", "command"], why: str) -> bool:
+        """Stored as refused (never answered, never history); the author is told once per thread."""
+        reason = f"access: {why}"
+        accepted = await self._store.accept(
+            event_id=f"{msg.thread.platform}:{msg.event_id}", session_key=session_key(rule, msg), persona=persona,
+            thread=msg.thread, author=msg.author, content=text, kind=kind, refused=reason)
+        if accepted is None:
+            return self._outcome(msg, "duplicate")
+        session, message_id = accepted
+        self._metrics.refused.labels(platform=msg.thread.platform, reason="access").inc()
+        log.info("%s: not answering %s (%s)", msg.thread.key, msg.author.id, reason)
+        notice = rule.refusal_message if rule is not None and rule.refusal_message is not None \
+            else self._config.refusal_message
+        if notice and await self._store.first_refusal(msg.thread.key, msg.author.id):
+            await self._store.refuse(message_id, reason, notice)
+            if self.accepting:  # else the next start delivers it (Store.pending)
+                self._lanes.submit(session.id, message_id)
+        return self._outcome(msg, "refused")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bridge import sqlite
+from bridge.store_usage import USAGE_MIGRATION, UsageQueries
 from bridge.types import Author, ThreadRef
 
 Migration = str | Callable[[sqlite.Connection], Awaitable[None]]
@@ -126,6 +127,7 @@ MIGRATIONS: list[Migration] = [
     );
     """,
     _link_replies,
+    USAGE_MIGRATION,  # 3: usage (one row per answered message), refusal_notices
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -218,7 +220,7 @@ def _session(row: sqlite.Row) -> Session:
     return Session(int(id_), str(key), str(persona), float(created), float(updated))
 
 
-class Store:
+class Store(UsageQueries):
     """One SQLite connection in WAL mode, used from the event loop (see :mod:`bridge.sqlite`); writes
     that belong together run in one transaction."""
 
@@ -277,12 +279,13 @@ class Store:
 
     async def accept(self, *, event_id: str, session_key: str, persona: str, thread: ThreadRef,
                      author: Author, content: str, kind: Literal["chat", "command"] = "chat",
-                     tokens: int = 0) -> tuple[Session, int] | None:
+                     tokens: int = 0, refused: str | None = None) -> tuple[Session, int] | None:
         """Record a new user message, atomically with its event id.
 
         Returns the session and the message id, or None when the event was seen before — so one
         message delivered twice is stored, and answered, once. ``persona`` is the channel rule's:
-        it follows the config (a ``/persona`` choice still takes precedence).
+        it follows the config (a ``/persona`` choice still takes precedence). ``refused`` (the reason)
+        stores a message that will not be answered: it does not bind the thread to the session.
         """
         now = time.time()
         async with self._tx() as db:
@@ -298,14 +301,15 @@ class Store:
                 row = await c.fetchone()
             assert row is not None  # just inserted or updated, in this transaction
             session = _session(row)
-            await db.execute(
-                "INSERT OR IGNORE INTO threads (thread_key, session_id, thread, created_at) VALUES (?, ?, ?, ?)",
-                (thread.key, session.id, json.dumps(thread.to_json()), now))
+            if refused is None:
+                await db.execute(
+                    "INSERT OR IGNORE INTO threads (thread_key, session_id, thread, created_at) VALUES (?, ?, ?, ?)",
+                    (thread.key, session.id, json.dumps(thread.to_json()), now))
             cur = await db.execute(
                 "INSERT INTO messages (session_id, kind, author_id, author_name, thread, event_id, content, "
-                "tokens, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                "tokens, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (session.id, kind, author.id, author.name, json.dumps(thread.to_json()), event_id, content,
-                 tokens, now))
+                 tokens, "pending" if refused is None else "refused", refused, now))
             assert cur.lastrowid is not None
             return session, cur.lastrowid
 
@@ -359,9 +363,11 @@ class Store:
         return _message(row) if row else None
 
     async def pending(self) -> list[Message]:
-        """User messages stored but never answered (a crash, a stop mid-reply), oldest first."""
+        """User messages stored but never answered (a crash, a stop mid-reply), and refusal notices
+        not yet delivered, oldest first."""
         async with self._db.execute(
-            f"SELECT {_MSG_COLUMNS} FROM messages WHERE status = 'pending' ORDER BY id") as cur:
+            f"SELECT {_MSG_COLUMNS} FROM messages WHERE status = 'pending' OR (status = 'refused' AND id IN "
+            "(SELECT message_id FROM replies WHERE state = 'delivering' AND final = 1)) ORDER BY id") as cur:
             return [_message(r) for r in await cur.fetchall()]
 
     # ------------------------------------------------------------------------------- replies
@@ -415,14 +421,16 @@ class Store:
         async with self._tx() as db:
             await db.execute("UPDATE replies SET state = 'delivered', updated_at = ? WHERE message_id = ?",
                              (now, message_id))
-            await db.execute("UPDATE messages SET status = 'answered' WHERE id = ?", (message_id,))
+            await db.execute("UPDATE messages SET status = 'answered' WHERE id = ? AND status != 'refused'",
+                             (message_id,))
             await db.execute("UPDATE sessions SET updated_at = ? WHERE id = "
                              "(SELECT session_id FROM messages WHERE id = ?)", (now, message_id))
 
     async def fail(self, message_id: int, reason: str) -> None:
         """Give up on a message (the user was told, where the platform let us): it is not retried."""
         async with self._tx() as db:
-            await db.execute("UPDATE messages SET status = 'failed', reason = ? WHERE id = ?", (reason, message_id))
+            await db.execute("UPDATE messages SET status = 'failed', reason = ? WHERE id = ? AND status != 'refused'",
+                             (reason, message_id))
             await db.execute("UPDATE replies SET state = 'failed', updated_at = ? WHERE message_id = ?",
                              (time.time(), message_id))
 

@@ -62,6 +62,8 @@ class Incoming:
     mentioned: bool = False   # the bot was addressed (mention, reply to the bot)
     direct: bool = False      # a direct message: always answered
     in_thread: bool = False   # part of a thread the bot may already be in (Slack thread replies)
+    roles: tuple[str, ...] = ()      # the author's Discord role ids, for ``allow:``/``deny:``
+    association: str | None = None   # GitHub ``author_association`` (OWNER, MEMBER, NONE...)
     raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core
 
 

@@ -116,5 +116,6 @@ def to_incoming(message: discord.Message, bot_id: int, *,
         mentioned=addressed(message, bot_id),
         direct=message.guild is None,
         in_thread=isinstance(where, discord.Thread),
+        roles=tuple(str(r.id) for r in author.roles) if isinstance(author, discord.Member) else (),
         raw=message,
     )

@@ -207,6 +207,37 @@ class GitHubPlatform:
             posted.append(str(comment.parsed_data.id))
             await reply.record(posted)
 
+    # ------------------------------------------------------------------------ access
+
+    async def member_of(self, login: str, team: str) -> bool:
+        """Whether ``login`` is an active member of ``org/team-slug`` (``allow: teams``; the core caches it).
+
+        Needs ``read:org`` (classic token) or the organisation's Members permission (fine-grained
+        token, GitHub App). GitHub answers 404 for "not a member" and for "cannot see the team".
+        """
+        org, slug = team.split("/", 1)
+        client = await self._client_for_org(org)
+        try:
+            membership = (await client.rest.teams.async_get_membership_for_user_in_org(org, slug, login)).parsed_data
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                return False
+            raise
+        return membership.state == "active"
+
+    async def _client_for_org(self, org: str) -> GitHub[Any]:
+        if self._client is not None:
+            return self._client
+        for repo in self._installations:  # an installation already used for one of the org's repositories
+            if repo.split("/", 1)[0].lower() == org.lower():
+                return await self._client_for(repo)
+        assert self._app is not None
+        inst = self._settings.installation_id
+        if inst is None:
+            inst = (await self._app.rest.apps.async_get_org_installation(org)).parsed_data.id
+        auth = self._app.auth
+        assert isinstance(auth, AppAuthStrategy)
+        return self._github(auth.as_installation(inst))
 
     # ------------------------------------------------------------------------ diagnosis
 

@@ -45,6 +45,7 @@ def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming |
             return f"{event}.{ev.action} is not a new message"
         text = f"{item.title}\n\n{item.body or ''}".strip()
         author = item.user or ev.sender
+        association = item.author_association
         event_id = f"{event}:{item.id or ev.repository.full_name + '#' + str(item.number)}"
     elif event == "issue_comment":
         if ev.action != "created" or ev.issue is None or ev.comment is None:
@@ -52,6 +53,7 @@ def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming |
         if ev.issue.state == "closed":
             return "the conversation is closed"
         item, author, text = ev.issue, ev.comment.user, ev.comment.body or ""
+        association = ev.comment.author_association
         event_id = f"comment:{ev.comment.id}"
 
     if author is None or item is None:
@@ -68,6 +70,7 @@ def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming |
         author=Author(author.login, author.login),
         text=text,
         mentioned=mentioned,
+        association=association.upper() if association else None,  # for allow:/deny: associations
         raw=payload,
     )
 

@@ -31,12 +31,14 @@ class Issue(_Lenient):
     body: str | None = None
     state: str = "open"
     user: User | None = None
+    author_association: str | None = None  # OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE...
 
 
 class Comment(_Lenient):
     id: int
     body: str | None = None
     user: User
+    author_association: str | None = None
 
 
 class Installation(_Lenient):

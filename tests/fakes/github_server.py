@@ -53,6 +53,8 @@ class FakeGitHub:
         self.auth_seen: list[str] = []
         self.token_requests: list[int] = []
         self.fail_comments: list[int] = []  # HTTP statuses to answer the next comment posts with
+        self.teams: dict[str, set[str]] = {}  # "org/team-slug" -> member logins
+        self.team_checks: list[tuple[str, str]] = []  # (team, login) asked about
         self.scopes: str | None = "repo, read:org"  # X-OAuth-Scopes (classic tokens); None: fine-grained
         self.url = ""
         self._next_id = 1000
@@ -66,6 +68,7 @@ class FakeGitHub:
             web.post("/app/installations/{id}/access_tokens", self._access_token),
             web.get("/repos/{owner}/{repo}/installation", self._repo_installation),
             web.post("/repos/{owner}/{repo}/issues/{number}/comments", self._comment),
+            web.get("/orgs/{org}/teams/{team}/memberships/{login}", self._team_membership),
         ])
         self._runner, base_url = await serve(app)
         self.url = base_url
@@ -126,3 +129,13 @@ class FakeGitHub:
                        url=f"{self.url}/repos/{repo}/issues/comments/{self._next_id}",
                        issue_url=f"{self.url}/repos/{repo}/issues/{number}")
         return web.json_response(comment, status=201)
+
+    async def _team_membership(self, request: web.Request) -> web.Response:
+        """``GET /orgs/{org}/teams/{team_slug}/memberships/{username}``: 404 when not a member, as GitHub does."""
+        self.auth_seen.append(request.headers.get("Authorization", ""))
+        org, team, login = request.match_info["org"], request.match_info["team"], request.match_info["login"]
+        self.team_checks.append((f"{org}/{team}", login))
+        if login.lower() not in {m.lower() for m in self.teams.get(f"{org}/{team}", set())}:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.json_response({"url": f"{self.url}/teams/1/memberships/{login}", "role": "member",
+                                  "state": "active"})

@@ -48,6 +48,7 @@ class FakeOpenAI:
         self.model_requests = 0
         self._chaos: tuple[float, random.Random, float] | None = None
         self.chaos_faults: dict[str, int] = {}
+        self.report_usage = True  # False: a server that never says how many tokens it used
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -130,7 +131,8 @@ class FakeOpenAI:
                 **base, "object": "chat.completion",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                              "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": len(text) // 4, "total_tokens": 10},
+                **({"usage": {"prompt_tokens": 10, "completion_tokens": len(text) // 4,
+                              "total_tokens": 10 + len(text) // 4}} if self.report_usage else {}),
             })
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
@@ -152,7 +154,7 @@ class FakeOpenAI:
                                       "finish_reason": None}]})
         await event({**base, "object": "chat.completion.chunk",
                      "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if (body.get("stream_options") or {}).get("include_usage") and self.report_usage:
             await event({**base, "object": "chat.completion.chunk", "choices": [],
                          "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})
         await resp.write(b"data: [DONE]\n\n")

@@ -54,11 +54,12 @@ class FakePlatform:
 
     async def say(self, text: str, *, thread: str = "1", channel: str = "octo-org/octo-repo", event: str | None = None,
                   author: str = "alice", mentioned: bool = False, direct: bool = False, in_thread: bool = False,
-                  is_bot: bool = False) -> bool:
+                  is_bot: bool = False, association: str | None = "MEMBER", roles: tuple[str, ...] = ()) -> bool:
+        """``association`` (GitHub's author_association) defaults to someone GitHub rules answer."""
         assert self.inbox is not None
         msg = Incoming(thread=ThreadRef(self.name, "", channel, thread), event_id=event or f"{thread}:{text}",
                        author=Author(author, author, is_bot), text=text, mentioned=mentioned, direct=direct,
-                       in_thread=in_thread)
+                       in_thread=in_thread, association=association, roles=roles)
         return await self.inbox(msg)
 
     async def reply(self, timeout: float = 10) -> Sent:

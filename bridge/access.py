@@ -1,0 +1,135 @@
+"""Who may talk to the bot in a conversation: a channel rule's ``allow:``/``deny:``, and ``admins:``.
+
+Decided at intake from the facts the adapter put on the message (user id or login, Discord roles,
+GitHub ``author_association``), so a refused message never reaches a lane or the LLM. GitHub team
+membership is the one fact that needs the network: the GitHub adapter offers
+``member_of(login, team)``, found by duck typing (the core never imports an adapter), and answers
+are cached for ``ttl_s``.
+
+- ``deny:`` wins over ``allow:``.
+- No ``allow:``: everybody, except on GitHub, where only ``OWNER``, ``MEMBER`` and ``COLLABORATOR``
+  are answered (anyone can open an issue on a public repository, and each answer costs money).
+- An ``allow:`` replaces that default: it lists everyone who may talk (``users: ["*"]`` for anybody).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from bridge.access_config import EVERYONE, GITHUB_DEFAULT, AccessList
+from bridge.config import ChannelRule, Config
+from bridge.types import Incoming
+
+log = logging.getLogger(__name__)
+
+TEAM_CACHE_S = 600.0      # how long a team membership answer is trusted
+TEAM_CHECK_TIMEOUT_S = 5.0  # GitHub wants the webhook answered within 10 s
+
+MemberOf = Callable[[str, str], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    why: str  # for logs and metrics: "deny.users", "allow.teams", "not allowed", "github default"...
+
+
+def effective_allow(rule: ChannelRule | None) -> AccessList | None:
+    """The allow list in force; None means everybody."""
+    if rule is not None and rule.allow is not None:
+        return None if EVERYONE in rule.allow.users else rule.allow
+    if rule is not None and rule.platform == "github":
+        return AccessList(associations=GITHUB_DEFAULT)
+    return None
+
+
+def describe(rule: ChannelRule) -> str:
+    """One line for ``bridge check``: who is answered under this rule."""
+    allow = effective_allow(rule)
+    if allow is None:
+        text = "everyone"
+    else:
+        text = _list(allow)
+        if rule.allow is None:
+            text += " (the GitHub default; set allow: to change it)"
+    if rule.deny is not None and not rule.deny.empty:
+        text += f"; never {_list(rule.deny)}"
+    return text
+
+
+def _list(entry: AccessList) -> str:
+    parts = []
+    for key in ("users", "roles", "teams", "associations"):
+        values = [v for v in getattr(entry, key) if v != EVERYONE]
+        if values:
+            parts.append(f"{key} {', '.join(values)}")
+    return " or ".join(parts) or "nobody"
+
+
+def is_admin(config: Config, platform: str, user: str) -> bool:
+    """Without ``admins:`` everyone may run every command, as before the setting existed."""
+    return config.admins is None or config.admins.includes(platform, user)
+
+
+class Access:
+    """The access check the router runs; holds the team-membership cache."""
+
+    def __init__(self, config: Config, platforms: Mapping[str, object], ttl_s: float = TEAM_CACHE_S) -> None:
+        self._config = config
+        self._platforms = platforms
+        self._ttl_s = ttl_s
+        self._teams: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    async def check(self, rule: ChannelRule | None, msg: Incoming) -> Decision:
+        if rule is not None and rule.deny is not None:
+            matched = await self._matches(rule.deny, msg)
+            if matched:
+                return Decision(False, f"deny.{matched}")
+        allow = effective_allow(rule)
+        if allow is None:
+            return Decision(True, "everyone")
+        matched = await self._matches(allow, msg)
+        if matched:
+            return Decision(True, f"allow.{matched}")
+        return Decision(False, "github default" if rule is not None and rule.allow is None else "not allowed")
+
+    async def _matches(self, entry: AccessList, msg: Incoming) -> str | None:
+        """Which key of the list names this author, or None. The network is asked last."""
+        user = msg.author.id
+        if msg.thread.platform == "github":
+            if user.lower() in {u.lower() for u in entry.users} or EVERYONE in entry.users:
+                return "users"
+        elif user in entry.users or EVERYONE in entry.users:
+            return "users"
+        if set(msg.roles) & set(entry.roles):
+            return "roles"
+        if msg.association is not None and msg.association.upper() in entry.associations:
+            return "associations"
+        for team in entry.teams:
+            if await self.member_of(msg.thread.platform, user, team):
+                return "teams"
+        return None
+
+    async def member_of(self, platform: str, login: str, team: str) -> bool:
+        """Team membership through the platform, cached; a failed check counts as "not a member"."""
+        key = (login.lower(), team.lower())
+        now = time.monotonic()
+        cached = self._teams.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        check: MemberOf | None = getattr(self._platforms.get(platform), "member_of", None)
+        if check is None:
+            return False
+        try:
+            async with asyncio.timeout(TEAM_CHECK_TIMEOUT_S):
+                answer = bool(await check(login, team))
+        except Exception as exc:  # the SDK's text may carry URLs or tokens: its class name only
+            log.warning("checking whether %s is in team %s failed (%s): treated as not a member",
+                        login, team, type(exc).__name__)
+            return False
+        self._teams[key] = (now + self._ttl_s, answer)
+        return answer

@@ -1,0 +1,119 @@
+"""Budgets (``limits:``): whether one more answer may be asked for, and the sentence when not.
+
+Windows are calendar ones, in UTC — a day from 00:00, an hour from :00 — so "when it resets" is
+one plain time everybody can read. Usage comes from the store (``usage`` rows), so budgets hold
+across restarts and across ``/reset``.
+
+The check runs in the session's lane, right before the LLM is asked: every earlier answer of the
+same conversation is recorded by then, so a burst of queued messages cannot all slip past the
+check together. Conversations run concurrently, so a user, channel or total budget can be passed
+by at most the answers already running when it was reached (one per conversation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from bridge.access_config import Limits
+from bridge.store_usage import Totals, UsageQueries
+
+HOUR_S = 3600
+DAY_S = 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who and where one message is, as budgets count it."""
+
+    platform: str
+    user_id: str
+    channel: str
+    session_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """One limit in force: what it allows, what is used, and when the window starts again."""
+
+    key: str        # the ``limits:`` key, e.g. ``user_tokens_per_day``
+    limit: int
+    used: int
+    resets_at: float
+
+    @property
+    def exceeded(self) -> bool:
+        return self.used >= self.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+
+_SENTENCES = {
+    "user_messages_per_hour": "You have sent the {limit:,} messages an hour I can answer for one person",
+    "user_tokens_per_day": "You have used your daily allowance of {limit:,} tokens with me",
+    "session_tokens_per_day": "This conversation has used its daily allowance of {limit:,} tokens",
+    "channel_tokens_per_day": "This channel has used its daily allowance of {limit:,} tokens",
+    "total_tokens_per_day": "I have used the whole daily allowance of {limit:,} tokens my operator set",
+}
+# Checked in this order: the first one exceeded is the one named.
+ORDER = tuple(_SENTENCES)
+
+
+def window_start(now: float, length: int) -> float:
+    return now - now % length  # UTC: the epoch starts at 00:00 UTC
+
+
+def when(at: float, now: float) -> str:
+    """``00:00 UTC, in 3 h 12 min``."""
+    clock = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%H:%M UTC")
+    minutes = max(int((at - now + 59) // 60), 1)
+    hours, minutes = divmod(minutes, 60)
+    left = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f"{clock}, in {left}"
+
+
+def sentence(budget: Budget, now: float) -> str:
+    """One plain sentence: which limit, and when it resets. Nothing was sent to the model."""
+    what = _SENTENCES[budget.key].format(limit=budget.limit)
+    return f"⏳ {what} ({budget.key}), so I won't answer this one. It resets at {when(budget.resets_at, now)}."
+
+
+async def budgets(store: UsageQueries, limits: Limits, scope: Scope, now: float) -> list[Budget]:
+    """Every limit that is set, with its usage so far, in :data:`ORDER`."""
+    day, hour = window_start(now, DAY_S), window_start(now, HOUR_S)
+    out: list[Budget] = []
+    user_day: Totals | None = None
+    for key in ORDER:
+        limit = getattr(limits, key)
+        if limit is None:
+            continue
+        if key == "user_messages_per_hour":
+            used = (await store.usage_totals(hour, platform=scope.platform, user_id=scope.user_id)).messages
+            out.append(Budget(key, limit, used, hour + HOUR_S))
+            continue
+        if key == "user_tokens_per_day":
+            user_day = user_day or await store.usage_totals(day, platform=scope.platform, user_id=scope.user_id)
+            totals = user_day
+        elif key == "session_tokens_per_day":
+            totals = await store.usage_totals(day, session_key=scope.session_key)
+        elif key == "channel_tokens_per_day":
+            totals = await store.usage_totals(day, platform=scope.platform, channel=scope.channel)
+        else:
+            totals = await store.usage_totals(day)
+        out.append(Budget(key, limit, totals.tokens, day + DAY_S))
+    return out
+
+
+async def first_exceeded(store: UsageQueries, limits: Limits, scope: Scope, now: float) -> Budget | None:
+    for budget in await budgets(store, limits, scope, now):
+        if budget.exceeded:
+            return budget
+    return None
+
+
+def describe(limits: Limits) -> str:
+    """One line for ``bridge check``: the limits in force, or "none"."""
+    parts = [f"{key} {getattr(limits, key):,}" for key in ORDER if getattr(limits, key) is not None]
+    return ", ".join(parts) or "none"
