@@ -5,57 +5,21 @@ a comment (the SIGKILL window); the restart is a new Bridge on the same file."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from bridge.app import Bridge
 from bridge.config import Config
-from bridge.store import Store
 from platforms.github.delivery import read_marker
+from tests.crash import answered, crash_on_record
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_github import REPO, GitHubHarness, comment_payload, fake_github, github_config, harness, opened_payload
 from tests.waiting import until
 
 __all__ = ["fake_github", "github_config", "harness"]  # fixtures shared with tests/test_github.py
-
-
-def crash_on_record(bridge: Bridge, *, after: int = 0) -> asyncio.Event:
-    """Let ``after`` records through, then hang in ``record`` as a killed process would never return.
-
-    Returns an event set when the hang begins (the platform has accepted the post by then).
-    """
-    assert bridge.store is not None
-    real: Callable[[int, list[str]], Awaitable[None]] = bridge.store.record_posted
-    hanging = asyncio.Event()
-    calls = 0
-
-    async def record(message_id: int, ids: list[str]) -> None:
-        nonlocal calls
-        calls += 1
-        if calls > after:
-            hanging.set()
-            await asyncio.Event().wait()
-        await real(message_id, ids)
-
-    bridge.store.record_posted = record  # type: ignore[method-assign]
-    return hanging
-
-
-async def statuses(store: Store) -> list[str]:
-    return [m.status for s in await store.sessions() for m in await store.messages(s.session.id)]
-
-
-async def answered(bridge: Bridge, count: int = 1) -> None:
-    assert bridge.store is not None
-    store = bridge.store
-    for _ in range(500):
-        if (await statuses(store)).count("answered") >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"not answered: {await statuses(store)}")
 
 
 async def test_comment_posted_but_not_recorded_is_found_after_a_restart(
