@@ -101,10 +101,20 @@ class Eyes:
     answers: str  # "comment:<id>" reacts on that comment; anything else on the issue itself
     login: str
     ids: list[int] = field(default_factory=list)
+    _showing: asyncio.Task[None] | None = None
 
     def _comment(self) -> int | None:
         kind, _, ident = self.answers.partition(":")
         return int(ident) if kind == "comment" and ident.isdigit() else None
+
+    def start(self) -> None:
+        """Show 👀 in the background: a slow or rate-limited reaction never holds the reply back."""
+        if self._showing is None:
+            self._showing = asyncio.create_task(self.show())
+
+    def cancel(self) -> None:
+        if self._showing is not None:
+            self._showing.cancel()
 
     async def show(self) -> None:
         i, comment = self.issue, self._comment()
@@ -134,6 +144,8 @@ class Eyes:
             log.info("github: could not list reactions on %s: %s", self.answers, type(exc).__name__)
 
     async def clear(self) -> None:
+        if self._showing is not None:
+            await asyncio.gather(self._showing, return_exceptions=True)
         i, comment = self.issue, self._comment()
         for rid in dict.fromkeys(self.ids):
             try:
@@ -149,18 +161,15 @@ class Eyes:
 async def _final_text(snapshots: AsyncIterator[str], eyes: Eyes) -> str:
     """The finished text; 👀 goes up if it takes longer than :data:`EYES_AFTER_S`."""
     text = asyncio.ensure_future(last_snapshot(snapshots))
-    showing: asyncio.Task[None] | None = None
     try:
         done, _ = await asyncio.wait({text}, timeout=EYES_AFTER_S)
         if not done:
-            showing = asyncio.create_task(eyes.show())  # never holds the reply back
+            eyes.start()
         return await text
     finally:
         if not text.done():
             text.cancel()
-        await asyncio.gather(text, return_exceptions=True)
-        if showing is not None:
-            await showing
+            await asyncio.gather(text, return_exceptions=True)
 
 
 async def _post(client: GitHub[Any], issue: Issue, body: str) -> str:
@@ -175,8 +184,8 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
     eyes = Eyes(client, issue, reply.answers, login)
     if reply.recovering:
         await eyes.adopt()
-    text = await _final_text(snapshots, eyes)
     try:
+        text = await _final_text(snapshots, eyes)
         parts = split_message(text, limit)
         posted = list(reply.posted)
         if reply.recovering and len(posted) < len(parts):
@@ -192,6 +201,7 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
             posted.append(await _post(client, issue, parts[i] + marker(reply.key, i)))
             await reply.record(posted)
     except asyncio.CancelledError:
+        eyes.cancel()  # stopping: a 👀 left behind is removed by the next attempt (adopt)
         raise
     except Exception:
         await eyes.clear()

@@ -142,7 +142,7 @@ class Writer:
         return ts
 
     async def edit(self, ts: str, text: str) -> None:
-        """While streaming: one try; refused (429), it is skipped and :meth:`finish` sets it right."""
+        """While streaming: one try; refused (429) or lost, it is skipped and :meth:`finish` sets it right."""
         if time.monotonic() < self._blocked_until:
             return
         self.calls += 1
@@ -153,6 +153,8 @@ class Writer:
             if _status(exc) != 429:
                 raise
             self._blocked_until = time.monotonic() + _retry_after(exc.response.headers)
+            return
+        except _NETWORK_ERRORS:
             return
         self.shown[ts] = text
 
