@@ -5,9 +5,16 @@ a comment (the SIGKILL window); the restart is a new Bridge on the same file."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bridge.app import Bridge
@@ -16,7 +23,18 @@ from platforms.github.delivery import read_marker
 from tests.crash import answered, crash_on_record
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
-from tests.test_github import REPO, GitHubHarness, comment_payload, fake_github, github_config, harness, opened_payload
+from tests.test_cli import free_port, write_config
+from tests.test_github import (
+    REPO,
+    SECRET,
+    GitHubHarness,
+    comment_payload,
+    fake_github,
+    github_config,
+    harness,
+    opened_payload,
+    sign,
+)
 from tests.waiting import until
 
 __all__ = ["fake_github", "github_config", "harness"]  # fixtures shared with tests/test_github.py
@@ -143,3 +161,60 @@ async def test_secondary_rate_limit_waits_for_retry_after(harness: GitHubHarness
     assert await harness.comments(REPO, 1, 1, timeout=10) == ["You said: hello"]
     refused, accepted = harness.gh.comment_attempts
     assert accepted - refused >= 1.0, "githubkit waited for Retry-After"
+
+
+async def test_sigkill_after_github_accepted_the_comment_does_not_answer_twice(
+        tmp_path: Path, fake_github: FakeGitHub, fake_llm: FakeOpenAI) -> None:
+    """The acceptance run's case, for real: `bridge run` is SIGKILLed between GitHub keeping the comment
+    and the bridge hearing so; the next `bridge run` finds the comment and posts nothing."""
+    port = free_port()
+    path = write_config(tmp_path)
+    env = {**os.environ, "LLM_URL": fake_llm.url, "PORT": str(port), "GITHUB_TOKEN": "ghp_cli_token",
+           "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_URL": fake_github.url, "BRIDGE_CONFIG": str(path)}
+    db = tmp_path / "state" / "bridge.db"
+
+    async def run() -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bridge", "run", env=env, cwd=tmp_path,
+                                                    stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.DEVNULL)
+        async with aiohttp.ClientSession() as s:
+            async def healthy() -> bool:
+                try:
+                    async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                        return r.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+            for _ in range(400):
+                if await healthy():
+                    return proc
+                await asyncio.sleep(0.05)
+        proc.kill()
+        raise AssertionError("bridge run did not come up")
+
+    first = await run()
+    fake_github.on_comment = lambda _c: first.kill()  # SIGKILL before GitHub's answer reaches the bridge
+    try:
+        body = json.dumps(comment_payload("Is a verbal contract binding?")).encode()
+        headers = {"X-GitHub-Event": "issue_comment", "X-Hub-Signature-256": sign(body),
+                   "X-GitHub-Delivery": "abc", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{port}/github/webhook", data=body,
+                                                        headers=headers) as r:
+            assert r.status == 202
+        assert await asyncio.wait_for(first.wait(), 20) == -signal.SIGKILL
+    finally:
+        if first.returncode is None:
+            first.kill()
+    fake_github.on_comment = None
+    assert len(fake_github.comments_on(REPO, 1)) == 1
+
+    def status() -> str:
+        with sqlite3.connect(db) as conn:
+            return str(conn.execute("SELECT status FROM messages").fetchone()[0])
+
+    second = await run()
+    try:
+        await until(lambda: status() == "answered", timeout=20)
+        assert fake_github.comments_on(REPO, 1) == ["You said: Is a verbal contract binding?"]
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(second.wait(), 30)

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ class FakeGitHub:
         self.reaction_log: list[ReactionEvent] = []
         self.list_requests: list[str] = []  # "owner/repo#number page=N" of every comment listing
         self.max_per_page = 100  # GitHub's cap; tests lower it to see pagination with few comments
+        self.on_comment: Callable[[Comment], None] | None = None  # runs after a comment is kept, before the answer
         self.url = ""
         self._next_id = 1000
         self._runner: web.AppRunner | None = None
@@ -178,6 +180,8 @@ class FakeGitHub:
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
         comment = self._store_comment(repo, int(request.match_info["number"]), body, auth, self._login_for(auth),
                                       "Bot")
+        if self.on_comment is not None:
+            self.on_comment(comment)
         return web.json_response(comment.payload, status=201)
 
     async def _list_comments(self, request: web.Request) -> web.Response:
