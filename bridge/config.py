@@ -146,6 +146,7 @@ class SlackConfig(_PlatformModel):
     api_url: str = "https://slack.com/api/"
     max_reply_chars: int = Field(3000, ge=200, le=12000)  # markdown_text takes at most 12,000
     edit_interval_s: float = Field(1.0, ge=0)
+    reply_deadline_s: float = Field(120.0, gt=0)  # how long Slack may keep refusing a reply's message
 
     @field_validator("bot_token", "app_token", "signing_secret")
     @classmethod

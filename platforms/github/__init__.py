@@ -2,14 +2,15 @@
 
 Authentication is a personal access token, or a GitHub App (app id + private key), in which case
 each repository's installation token is used — the installation comes from the webhook, or from
-``GET /repos/{owner}/{repo}/installation`` after a restart. Rate limits and retries are githubkit's.
+``GET /repos/{owner}/{repo}/installation`` after a restart. Rate limits and retries are githubkit's
+(``auto_retry``: secondary rate limits after ``Retry-After``, the primary one at
+``x-ratelimit-reset``, 5xx with backoff); exactly-once posting and 👀 are :mod:`.delivery`'s.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,14 +20,16 @@ import httpx
 from aiohttp import web
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy, webhooks
 from githubkit.exception import GitHubException, RequestFailed
+from githubkit.retry import RETRY_DEFAULT
 
-from bridge.chunking import split_message
 from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.streaming import last_snapshot
 from bridge.types import Outgoing
+from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
 from platforms.github.handlers import installation_id, translate
+
+__all__ = ["MARKER_ROOM", "GitHubPlatform", "GitHubStartError", "create", "marker"]
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +49,6 @@ class _SharedTransport(httpx.AsyncHTTPTransport):
 
     async def close_for_real(self) -> None:
         await super().aclose()
-
-
-MARKER_ROOM = 200  # characters kept free in each comment for the hidden marker
-
-
-def marker(key: str, part: int) -> str:
-    """A hidden HTML comment naming the reply and part: recognisable after a crash, invisible to readers."""
-    safe = re.sub(r"[^\w:.#/@-]", "_", key)[:120]
-    return f"\n\n<!-- bridge:reply {safe} part {part} -->"
 
 
 class GitHubStartError(PlatformStartError):
@@ -93,8 +87,9 @@ class GitHubPlatform:
     # ------------------------------------------------------------------------ lifecycle
 
     def _github(self, auth: Any) -> GitHub[Any]:
+        # RETRY_DEFAULT is githubkit's default, named so that turning it off shows in review.
         return GitHub(auth, base_url=self._settings.api_url, http_cache=False, user_agent="bridge-bot",
-                      async_transport=self._transport)
+                      async_transport=self._transport, auto_retry=RETRY_DEFAULT)
 
     async def start(self, inbox: Inbox) -> None:
         s = self._settings
@@ -192,20 +187,12 @@ class GitHubPlatform:
         return self._github(auth.as_installation(inst))
 
     async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
-        """Post the finished text as one comment per part; parts already posted are not posted again."""
-        text = await last_snapshot(snapshots)
+        """Post the finished text as one comment per part, each part once (see :mod:`.delivery`)."""
         thread = reply.thread
         owner, repo = thread.channel.split("/", 1)
         client = await self._client_for(thread.channel)
-        posted = list(reply.posted)
-        for i, part in enumerate(split_message(text, self._settings.max_reply_chars - MARKER_ROOM)):
-            if i < len(posted):
-                continue
-            body = part + marker(reply.key, i)
-            comment = await client.rest.issues.async_create_comment(owner, repo, int(thread.thread),
-                                                                    data={"body": body})
-            posted.append(str(comment.parsed_data.id))
-            await reply.record(posted)
+        await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
+                      limit=self._settings.max_reply_chars - MARKER_ROOM)
 
     # ------------------------------------------------------------------------ access
 

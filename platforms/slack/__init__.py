@@ -11,7 +11,9 @@ Events are translated by :mod:`platforms.slack.handlers` (pure); replies are str
 :func:`~bridge.streaming.render_stream` as one placeholder message edited in place
 (``chat.update``), continued in further messages past the size limit. Text goes out as
 ``markdown_text``, so the model's ordinary Markdown renders without a converter. Every Web API call
-goes to ``api_url`` and honours 429 ``Retry-After`` through slack_sdk's own retry handler.
+goes to ``api_url`` and honours 429 ``Retry-After`` through slack_sdk's own retry handler; a reply's
+calls keep doing so until ``reply_deadline_s``, and each reply is posted once even across a crash
+(:mod:`.delivery`).
 """
 
 from __future__ import annotations
@@ -28,17 +30,14 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Config, SlackConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError
-from bridge.streaming import render_stream
 from bridge.types import Outgoing
+from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
 from platforms.slack.users import UserNames
 
@@ -47,7 +46,6 @@ __all__ = ["MARKDOWN_TEXT_LIMIT", "PLACEHOLDER", "SlackPlatform", "create"]
 log = logging.getLogger(__name__)
 
 MARKDOWN_TEXT_LIMIT = 12_000  # chat.postMessage / chat.update reject longer markdown_text
-PLACEHOLDER = "_Thinking…_"
 CONNECT_TIMEOUT_S = 15.0
 _NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
@@ -85,7 +83,7 @@ class SlackPlatform:
             token=settings.bot_token.get_secret_value(),
             base_url=_api_base(settings.api_url),
             logger=logging.getLogger(f"{__name__}.web"),
-            retry_handlers=[AsyncConnectionErrorRetryHandler(), AsyncRateLimitErrorRetryHandler(max_retry_count=3)],
+            retry_handlers=[AsyncConnectionErrorRetryHandler(), UntilDeadline()],
         )
         # process_before_response: the event is stored before Slack gets its ack, so a crash in
         # between means a Slack retry, not a lost message (storing takes milliseconds).
@@ -200,24 +198,12 @@ class SlackPlatform:
     async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
         """A placeholder at once, edited in place as the reply grows; more messages past the limit.
 
-        Messages an earlier attempt posted (``reply.posted``) are edited instead. Slack errors
-        propagate (SlackApiError) so the core marks the message failed.
+        Messages an earlier attempt posted are edited instead (see :mod:`.delivery`). Raises
+        (SlackApiError) only when Slack refused past ``reply_deadline_s``: the core marks it failed.
         """
-        thread = reply.thread
-        channel = thread.channel
-        thread_ts = None if thread.thread == thread.channel else thread.thread  # DM top level
-
-        async def post(text: str) -> str:
-            resp = await self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, markdown_text=text,
-                                                      unfurl_links=False, unfurl_media=False)
-            return str(resp["ts"])
-
-        async def edit(ts: str, text: str) -> None:
-            await self.client.chat_update(channel=channel, ts=ts, markdown_text=text)
-
-        await render_stream(snapshots, post=post, edit=edit, limit=self._limit,
-                            interval=self._settings.edit_interval_s, placeholder=PLACEHOLDER,
-                            posted=reply.posted, record=reply.record)
+        calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
+                              interval=self._settings.edit_interval_s, deadline_s=self._settings.reply_deadline_s)
+        log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)
 
 
     # ------------------------------------------------------------------------------- diagnosis

@@ -1,7 +1,10 @@
 """A loopback fake of GitHub's REST API, answering with complete objects githubkit accepts.
 
 Objects are built from the recorded webhook payloads (their ``sender`` and ``comment`` are complete
-REST objects). Records every comment posted and every Authorization header seen.
+REST objects). Records every comment posted and every Authorization header seen. Like GitHub it
+lists an issue's comments oldest first in pages (``per_page``, ``page``, a ``Link`` header), keeps
+reactions (creating one that exists answers 200 with it), and can be scripted to refuse a comment
+with a secondary rate limit (403/429 + ``Retry-After``) or a server error.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import datetime as dt
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,26 @@ class Comment:
     number: int
     body: str
     auth: str
+    id: int = 0
+    login: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.monotonic)  # when it was posted (benchmarks)
+
+
+@dataclass
+class Reaction:
+    target: str  # "comment:<id>" or "issue:<owner/repo>#<number>"
+    id: int
+    content: str
+    login: str
+
+
+@dataclass
+class ReactionEvent:
+    action: str  # "add" or "remove"
+    target: str
+    content: str
+    at: float  # time.monotonic()
 
 
 def _user(login: str, type_: str = "User") -> dict[str, Any]:
@@ -56,6 +79,13 @@ class FakeGitHub:
         self.teams: dict[str, set[str]] = {}  # "org/team-slug" -> member logins
         self.team_checks: list[tuple[str, str]] = []  # (team, login) asked about
         self.scopes: str | None = "repo, read:org"  # X-OAuth-Scopes (classic tokens); None: fine-grained
+        self.limit_comments: list[int] = []  # Retry-After seconds: the next comment posts get 429
+        self.comment_attempts: list[float] = []  # time.monotonic() of every comment POST, refused or not
+        self.reactions: list[Reaction] = []
+        self.reaction_log: list[ReactionEvent] = []
+        self.list_requests: list[str] = []  # "owner/repo#number page=N" of every comment listing
+        self.max_per_page = 100  # GitHub's cap; tests lower it to see pagination with few comments
+        self.on_comment: Callable[[Comment], None] | None = None  # runs after a comment is kept, before the answer
         self.url = ""
         self._next_id = 1000
         self._runner: web.AppRunner | None = None
@@ -69,6 +99,13 @@ class FakeGitHub:
             web.get("/repos/{owner}/{repo}/installation", self._repo_installation),
             web.post("/repos/{owner}/{repo}/issues/{number}/comments", self._comment),
             web.get("/orgs/{org}/teams/{team}/memberships/{login}", self._team_membership),
+            web.get("/repos/{owner}/{repo}/issues/{number}/comments", self._list_comments),
+            web.post("/repos/{owner}/{repo}/issues/comments/{id}/reactions", self._react),
+            web.get("/repos/{owner}/{repo}/issues/comments/{id}/reactions", self._reactions),
+            web.delete("/repos/{owner}/{repo}/issues/comments/{id}/reactions/{reaction}", self._unreact),
+            web.post("/repos/{owner}/{repo}/issues/{number}/reactions", self._react),
+            web.get("/repos/{owner}/{repo}/issues/{number}/reactions", self._reactions),
+            web.delete("/repos/{owner}/{repo}/issues/{number}/reactions/{reaction}", self._unreact),
         ])
         self._runner, base_url = await serve(app)
         self.url = base_url
@@ -81,6 +118,14 @@ class FakeGitHub:
     def comments_on(self, repo: str, number: int) -> list[str]:
         """What a reader sees: GitHub renders HTML comments (the bridge's reply markers) as nothing."""
         return [_HIDDEN.sub("", c.body) for c in self.comments if c.repo == repo and c.number == number]
+
+    def add_comment(self, repo: str, number: int, body: str, *, login: str = "Codertocat",
+                    user_type: str = "User") -> Comment:
+        """A comment someone else wrote (it lists like the bot's own)."""
+        return self._store_comment(repo, number, body, "", login, user_type)
+
+    def reactions_on(self, target: str) -> list[str]:
+        return [r.content for r in self.reactions if r.target == target]
 
     async def _user(self, request: web.Request) -> web.Response:
         self.auth_seen.append(request.headers.get("Authorization", ""))
@@ -113,22 +158,98 @@ class FakeGitHub:
         inst.update(app_slug=self.app_slug, created_at="2020-01-01T00:00:00Z", updated_at="2020-01-01T00:00:00Z")
         return web.json_response(inst)
 
+    def _store_comment(self, repo: str, number: int, body: str, auth: str, login: str,
+                       user_type: str) -> Comment:
+        self._next_id += 1
+        payload = copy.deepcopy(fixture("issue_comment.created.2")["comment"])
+        payload.update(id=self._next_id, body=body, user=_user(login, user_type),
+                       url=f"{self.url}/repos/{repo}/issues/comments/{self._next_id}",
+                       issue_url=f"{self.url}/repos/{repo}/issues/{number}")
+        comment = Comment(repo, number, body, auth, self._next_id, login, payload)
+        self.comments.append(comment)
+        return comment
+
     async def _comment(self, request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")
         self.auth_seen.append(auth)
+        self.comment_attempts.append(time.monotonic())
+        if self.limit_comments:  # a secondary rate limit, as GitHub answers it
+            retry_after = self.limit_comments.pop(0)
+            return web.json_response(
+                {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try "
+                            "again.", "documentation_url": "https://docs.github.com/rest"},
+                status=429, headers={"Retry-After": str(retry_after)})
         if self.fail_comments:
             status = self.fail_comments.pop(0)
             return web.json_response({"message": "Server Error"}, status=status)
         body = (await request.json())["body"]
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        comment = self._store_comment(repo, int(request.match_info["number"]), body, auth, self._login_for(auth),
+                                      "Bot")
+        if self.on_comment is not None:
+            self.on_comment(comment)
+        return web.json_response(comment.payload, status=201)
+
+    async def _list_comments(self, request: web.Request) -> web.Response:
+        """Oldest first, ``per_page`` (default 30, at most ``max_per_page``) per ``page``, with a Link header."""
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
         number = int(request.match_info["number"])
-        self.comments.append(Comment(repo, number, body, auth))
+        per_page = min(int(request.query.get("per_page", "30")), self.max_per_page)
+        page = max(int(request.query.get("page", "1")), 1)
+        self.list_requests.append(f"{repo}#{number} page={page}")
+        on_issue = [c.payload for c in self.comments if c.repo == repo and c.number == number]
+        last = max((len(on_issue) + per_page - 1) // per_page, 1)
+        base = f"{self.url}/repos/{repo}/issues/{number}/comments?per_page={per_page}&page="
+        links = []
+        if page < last:
+            links += [f'<{base}{page + 1}>; rel="next"', f'<{base}{last}>; rel="last"']
+        if page > 1:
+            links += [f'<{base}{page - 1}>; rel="prev"', f'<{base}1>; rel="first"']
+        headers = {"Link": ", ".join(links)} if links else {}
+        return web.json_response(on_issue[(page - 1) * per_page:page * per_page], headers=headers)
+
+    def _login_for(self, auth: str) -> str:
+        """Who the credentials are: an installation token acts as the app's bot account."""
+        return f"{self.app_slug}[bot]" if "ghs_installation" in auth else self.login
+
+    @staticmethod
+    def _target(request: web.Request) -> str:
+        info = request.match_info
+        if "id" in info:
+            return f"comment:{info['id']}"
+        return f"issue:{info['owner']}/{info['repo']}#{info['number']}"
+
+    @staticmethod
+    def _reaction_json(r: Reaction) -> dict[str, Any]:
+        return {"id": r.id, "node_id": f"REA_{r.id}", "user": _user(r.login, "Bot"), "content": r.content,
+                "created_at": "2020-01-01T00:00:00Z"}
+
+    async def _react(self, request: web.Request) -> web.Response:
+        target, content = self._target(request), (await request.json())["content"]
+        login = self._login_for(request.headers.get("Authorization", ""))
+        existing = next((r for r in self.reactions if (r.target, r.content, r.login) == (target, content, login)),
+                        None)
+        if existing is not None:  # GitHub answers 200 with the reaction that is already there
+            return web.json_response(self._reaction_json(existing))
         self._next_id += 1
-        comment = copy.deepcopy(fixture("issue_comment.created.2")["comment"])
-        comment.update(id=self._next_id, body=body, user=_user(self.login, "Bot"),
-                       url=f"{self.url}/repos/{repo}/issues/comments/{self._next_id}",
-                       issue_url=f"{self.url}/repos/{repo}/issues/{number}")
-        return web.json_response(comment, status=201)
+        reaction = Reaction(target, self._next_id, content, login)
+        self.reactions.append(reaction)
+        self.reaction_log.append(ReactionEvent("add", target, content, time.monotonic()))
+        return web.json_response(self._reaction_json(reaction), status=201)
+
+    async def _reactions(self, request: web.Request) -> web.Response:
+        target, content = self._target(request), request.query.get("content")
+        return web.json_response([self._reaction_json(r) for r in self.reactions
+                                  if r.target == target and (content is None or r.content == content)])
+
+    async def _unreact(self, request: web.Request) -> web.Response:
+        target, rid = self._target(request), int(request.match_info["reaction"])
+        found = next((r for r in self.reactions if r.target == target and r.id == rid), None)
+        if found is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        self.reactions.remove(found)
+        self.reaction_log.append(ReactionEvent("remove", target, found.content, time.monotonic()))
+        return web.Response(status=204)
 
     async def _team_membership(self, request: web.Request) -> web.Response:
         """``GET /orgs/{org}/teams/{team_slug}/memberships/{username}``: 404 when not a member, as GitHub does."""

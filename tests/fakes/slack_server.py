@@ -4,6 +4,13 @@ The adapter's unmodified slack_sdk / slack-bolt clients are pointed at it with `
 answers with Slack's JSON shapes, keeps the messages the app posted (with every edit), records
 every call, and can be told to answer one call with a 429 + ``Retry-After`` or a Slack error.
 
+Like Slack it enforces per-channel rate limits on ``chat.postMessage`` (about 1 message a second,
+small bursts) and ``chat.update`` (Tier 3: bursts, then ~50 a minute), answering 429 with
+``Retry-After`` (:attr:`FakeSlack.limits`, adjustable per test), and can be put in a ``storm``
+(429 to a share of calls for a while). It keeps message metadata and returns it from
+``conversations.replies`` / ``conversations.history`` when asked (``include_all_metadata``), with
+cursor pagination; those list what the app posted and the user messages pushed to it.
+
 Slack's side of the conversation is here too: :meth:`FakeSlack.push` sends an ``events_api``
 envelope over the websocket and waits for the app's ack; :meth:`FakeSlack.post_http` delivers an
 Events API request signed exactly as Slack signs it. Like Slack, the app's own messages and edits
@@ -13,10 +20,13 @@ are sent back to it as events (``echo``), so a bot that answers itself would be 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
 import json
+import math
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -134,10 +144,42 @@ class Posted:
     thread_ts: str | None
     fields: dict[str, Any]
     versions: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
         return self.versions[-1]
+
+
+@dataclass
+class Limit:
+    """A token bucket: ``burst`` calls at once, refilled at ``per_s`` a second (per method and channel)."""
+
+    per_s: float
+    burst: float
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+@dataclass
+class _Storm:
+    until: float
+    methods: tuple[str, ...]
+    share: float
+    retry_after: int
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    sec, _, micro = ts.partition(".")
+    return int(sec or 0), int(micro or 0)
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in ("1", "true")
 
 
 class FakeSlack:
@@ -151,6 +193,12 @@ class FakeSlack:
         self.url = ""  # the api_url to configure: http://127.0.0.1:PORT/api/
         self._rate_limited: dict[str, list[int]] = {}
         self._errors: dict[str, list[str]] = {}
+        self.limits: dict[str, Limit] = {"chat.postMessage": Limit(per_s=1.0, burst=5),
+                                         "chat.update": Limit(per_s=50 / 60, burst=20)}
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._storm: _Storm | None = None
+        self._random = random.Random(8)
+        self.user_messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel, ts) -> message event
         self._ws: web.WebSocketResponse | None = None
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -176,6 +224,29 @@ class FakeSlack:
     def fail_next(self, method: str, error: str) -> None:
         """The next call of ``method`` gets ``{"ok": false, "error": error}``."""
         self._errors.setdefault(method, []).append(error)
+
+    def storm(self, seconds: float, *, methods: tuple[str, ...] = ("chat.postMessage", "chat.update"),
+              share: float = 0.5, retry_after: int = 1) -> None:
+        """For ``seconds`` from now, answer 429 to about ``share`` of the calls to ``methods``."""
+        self._storm = _Storm(time.monotonic() + seconds, methods, share, retry_after)
+
+    def _limited(self, method: str, args: dict[str, Any]) -> int | None:
+        """Retry-After seconds when this call is over a limit (or caught in a storm), else None."""
+        now = time.monotonic()
+        storm = self._storm
+        if storm is not None and now < storm.until and method in storm.methods and self._random.random() < storm.share:
+            return storm.retry_after
+        limit = self.limits.get(method)
+        if limit is None:
+            return None
+        key = (method, str(args.get("channel", "")))
+        bucket = self._buckets.setdefault(key, _Bucket(limit.burst, now))
+        bucket.tokens = min(limit.burst, bucket.tokens + (now - bucket.at) * limit.per_s)
+        bucket.at = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return None
+        return max(1, math.ceil((1 - bucket.tokens) / limit.per_s))  # Slack's Retry-After is whole seconds
 
     async def start(self) -> FakeSlack:
         app = web.Application()
@@ -222,6 +293,9 @@ class FakeSlack:
         """Send one ``events_api`` envelope over Socket Mode; return the app's ack."""
         if self._ws is None:
             raise AssertionError("no Socket Mode connection")
+        event = body.get("event") or {}
+        if event.get("type") in ("message", "app_mention") and "subtype" not in event and event.get("user"):
+            self.user_messages[(str(event.get("channel")), str(event.get("ts")))] = event  # Slack keeps it too
         envelope_id = str(uuid.uuid4())
         ack: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending_acks[envelope_id] = ack
@@ -272,6 +346,11 @@ class FakeSlack:
             self.calls.append(Call(method, args, 429, time.monotonic()))
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
                                      headers={"Retry-After": str(retry_after)})
+        limited = self._limited(method, args)
+        if limited is not None:
+            self.calls.append(Call(method, args, 429, time.monotonic()))
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429,
+                                     headers={"Retry-After": str(limited)})
         self.calls.append(Call(method, args, 200, time.monotonic()))
         expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
         if not token:
@@ -282,6 +361,7 @@ class FakeSlack:
             return self._error(self._errors[method].pop(0))
         handler = {"auth.test": self._auth_test, "users.info": self._users_info,
                    "chat.postMessage": self._post_message, "chat.update": self._update,
+                   "conversations.replies": self._replies, "conversations.history": self._history,
                    "apps.connections.open": self._connections_open}.get(method)
         if handler is None:
             return self._error("unknown_method")
@@ -313,6 +393,22 @@ class FakeSlack:
             return None, FakeSlack._error("no_text")
         return str(content), None
 
+    @staticmethod
+    def _metadata(args: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+        """The ``metadata`` argument (an object, or its JSON text in a form post), or an error."""
+        meta = args.get("metadata")
+        if meta is None:
+            return None, None
+        if isinstance(meta, str):
+            try:
+                meta = json.loads(meta)
+            except ValueError:
+                return None, "invalid_metadata_format"
+        if (not isinstance(meta, dict) or not isinstance(meta.get("event_type"), str)
+                or not isinstance(meta.get("event_payload"), dict)):
+            return None, "invalid_metadata_schema"
+        return meta, None
+
     def _post_message(self, args: dict[str, Any]) -> web.Response:
         content, error = self._content(args)
         if error is not None or content is None:
@@ -320,9 +416,12 @@ class FakeSlack:
         channel = str(args.get("channel", ""))
         if not channel:
             return self._error("channel_not_found")
+        metadata, meta_error = self._metadata(args)
+        if meta_error:
+            return self._error(meta_error)
         ts = next_ts()
         thread_ts = args.get("thread_ts") or None
-        posted = Posted(channel, ts, thread_ts, dict(args), [content])
+        posted = Posted(channel, ts, thread_ts, dict(args), [content], metadata)
         self.posted.append(posted)
         message = self._bot_event(posted)
         self._echo(message)
@@ -336,6 +435,11 @@ class FakeSlack:
         found = next((p for p in self.posted if p.channel == channel and p.ts == ts), None)
         if found is None:
             return self._error("message_not_found")
+        metadata, meta_error = self._metadata(args)
+        if meta_error:
+            return self._error(meta_error)
+        if metadata is not None:  # left alone when not given, as Slack does
+            found.metadata = metadata
         found.versions.append(content)
         found.fields = {**found.fields, **args}
         self._echo(message_changed(channel, ts, content, user=BOT_USER) | {"message": self._bot_event(found)})
@@ -350,6 +454,51 @@ class FakeSlack:
         if p.thread_ts:
             event["thread_ts"] = p.thread_ts
         return event
+
+    def _messages(self, channel: str, *, metadata: bool) -> list[dict[str, Any]]:
+        """Everything in ``channel``, oldest first, as the conversations.* methods show messages."""
+        found = [dict(m) for (c, _), m in self.user_messages.items() if c == channel]
+        for p in self.posted:
+            if p.channel == channel:
+                m = self._bot_event(p)
+                if metadata and p.metadata is not None:
+                    m["metadata"] = p.metadata
+                found.append(m)
+        return sorted(found, key=lambda m: _ts_key(str(m["ts"])))
+
+    @staticmethod
+    def _page(messages: list[dict[str, Any]], args: dict[str, Any]) -> web.Response:
+        """``oldest``/``latest`` (exclusive unless ``inclusive``), then ``limit`` per page with a cursor."""
+        inclusive = _truthy(args.get("inclusive", ""))
+        if args.get("oldest"):
+            low = _ts_key(str(args["oldest"]))
+            messages = [m for m in messages if _ts_key(m["ts"]) > low or (inclusive and _ts_key(m["ts"]) == low)]
+        if args.get("latest"):
+            high = _ts_key(str(args["latest"]))
+            messages = [m for m in messages if _ts_key(m["ts"]) < high or (inclusive and _ts_key(m["ts"]) == high)]
+        limit = min(int(args.get("limit") or 100), 1000)
+        cursor = str(args.get("cursor") or "")
+        start = int(base64.b64decode(cursor).decode().removeprefix("next:")) if cursor else 0
+        page = messages[start:start + limit]
+        more = start + limit < len(messages)
+        next_cursor = base64.b64encode(f"next:{start + limit}".encode()).decode() if more else ""
+        return web.json_response({"ok": True, "messages": page, "has_more": more,
+                                  "response_metadata": {"next_cursor": next_cursor}})
+
+    def _replies(self, args: dict[str, Any]) -> web.Response:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        everything = self._messages(channel, metadata=_truthy(args.get("include_all_metadata", "")))
+        parent = [m for m in everything if m["ts"] == ts]
+        if not parent and not any(m.get("thread_ts") == ts for m in everything):
+            return self._error("thread_not_found")
+        replies = [m for m in everything if m.get("thread_ts") == ts and m["ts"] != ts]
+        return self._page(parent + replies, args)  # the parent first, then the replies, oldest first
+
+    def _history(self, args: dict[str, Any]) -> web.Response:
+        channel = str(args.get("channel", ""))
+        everything = self._messages(channel, metadata=_truthy(args.get("include_all_metadata", "")))
+        top = [m for m in everything if m.get("thread_ts") in (None, m["ts"])]
+        return self._page(top[::-1], args)  # newest first
 
     def _echo(self, event: dict[str, Any]) -> None:
         """Slack sends the app its own messages too; a correct app ignores them."""
