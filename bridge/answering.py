@@ -70,18 +70,28 @@ class Answer:
 
 
 class Budgets:
-    """The history budget per model: ``llm.context_tokens``, lowered to what a server accepted."""
+    """The history budget per model: ``llm.context_tokens``, capped by the window the server reports
+    (leaving room for the answer) and lowered to what a server accepted after a "too long"."""
 
     def __init__(self, configured: int) -> None:
         self.configured = configured
         self._by_model: dict[str, int] = {}
+        self._asked: dict[str, asyncio.Task[int | None]] = {}
+
+    async def discover(self, llm: LLMClient, model: str, answer_tokens: int | None) -> None:
+        """Ask the server for the model's window once per model (llama.cpp ``/props``, vLLM ``/models``)."""
+        task = self._asked.get(model)
+        if task is None:
+            task = self._asked[model] = asyncio.ensure_future(llm.context_window(model))
+        window = await task
+        if window:
+            room = window - (answer_tokens or window // 4)
+            if room >= MIN_BUDGET and room < self.get(model):
+                log.info("model %s: the server's window is %d tokens; history budget %d", model, window, room)
+                self._by_model[model] = room
 
     def get(self, model: str) -> int:
         return self._by_model.get(model, self.configured)
-
-    def limit(self, model: str, window: int) -> None:
-        """The server told its window (llama.cpp ``n_ctx``...): never plan for more than that."""
-        self._by_model[model] = min(self.get(model), window)
 
     def worked(self, model: str, budget: int) -> None:
         if budget < self.get(model):

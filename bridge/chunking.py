@@ -32,6 +32,17 @@ def closes_fence(line: str, marker: str) -> bool:
             and not m.group(2).strip())
 
 
+def open_fence_at_end(text: str) -> str | None:
+    """The marker of a code block still open at the end of ``text`` (a reply cut mid-stream), if any."""
+    marker: str | None = None
+    for line in text.split("\n"):
+        if marker is None:
+            marker = opening_fence(line)
+        elif closes_fence(line, marker):
+            marker = None
+    return marker
+
+
 @dataclass(frozen=True, slots=True)
 class _Block:
     sep: str         # the blank-line/newline text that preceded it in the original
@@ -128,10 +139,12 @@ def split_message(text: str, limit: int) -> list[str]:
     """Split ``text`` into parts of at most ``limit`` characters (see module docstring)."""
     if limit <= 0:
         raise ValueError("limit must be positive")
-    blocks = _blocks(text)
-    if len(text) <= limit and not any(b.fence and not closes_fence(text.rstrip().rsplit("\n", 1)[-1], b.fence)
-                                      for b in blocks[-1:]):
+    unclosed = open_fence_at_end(text)
+    if unclosed is None and len(text) <= limit:
         return [text]
+    if unclosed is not None and len(text) + len(unclosed) + 1 <= limit:
+        return [f"{text.rstrip()}\n{unclosed}"]
+    blocks = _blocks(text)
     parts: list[str] = []
     current = ""
     for block in blocks:

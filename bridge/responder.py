@@ -209,6 +209,7 @@ class Responder:
             finally:
                 channel.close()
 
+        await self.budgets.discover(self._llm, model, persona.max_tokens or self._config.llm.max_tokens)
         producer = asyncio.create_task(produce())
         try:
             sent = await self._send(platform, out, msg, aiter(channel))

@@ -73,7 +73,7 @@ async def seed(db: Path) -> None:
         accepted = await store.accept(event_id="e1", session_key=thread.key, persona="assistant", thread=thread,
                                       author=ann, content="What is a tort?")
         assert accepted is not None
-        session, first = accepted
+        _, first = accepted
         await store.save_final(first, "A civil wrong.", 4)
         await store.delivered(first)
         accepted = await store.accept(event_id="e2", session_key=thread.key, persona="assistant", thread=thread,

@@ -23,6 +23,7 @@ llm:
   model: fake
   max_retries: ${RETRIES:-0}
   timeout_s: ${TIMEOUT:-5}
+  answer_timeout_s: ${ANSWER_TIMEOUT:-30}
   stream: ${STREAM:-true}
 server: {port: 0}
 platforms:
@@ -41,6 +42,7 @@ async def start(fake_llm: FakeOpenAI, make_config: Callable[..., Config]) -> Asy
         bridge = Bridge(make_config(YAML, LLM_URL=fake_llm.url, **env), platforms={"github": platform})
         await bridge.start()
         bridges.append(bridge)
+        platform.bridge = bridge  # type: ignore[attr-defined]
         return platform
 
     yield go
@@ -122,3 +124,75 @@ async def test_persona_commands(start: Starter, fake_llm: FakeOpenAI) -> None:
     assert fake_llm.requests[-1]["max_tokens"] == 800
     await gh.say("/help")
     assert "/reset" in (await gh.reply()).text
+
+
+# ------------------------------------------------------------------ retries in one place (issue 8)
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+async def test_a_stream_broken_half_way_is_restarted_and_counted(start: Starter, fake_llm: FakeOpenAI) -> None:
+    fake_llm.reply = lambda _req: "a long and careful answer, " * 4
+    fake_llm.cut_next(after_chunks=3, times=2)  # the connection drops mid-answer, twice
+    gh = await start(RETRIES="3")
+    await gh.say("explain")
+    sent = await gh.reply()
+    assert sent.text == "a long and careful answer, " * 4, "the whole answer, nothing glued on"
+    assert len(fake_llm.requests) == 3
+    text = gh.bridge.metrics.render().decode()  # type: ignore[attr-defined]
+    assert metric(text, "bridge_llm_retries_total") == 2
+    assert metric(text, 'bridge_llm_attempts_total{outcome="unreachable"}') == 2
+    assert metric(text, 'bridge_llm_attempts_total{outcome="ok"}') == 1
+
+
+async def test_a_half_answer_is_never_shown_with_the_error(start: Starter, fake_llm: FakeOpenAI) -> None:
+    fake_llm.reply = lambda _req: "the first half of an answer and then more"
+    fake_llm.cut_next(after_chunks=2, times=5)
+    gh = await start(RETRIES="2")
+    await gh.say("explain")
+    final = (await gh.reply()).text
+    assert final.startswith("⚠️ ")
+    assert "first half" not in final  # GitHub posts only this last snapshot
+
+
+async def test_a_hang_past_timeout_s_is_retried(start: Starter, fake_llm: FakeOpenAI) -> None:
+    fake_llm.hang_next(3)
+    gh = await start(RETRIES="2", TIMEOUT="0.5")
+    await gh.say("hello?")
+    assert (await gh.reply()).text == "You said: hello?"
+
+
+async def test_the_answer_deadline_bounds_every_retry(start: Starter, fake_llm: FakeOpenAI) -> None:
+    fake_llm.hang_next(5, times=10)
+    gh = await start(RETRIES="10", TIMEOUT="0.4", ANSWER_TIMEOUT="1.5")
+    t0 = time.monotonic()
+    await gh.say("hello?")
+    assert "took too long" in (await gh.reply()).text
+    assert time.monotonic() - t0 < 3.0
+
+
+async def test_the_budget_that_worked_is_remembered(start: Starter, fake_llm: FakeOpenAI) -> None:
+    gh = await start()
+    await gh.say("first")
+    await gh.reply()
+    fake_llm.fail_next(400, "maximum context length exceeded", code="context_length_exceeded")
+    await gh.say("second")
+    await gh.reply()
+    before = len(fake_llm.requests)
+    await gh.say("third")
+    await gh.reply()
+    assert len(fake_llm.requests) == before + 1, "no failed request first on the next turn"
+
+
+async def test_the_servers_window_caps_the_history_budget(start: Starter, fake_llm: FakeOpenAI) -> None:
+    fake_llm.props = {"default_generation_settings": {"n_ctx": 600}}
+    gh = await start()
+    for i in range(30):
+        await gh.say(f"message number {i} " + "padding words " * 10)
+        await gh.reply()
+    last = fake_llm.requests[-1]["messages"]
+    assert len(last) < 30, "older turns left out to fit a 600-token window"
+    assert last[-1]["content"].startswith("message number 29")

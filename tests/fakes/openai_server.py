@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class FakeOpenAI:
         self.models: list[dict[str, Any]] = [{"id": "fake", "object": "model"}]  # GET /v1/models entries
         self.props: dict[str, Any] | None = None  # llama.cpp's GET /props, when set (else 404)
         self.model_requests = 0
+        self._chaos: tuple[float, random.Random, float] | None = None
+        self.chaos_faults: dict[str, int] = {}
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -53,6 +56,26 @@ class FakeOpenAI:
         body = {"error": {"message": message, "type": "error", "code": code}}
         headers = {"Retry-After": retry_after} if retry_after else {}
         self.failures.extend(Failure(status, body, headers) for _ in range(times))
+
+    def chaos(self, rate: float, *, seed: int, hang_s: float = 3.0) -> None:
+        """From now on a seeded ``rate`` of requests fail, in every way a real server fails: 500, 503,
+        429 with ``Retry-After``, a connection cut mid-stream, or a hang longer than the client waits."""
+        self._chaos = (rate, random.Random(seed), hang_s)
+
+    def _chaos_failure(self) -> Failure | None:
+        if self._chaos is None:
+            return None
+        rate, rng, hang_s = self._chaos
+        if rng.random() >= rate:
+            return None
+        kind = rng.choice(["500", "503", "429", "cut", "hang"])
+        self.chaos_faults[kind] = self.chaos_faults.get(kind, 0) + 1
+        if kind == "cut":
+            return Failure(200, {}, cut_after=rng.randint(0, 3))
+        if kind == "hang":
+            return Failure(200, {}, hang_s=hang_s)
+        body = {"error": {"message": "chaos", "type": "error", "code": None}}
+        return Failure(int(kind), body, {"Retry-After": "0.2"} if kind == "429" else {})
 
     def cut_next(self, after_chunks: int = 2, *, times: int = 1) -> None:
         """The next streamed answers stop after ``after_chunks`` chunks: the connection is dropped."""
@@ -89,8 +112,8 @@ class FakeOpenAI:
         body = await request.json()
         self.requests.append(body)
         cut_after: int | None = None
-        if self.failures:
-            f = self.failures.pop(0)
+        f = self.failures.pop(0) if self.failures else self._chaos_failure()
+        if f is not None:
             if f.hang_s:
                 await asyncio.sleep(f.hang_s)
             elif f.cut_after is not None:
