@@ -9,11 +9,12 @@ from typing import Any
 
 from bridge.config import Config, ConfigError
 from bridge.dbfile import open_store
-from bridge.lanes import Lanes
+from bridge.lanes import Lanes, LaneSet
 from bridge.llm import LLMClient
 from bridge.metrics import Metrics
 from bridge.personas import Persona, load_personas
 from bridge.platform import Platform, load_factory
+from bridge.replicas import ClaimedLanes
 from bridge.responder import Responder
 from bridge.router import Router
 from bridge.server import Server, build_app
@@ -61,7 +62,8 @@ class Bridge:
         self.store: Store | None = None
         self.llm: LLMClient | None = None
         self.router: Router | None = None
-        self.lanes: Lanes | None = None
+        self.lanes: LaneSet | None = None
+        self.replica: ClaimedLanes | None = None  # PostgreSQL: this replica's share of the sessions
         self.server: Server | None = None
         self.responder: Responder | None = None
         self._started = False
@@ -74,7 +76,13 @@ class Bridge:
         self._pruner = asyncio.create_task(self._prune_events(), name="prune-events")
         self.llm = LLMClient(self.config.llm, self.metrics)
         self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
-        self.lanes = Lanes(self.responder.handle)
+        if self.store.pg is not None:  # several replicas may share the database: lanes follow the leases
+            self.replica = ClaimedLanes(self.responder.handle, self.store.pg, lease_s=self.config.storage.lease_s,
+                                        metrics=self.metrics)
+            await self.replica.start()
+            self.lanes = self.replica
+        else:
+            self.lanes = Lanes(self.responder.handle)
         self.router = Router(self.config, self.store, self.lanes, self.metrics)
         routes = [r for p in self.platforms.values() for r in p.routes()]
         app = build_app(routes=routes, health=self.health, metrics=self.metrics,
@@ -111,8 +119,11 @@ class Bridge:
     def health(self) -> dict[str, Any]:
         platforms = {name: p.status() for name, p in self.platforms.items()}
         ok = self._started and all(s.get("ok", True) for s in platforms.values())
-        return {"status": "ok" if ok else "starting" if not self._started else "degraded",
-                "platforms": platforms, "in_flight": self.lanes.busy if self.lanes else 0}
+        out = {"status": "ok" if ok else "starting" if not self._started else "degraded",
+               "platforms": platforms, "in_flight": self.lanes.busy if self.lanes else 0}
+        if self.replica is not None:
+            out["replica"] = self.replica.role()
+        return out
 
     # ------------------------------------------------------------------------ readiness
 

@@ -12,7 +12,7 @@ from typing import Literal
 
 from bridge.commands import parse_command
 from bridge.config import Config
-from bridge.lanes import Lanes
+from bridge.lanes import LaneSet
 from bridge.metrics import Metrics
 from bridge.platform import Stopping
 from bridge.responder import count_async
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class Router:
-    def __init__(self, config: Config, store: Store, lanes: Lanes, metrics: Metrics) -> None:
+    def __init__(self, config: Config, store: Store, lanes: LaneSet, metrics: Metrics) -> None:
         self._config = config
         self._store = store
         self._lanes = lanes

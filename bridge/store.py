@@ -136,6 +136,12 @@ MIGRATIONS: list[Migration] = [
     );
     """,
     _link_replies,
+    # Version 3: per-session leases, for several replicas on PostgreSQL (bridge/claims.py; unused on SQLite).
+    """
+    ALTER TABLE sessions ADD COLUMN claimed_by TEXT;
+    ALTER TABLE sessions ADD COLUMN lease_until REAL;
+    CREATE INDEX messages_pending_by_session ON messages(session_id, id) WHERE status = 'pending'
+    """,
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
