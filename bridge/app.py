@@ -10,11 +10,13 @@ from typing import Any
 from bridge.access import Access
 from bridge.config import Config, ConfigError
 from bridge.dbfile import open_store
-from bridge.lanes import Lanes
+from bridge.gateway import GatewayElection, elected
+from bridge.lanes import Lanes, LaneSet
 from bridge.llm import LLMClient
 from bridge.metrics import Metrics
 from bridge.personas import Persona, load_personas
 from bridge.platform import Platform, load_factory
+from bridge.replicas import ClaimedLanes
 from bridge.responder import Responder
 from bridge.router import Router
 from bridge.server import Server, build_app
@@ -63,7 +65,9 @@ class Bridge:
         self.store: Store | None = None
         self.llm: LLMClient | None = None
         self.router: Router | None = None
-        self.lanes: Lanes | None = None
+        self.lanes: LaneSet | None = None
+        self.replica: ClaimedLanes | None = None  # PostgreSQL: this replica's share of the sessions
+        self.elections: dict[str, GatewayElection] = {}  # PostgreSQL: one gateway owner among the replicas
         self.server: Server | None = None
         self.responder: Responder | None = None
         self._started = False
@@ -76,7 +80,13 @@ class Bridge:
         self._pruner = asyncio.create_task(self._maintain(), name="store-maintenance")
         self.llm = LLMClient(self.config.llm, self.metrics)
         self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
-        self.lanes = Lanes(self.responder.handle)
+        if self.store.pg is not None:  # several replicas may share the database: lanes follow the leases
+            self.replica = ClaimedLanes(self.responder.handle, self.store.pg, lease_s=self.config.storage.lease_s,
+                                        metrics=self.metrics)
+            await self.replica.start()
+            self.lanes = self.replica
+        else:
+            self.lanes = Lanes(self.responder.handle)
         self.router = Router(self.config, self.store, self.lanes, self.metrics, Access(self.config, self.platforms))
         routes = [r for p in self.platforms.values() for r in p.routes()]
         app = build_app(routes=routes, health=self.health, metrics=self.metrics,
@@ -88,8 +98,15 @@ class Bridge:
         for msg in pending:  # queued before anything new can arrive; answered once platforms are up
             if msg.thread is not None and msg.thread.platform in self.platforms:
                 self.lanes.submit(msg.session_id, msg.id)
-        for platform in self.platforms.values():
-            await platform.start(self.router.receive)
+        for name, platform in self.platforms.items():
+            single = elected(name, platform) if self.store.pg is not None else None
+            if single is not None and self.store.pg is not None:
+                election = GatewayElection(name, single, self.store.pg, lease_s=self.config.storage.lease_s,
+                                           metrics=self.metrics)
+                self.elections[name] = election
+                await election.start(self.router.receive)
+            else:
+                await platform.start(self.router.receive)
         self._started = True
         self.lanes.open.set()
         if self.serve_http:
@@ -115,11 +132,19 @@ class Bridge:
                 log.exception("store maintenance failed")
             await asyncio.sleep(CHECKPOINT_EVERY_S)
 
+    def _status(self, name: str, platform: Platform) -> dict[str, Any]:
+        election = self.elections.get(name)
+        return election.status(platform.status()) if election else platform.status()
+
     def health(self) -> dict[str, Any]:
-        platforms = {name: p.status() for name, p in self.platforms.items()}
+        platforms = {name: self._status(name, p) for name, p in self.platforms.items()}
         ok = self._started and all(s.get("ok", True) for s in platforms.values())
-        return {"status": "ok" if ok else "starting" if not self._started else "degraded",
-                "platforms": platforms, "in_flight": self.lanes.busy if self.lanes else 0}
+        out: dict[str, Any] = {"status": "ok" if ok else "starting" if not self._started else "degraded",
+                               "platforms": platforms, "in_flight": self.lanes.busy if self.lanes else 0}
+        if self.replica is not None:
+            out["replica"] = {**self.replica.role(), "gateway_owner": sorted(n for n, e in self.elections.items()
+                                                                             if e.owner)}
+        return out
 
     # ------------------------------------------------------------------------ readiness
 
@@ -147,7 +172,8 @@ class Bridge:
     def ready(self) -> dict[str, Any]:
         """For ``/readyz``: ready while started, every platform connected and the LLM answering."""
         reasons = [] if self._started else ["starting"]
-        reasons += [f"{name}: not connected" for name, p in self.platforms.items() if not p.status().get("ok", True)]
+        reasons += [f"{name}: not connected" for name, p in self.platforms.items()
+                    if not self._status(name, p).get("ok", True)]
         llm_ok, why = self._llm_state()
         if not llm_ok:
             reasons.append(why)
@@ -175,6 +201,8 @@ class Bridge:
                 await platform.stop()
             except Exception:
                 log.exception("stopping %s failed", platform.name)
+        for election in self.elections.values():  # after its gateway stopped: the next owner takes over
+            await election.stop()
         if self.router is not None:
             self.router.closed = True
         if self.server is not None:

@@ -267,6 +267,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------- migrate
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from bridge.migrate import run_migrate
+
+    return run_migrate(_config(args, platforms=False), args.to)
+
+
 # ----------------------------------------------------------------------------------------- main
 
 
@@ -309,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     backup_ = add("backup", "copy the SQLite store to PATH, online (safe while `bridge run` runs)")
     backup_.add_argument("path", help="the backup file to create")
     backup_.set_defaults(func=cmd_backup)
+    migrate = add("migrate", "copy the SQLite store to PostgreSQL (before running several replicas)")
+    migrate.add_argument("--to", required=True, metavar="URL",
+                         help="postgresql://USER:${PGPASSWORD}@HOST:PORT/DB (${VAR} is read from the environment)")
+    migrate.set_defaults(func=cmd_migrate)
     return parser
 
 

@@ -67,16 +67,34 @@ def _reject_placeholder(value: SecretStr | None, info: ValidationInfo | None = N
 
 class StorageConfig(_Model):
     url: str = "sqlite:///bridge.db"
+    lease_s: float = Field(30.0, ge=1, le=3600)  # PostgreSQL: a dead replica's sessions are taken over after this
 
     @field_validator("url")
     @classmethod
-    def _sqlite_only(cls, v: str) -> str:
+    def _known_backend(cls, v: str) -> str:
+        if v.startswith(("postgresql://", "postgres://")):
+            from bridge.pg import url_problem
+
+            problem = url_problem(v)
+            if problem:
+                raise ValueError(problem)
+            return v
         if not v.startswith("sqlite:///") and v != "sqlite://:memory:":
-            raise ValueError("only sqlite is supported: use sqlite:///PATH (relative to the config file)")
+            raise ValueError("use sqlite:///PATH (relative to the config file) or "
+                             "postgresql://USER:${PGPASSWORD}@HOST:PORT/DATABASE")
         return v
 
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith(("postgresql://", "postgres://"))
+
     def path(self, base_dir: Path) -> str:
-        """The database file, relative paths taken from the config file's folder."""
+        """The database file, relative paths taken from the config file's folder (PostgreSQL: the URL
+        without its password, fit to show)."""
+        if self.is_postgres:
+            from bridge.pg import redact
+
+            return redact(self.url)
         raw = self.url.removeprefix("sqlite:///").removeprefix("sqlite://")
         if raw == ":memory:":
             return raw

@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from bridge.config import Config, ConfigError
+from bridge.pg import PgUnavailable
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def storage_problem(config: Config) -> str | None:
     """Why the database file could not be opened or created, found without creating anything."""
-    if config.db_path == ":memory:":
+    if config.db_path == ":memory:" or config.storage.is_postgres:
         return None
     path = Path(config.db_path)
     if path.is_dir():
@@ -39,6 +40,8 @@ def storage_problem(config: Config) -> str | None:
 
 def folder_note(config: Config) -> str:
     """For ``bridge check``: say that a missing folder will be created."""
+    if config.storage.is_postgres:
+        return f" (PostgreSQL; replicas take over a dead one's sessions after {config.storage.lease_s:g} s)"
     if config.db_path != ":memory:" and not Path(config.db_path).parent.exists():
         return f" (the folder {Path(config.db_path).parent} will be created at start)"
     return ""
@@ -46,6 +49,12 @@ def folder_note(config: Config) -> str:
 
 async def open_store(config: Config) -> Store:
     """Open (and migrate) the store, creating its folder; problems become a :class:`ConfigError`."""
+    if config.storage.is_postgres:
+        try:
+            return await Store.open_postgres(config.storage.url)
+        except (PgUnavailable, RuntimeError) as exc:  # messages name storage.url, never the password
+            raise ConfigError(config.source, [str(exc) if isinstance(exc, PgUnavailable)
+                                              else f"storage.url: {exc}"]) from None
     problem = storage_problem(config)
     if problem is not None:
         raise ConfigError(config.source, [problem])
@@ -71,6 +80,9 @@ def backup(config: Config, target: Path) -> int:
 
     Safe while ``bridge run`` is writing: the backup is a consistent snapshot (WAL included).
     """
+    if config.storage.is_postgres:
+        raise ConfigError(config.source, ["storage.url: bridge backup copies SQLite files; back up PostgreSQL "
+                                          "with pg_dump (README, Running more than one)"])
     source = Path(config.db_path)
     if config.db_path == ":memory:" or not source.exists():
         raise ConfigError(config.source, [f"storage.url: there is no database at {source} to back up yet"])

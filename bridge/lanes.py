@@ -9,8 +9,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+
+class LaneSet(Protocol):
+    """What the router and the app need from lanes: in-memory here, claimed across replicas in
+    :mod:`bridge.replicas` (PostgreSQL)."""
+
+    open: asyncio.Event
+
+    def submit(self, session_id: int, message_id: int) -> None: ...
+
+    @property
+    def busy(self) -> int: ...
+
+    async def drain(self, timeout: float) -> bool: ...
 
 
 class Lanes:

@@ -13,7 +13,7 @@ from typing import Literal
 from bridge.access import Access
 from bridge.commands import parse_command
 from bridge.config import ChannelRule, Config
-from bridge.lanes import Lanes
+from bridge.lanes import LaneSet
 from bridge.metrics import Metrics
 from bridge.platform import Stopping
 from bridge.responder import count_async
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class Router:
-    def __init__(self, config: Config, store: Store, lanes: Lanes, metrics: Metrics,
+    def __init__(self, config: Config, store: Store, lanes: LaneSet, metrics: Metrics,
                  access: Access | None = None) -> None:
         self._config = config
         self._access = access or Access(config, {})  # without platforms: no team is ever confirmed

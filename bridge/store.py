@@ -15,19 +15,25 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from bridge import sqlite
-from bridge.store_usage import USAGE_MIGRATION, UsageQueries
+from bridge.pg import PgConn, PgDatabase
+from bridge.sql import statements
+from bridge.store_usage import USAGE_MIGRATION, Connection, UsageQueries
 from bridge.types import Author, ThreadRef
 
-Migration = str | Callable[[sqlite.Connection], Awaitable[None]]
+# Both backends' connections take the same calls (bridge/sqlite.py, bridge/pg.py), as ``Connection``;
+# SQL is written once (bridge/sql.py).
+Migration = str | Callable[[Connection], Awaitable[None]]
+Dialect = Literal["sqlite", "postgresql"]
+MIGRATION_LOCK = 0x6272_6964_6765  # PostgreSQL advisory lock key: one replica migrates at a time
 
 
-async def _link_replies(db: sqlite.Connection) -> None:
+async def _link_replies(db: Connection) -> None:
     """Version 2: replies become rows of their own, tied to the message they answer.
 
     Version 1 stored answers as ``assistant`` rows in ``messages`` ordered by their own id, so a
@@ -84,6 +90,9 @@ async def _link_replies(db: sqlite.Connection) -> None:
                 "VALUES (?, ?, 'delivered', 1, ?, ?, ?)", (qid, sid, content, created, created))
     await db.execute("DROP TABLE messages")
     await db.execute("ALTER TABLE messages_v2 RENAME TO messages")
+    if isinstance(db, PgConn):  # rows were copied with their ids: the identity must continue after them
+        await db.execute("SELECT setval(pg_get_serial_sequence('messages', 'id'), COALESCE(MAX(id), 0) + 1, false) "
+                         "FROM messages")
     await db.execute("CREATE INDEX messages_by_session ON messages(session_id, id)")
     await db.execute("CREATE INDEX messages_pending ON messages(status) WHERE status = 'pending'")
     await db.execute("CREATE INDEX replies_by_session ON replies(session_id)")
@@ -128,6 +137,12 @@ MIGRATIONS: list[Migration] = [
     """,
     _link_replies,
     USAGE_MIGRATION,  # 3: usage (one row per answered message), refusal_notices
+    # Version 4: per-session leases, for several replicas on PostgreSQL (bridge/claims.py; unused on SQLite).
+    """
+    ALTER TABLE sessions ADD COLUMN claimed_by TEXT;
+    ALTER TABLE sessions ADD COLUMN lease_until REAL;
+    CREATE INDEX messages_pending_by_session ON messages(session_id, id) WHERE status = 'pending'
+    """,
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -199,7 +214,7 @@ _SESSION_COLUMNS = "id, key, COALESCE(persona_override, persona), created_at, up
 _HISTORY_PAGE = 64
 
 
-def _message(row: sqlite.Row) -> Message:
+def _message(row: Sequence[Any]) -> Message:
     (id_, sid, kind, aid, aname, thread, event_id, content, tokens, status, created) = tuple(row)[:11]
     return Message(
         id=int(id_),
@@ -215,17 +230,19 @@ def _message(row: sqlite.Row) -> Message:
     )
 
 
-def _session(row: sqlite.Row) -> Session:
+def _session(row: Sequence[Any]) -> Session:
     id_, key, persona, created, updated = tuple(row)
     return Session(int(id_), str(key), str(persona), float(created), float(updated))
 
 
 class Store(UsageQueries):
-    """One SQLite connection in WAL mode, used from the event loop (see :mod:`bridge.sqlite`); writes
-    that belong together run in one transaction."""
+    """SQLite (one connection in WAL mode, used from the event loop: :mod:`bridge.sqlite`) or
+    PostgreSQL (a pool, :mod:`bridge.pg`); writes that belong together run in one transaction."""
 
-    def __init__(self, db: sqlite.Connection) -> None:
+    def __init__(self, db: Connection, pg: PgDatabase | None = None) -> None:
         self._db = db
+        self.pg = pg  # set: PostgreSQL, several replicas may share it
+        self.dialect: Dialect = "postgresql" if pg is not None else "sqlite"
         self._write = asyncio.Lock()  # one connection: keep multi-statement transactions apart
 
     @classmethod
@@ -236,36 +253,83 @@ class Store(UsageQueries):
         await db.execute("PRAGMA foreign_keys=ON")
         return store
 
+    @classmethod
+    async def open_postgres(cls, url: str) -> Store:
+        """Connect (a :class:`bridge.pg.PgUnavailable` names storage.url without the password) and migrate."""
+        pg = await PgDatabase.connect(url)
+        store = cls(pg.conn, pg)
+        try:
+            await store._migrate()
+        except BaseException:
+            await pg.close()
+            raise
+        return store
+
     async def close(self) -> None:
-        await self.checkpoint()
-        await self._db.close()
+        if self.pg is not None:
+            await self.pg.close()
+        elif isinstance(self._db, sqlite.Connection):
+            await self.checkpoint()
+            await self._db.close()
 
     async def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file, off the event loop (call it on a timer)."""
-        await sqlite.checkpoint(self._db.path)
+        """Fold the write-ahead log into the database file, off the event loop (call it on a timer).
+        PostgreSQL does its own."""
+        if isinstance(self._db, sqlite.Connection):
+            await sqlite.checkpoint(self._db.path)
 
     async def schema_version(self) -> int:
+        if self.pg is not None:
+            await self._db.execute("CREATE TABLE IF NOT EXISTS bridge_schema (version INTEGER NOT NULL)")
+            async with self._db.execute("SELECT MAX(version) FROM bridge_schema") as cur:
+                row = await cur.fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
         async with self._db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
     async def _migrate(self) -> None:
-        """Run the missing migrations, each in its own transaction (foreign keys off: tables are rebuilt)."""
+        """Run the missing migrations, each in its own transaction (foreign keys off: tables are rebuilt).
+
+        The same numbered steps on both backends (SQL rewritten by :mod:`bridge.sql`); on PostgreSQL
+        under an advisory lock, so replicas starting together migrate once.
+        """
+        if self.pg is None:
+            await self._migrate_on(self._db, self._tx)
+            return
+        async with self.pg.locked(MIGRATION_LOCK) as raw:
+            conn = PgConn(raw)
+
+            @asynccontextmanager
+            async def tx() -> AsyncIterator[Connection]:
+                async with raw.transaction():
+                    yield conn
+
+            await self._migrate_on(conn, tx)
+
+    async def _migrate_on(self, db: Connection, tx: Callable[[], AbstractAsyncContextManager[Connection]]) -> None:
         current = await self.schema_version()
         if current > len(MIGRATIONS):
             raise RuntimeError(f"the database schema (version {current}) is newer than this bridge knows "
                                f"({len(MIGRATIONS)}): upgrade bridge")
         for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
-            async with self._tx():
+            async with tx():
                 if isinstance(step, str):
-                    for statement in filter(str.strip, step.split(";")):
-                        await self._db.execute(statement)
+                    for statement in statements(step):
+                        await db.execute(statement)
                 else:
-                    await step(self._db)
-                await self._db.execute(f"PRAGMA user_version = {version}")
+                    await step(db)
+                if isinstance(db, PgConn):
+                    await db.execute("INSERT INTO bridge_schema (version) VALUES (?)", (version,))
+                else:
+                    await db.execute(f"PRAGMA user_version = {version}")
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[sqlite.Connection]:
+    async def _tx(self) -> AsyncIterator[Connection]:
+        if self.pg is not None:
+            async with self.pg.transaction() as conn:
+                yield conn
+            return
         async with self._write:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -305,13 +369,16 @@ class Store(UsageQueries):
                 await db.execute(
                     "INSERT OR IGNORE INTO threads (thread_key, session_id, thread, created_at) VALUES (?, ?, ?, ?)",
                     (thread.key, session.id, json.dumps(thread.to_json()), now))
-            cur = await db.execute(
+            async with db.execute(
                 "INSERT INTO messages (session_id, kind, author_id, author_name, thread, event_id, content, "
-                "tokens, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "tokens, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (session.id, kind, author.id, author.name, json.dumps(thread.to_json()), event_id, content,
-                 tokens, "pending" if refused is None else "refused", refused, now))
-            assert cur.lastrowid is not None
-            return session, cur.lastrowid
+                 tokens, "pending" if refused is None else "refused", refused, now)) as c:
+                inserted = await c.fetchone()
+            assert inserted is not None
+            if isinstance(db, PgConn) and refused is None:  # wakes idle replicas when this commits (bridge/claims.py)
+                await db.execute("SELECT pg_notify('bridge_pending', ?)", (str(session.id),))
+            return session, int(inserted[0])
 
     async def has_thread(self, thread: ThreadRef) -> bool:
         """Whether this thread already belongs to a session (a Slack thread the bot is in)."""
@@ -382,7 +449,7 @@ class Store(UsageQueries):
         mid, state, final, text, tokens, ids, attempts = tuple(row)
         return Reply(int(mid), state, bool(final), str(text), int(tokens), tuple(json.loads(ids)), int(attempts))
 
-    async def _upsert_reply(self, db: sqlite.Connection, message_id: int, now: float) -> None:
+    async def _upsert_reply(self, db: Connection, message_id: int, now: float) -> None:
         await db.execute(
             "INSERT INTO replies (message_id, session_id, state, created_at, updated_at) "
             "SELECT id, session_id, 'delivering', ?, ? FROM messages WHERE id = ? "
@@ -440,7 +507,7 @@ class Store(UsageQueries):
 
     # ------------------------------------------------------------------------------- commands
 
-    async def _confirm(self, db: sqlite.Connection, message_id: int, text: str) -> None:
+    async def _confirm(self, db: Connection, message_id: int, text: str) -> None:
         now = time.time()
         await self._upsert_reply(db, message_id, now)
         await db.execute("UPDATE replies SET final = 1, text = ?, updated_at = ? WHERE message_id = ?",

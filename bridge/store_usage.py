@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bridge import sqlite
+from bridge.pg import PgConn
+
+Connection = sqlite.Connection | PgConn  # either backend's connection (bridge/store.py)
 
 USAGE_MIGRATION = """
     CREATE TABLE usage (
@@ -85,12 +88,12 @@ class ReportLine:
 class UsageQueries:
     """Needs the store's ``_db`` and ``_tx`` (see :class:`bridge.store.Store`)."""
 
-    _db: sqlite.Connection
+    _db: Connection
 
-    def _tx(self) -> AbstractAsyncContextManager[sqlite.Connection]:
+    def _tx(self) -> AbstractAsyncContextManager[Connection]:
         raise NotImplementedError
 
-    async def _upsert_reply(self, db: sqlite.Connection, message_id: int, now: float) -> None:
+    async def _upsert_reply(self, db: Connection, message_id: int, now: float) -> None:
         raise NotImplementedError
 
     async def record_usage(self, row: UsageRow) -> None:

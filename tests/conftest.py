@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.config import Config, parse_config
+from tests import pgcluster
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,3 +34,38 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
                             env={k: str(v) for k, v in env.items()})
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgcluster.Cluster]:
+    """One throwaway PostgreSQL for the whole run (tests/pgcluster.py); skipped where there is none,
+    except under .ci/test (BRIDGE_REQUIRE_POSTGRES), where a missing PostgreSQL is a failure."""
+    missing = pgcluster.available()
+    if missing:
+        if os.environ.get("BRIDGE_REQUIRE_POSTGRES"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    cluster = pgcluster.Cluster.create()
+    yield cluster
+    cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+async def new_database(cluster: pgcluster.Cluster) -> str:
+    """A fresh, empty database in the shared cluster: its URL (with the test password)."""
+    import asyncpg
+
+    name = f"t{os.getpid()}_{next(_databases)}"
+    conn = await asyncpg.connect(cluster.url())
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return cluster.url(name)
+
+
+@pytest.fixture
+async def pg_url(pg_cluster: pgcluster.Cluster) -> str:
+    return await new_database(pg_cluster)

@@ -83,9 +83,11 @@ class DiscordPlatform:
 
     # ------------------------------------------------------------------------------- lifecycle
 
-    async def start(self, inbox: Inbox) -> None:
-        self._inbox = inbox
-        self._started_id = catchup.snowflake_at(time.time())
+    async def login(self) -> None:
+        """Sign in over REST only: ``send`` works, no events arrive. Several replicas on PostgreSQL
+        (bridge/gateway.py): only the gateway owner calls :meth:`start`; the others answer through this."""
+        if self._client is not None and not self._client.is_closed():
+            return
         client = BridgeClient(api_url=self._settings.api_url, on_message=self._on_message,
                               on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout)
         self._client = client
@@ -99,6 +101,13 @@ class DiscordPlatform:
             await client.close()
             raise DiscordStartError(f"platforms.discord.api_url: cannot log in at {self._settings.api_url} "
                                     f"({type(exc).__name__})") from None
+
+    async def start(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+        self._started_id = catchup.snowflake_at(time.time())
+        await self.login()
+        client = self._client
+        assert client is not None
         self._accepting = True
         self._gateway = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
         ready = asyncio.create_task(client.wait_until_ready())
