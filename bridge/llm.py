@@ -158,6 +158,9 @@ class LLMClient:
             api_key=config.api_key.get_secret_value() or "no-key",
             timeout=config.timeout_s,
             max_retries=0,  # retried in bridge.answering, mid-stream failures included
+            # The SDK's aiohttp transport: its connection pool costs a fraction of httpcore's per
+            # request under load (python -m bench.bench_load).
+            http_client=openai.DefaultAioHttpClient(),
         )
         # Reachability, for /readyz: when a call last succeeded, and the last failure (time, kind).
         self.last_success: float | None = None
