@@ -22,7 +22,7 @@ import time
 import aiohttp
 
 from bench.harness import bridge_run, cpu_seconds, load_average, pct, post_webhook, spread
-from tests.fakes.github_server import FakeGitHub
+from tests.fakes.github_server import Comment, FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_github import SECRET, comment_payload
 from tests.waiting import until
@@ -49,59 +49,63 @@ async def one_run(messages: int, profile: str | None) -> dict[str, float]:
         async with bridge_run(CONFIG, env, profile=profile) as running, aiohttp.ClientSession() as session:
             url = running.bridge.url
             sent: dict[int, float] = {}
+            done: dict[int, float] = {}
+            waiting: dict[int, asyncio.Future[None]] = {}
+            loop = asyncio.get_running_loop()
 
-            async def send(i: int, number: int) -> None:
+            def posted(comment: Comment) -> None:  # the fake GitHub calls this as each comment is kept
+                if (m := MARKER.search(comment.body)) is not None:
+                    cid = int(m.group(1))
+                    done[cid] = comment.at
+                    if (future := waiting.pop(cid, None)) is not None and not future.done():
+                        future.set_result(None)
+
+            gh.on_comment = posted
+
+            async def ask(i: int, *, wait: bool) -> None:
+                if wait:
+                    waiting[i] = loop.create_future()
                 sent[i] = time.monotonic()
-                status = await post_webhook(session, url, comment_payload(f"question {i}", number=number,
-                                                                          comment_id=i, repo="octo-org/load"))
+                status = await post_webhook(session, url, comment_payload(f"question {i}", number=i, comment_id=i,
+                                                                          repo="octo-org/load"))
                 assert status == 202, status
+                if wait:
+                    await asyncio.wait_for(waiting[i], 60)
 
             def latencies(ids: range) -> list[float]:
-                done = {int(m.group(1)): c.at for c in gh.comments if (m := MARKER.search(c.body))}
                 return [(done[i] - sent[i]) * 1000 for i in ids]
 
-            async def wait_for(count: int) -> None:
-                await until(lambda: len(gh.comments) >= count, timeout=600, interval=0.002)
+            for i in range(1, 21):  # warm up: connections opened, caches filled
+                await ask(100_000_000 + i, wait=True)
 
-            # warm up: first requests open connections, fill caches
-            for i in range(1, 21):
-                await send(i, 100_000 + i)
-            await wait_for(20)
-
-            # concurrency 1: one message at a time, each to its own session
-            base = 1000
+            base = 1000  # concurrency 1: one message at a time, each to its own session
             for i in range(base, base + 200):
-                await send(i, i)
-                await wait_for(len(sent))
+                await ask(i, wait=True)
             lat1 = latencies(range(base, base + 200))
             out["c1_p50"], out["c1_p99"] = pct(lat1, 0.5), pct(lat1, 0.99)
 
-            # concurrency 50: 50 senders, each waiting for its own reply before the next
-            base = 10_000
-            sem_ids = iter(range(base, base + 1000))
+            base = 10_000  # concurrency 50: 50 senders, each waiting for its reply before the next
+            ids = iter(range(base, base + 1000))
 
-            async def worker() -> None:
-                for i in sem_ids:
-                    await send(i, i)
-                    await until(lambda i=i: any(c.number == i for c in gh.comments[-200:]), interval=0.001)
+            async def sender() -> None:
+                for i in ids:
+                    await ask(i, wait=True)
 
-            await asyncio.gather(*(worker() for _ in range(50)))
-            await wait_for(len(sent))
+            await asyncio.gather(*(sender() for _ in range(50)))
             lat50 = latencies(range(base, base + 1000))
             out["c50_p50"], out["c50_p99"] = pct(lat50, 0.5), pct(lat50, 0.99)
 
-            # sustained: N messages over N sessions as fast as they are acknowledged (64 in flight)
-            base = 100_000
-            before = len(gh.comments)
+            base = 100_000  # sustained: N messages over N sessions as fast as they are acknowledged
             cpu0, t0 = cpu_seconds(running.pid), time.monotonic()
             ids = iter(range(base, base + messages))
 
             async def blaster() -> None:
                 for i in ids:
-                    await send(i, i)
+                    await ask(i, wait=False)
 
             await asyncio.gather(*(blaster() for _ in range(64)))
-            await wait_for(before + messages)
+            await until(lambda: all(i in done for i in range(base + messages - 64, base + messages))
+                        and len(done) >= 20 + 200 + 1000 + messages, timeout=600, interval=0.01)
             elapsed, cpu = time.monotonic() - t0, cpu_seconds(running.pid) - cpu0
             out["msgs_per_s"] = messages / elapsed
             out["cpu_ms_per_msg"] = cpu * 1000 / messages
