@@ -88,5 +88,17 @@ async def post_webhook(session: aiohttp.ClientSession, url: str, payload: dict[s
         return r.status
 
 
-def run(main: object) -> None:
-    asyncio.run(main)  # type: ignore[arg-type]
+@asynccontextmanager
+async def llm_process(text: str, *, chunk: int, delay: float) -> AsyncIterator[str]:
+    """A fake LLM streaming ``text`` in its own process (bench/llm_process.py); yields its base URL."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.llm_process", text, str(chunk),
+                                                str(delay), stdin=asyncio.subprocess.PIPE,
+                                                stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    url = (await proc.stdout.readline()).decode().strip()
+    try:
+        yield url
+    finally:
+        proc.stdin.close()
+        await proc.wait()

@@ -76,6 +76,7 @@ class Responder:
         self.budgets = Budgets(config.llm.context_tokens)
         self._usage = Usage(config, store, metrics)
         self._notices: set[asyncio.Task[None]] = set()
+        self._answering = asyncio.Semaphore(config.llm.max_concurrent)
 
     async def handle(self, message_id: int) -> None:
         msg = await self._store.message(message_id)
@@ -102,7 +103,8 @@ class Responder:
         else:
             refusal = await self._usage.over_budget(session, msg)
             if refusal is None:
-                await self._chat(platform, out, session, msg, started)
+                async with self._answering:  # a burst of answers must not starve the webhooks' acks
+                    await self._chat(platform, out, session, msg, started)
             else:  # nothing goes to the LLM: the user is told which limit, and when it resets
                 await self._store.refuse(msg.id, refusal.reason, refusal.text)
                 await self._deliver(platform, out, msg, _once(refusal.text))
