@@ -89,10 +89,10 @@ async def post_webhook(session: aiohttp.ClientSession, url: str, payload: dict[s
 
 
 @asynccontextmanager
-async def llm_process(text: str, *, chunk: int, delay: float) -> AsyncIterator[str]:
+async def llm_process(text: str, *, chunk: int, delay: float, latency: float = 0.0) -> AsyncIterator[str]:
     """A fake LLM streaming ``text`` in its own process (bench/llm_process.py); yields its base URL."""
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.llm_process", text, str(chunk),
-                                                str(delay), stdin=asyncio.subprocess.PIPE,
+                                                str(delay), str(latency), stdin=asyncio.subprocess.PIPE,
                                                 stdout=asyncio.subprocess.PIPE, cwd=ROOT)
     assert proc.stdout is not None
     assert proc.stdin is not None

@@ -108,7 +108,7 @@ class LLMConfig(_Model):
     model: str = "gpt-4o-mini"
     timeout_s: float = Field(60.0, gt=0)            # one request: waiting for its start, or for the next chunk
     answer_timeout_s: float = Field(180.0, gt=0)    # extension: one answer, every retry included
-    max_concurrent: int = Field(32, ge=1, le=10_000)  # extension: answers being written at once (others queue)
+    max_concurrent: int = Field(64, ge=1, le=10_000)  # extension: answers being written at once (others queue)
     max_retries: int = Field(3, ge=0, le=10)
     context_tokens: int = Field(8000, ge=256)
     stream: bool = True

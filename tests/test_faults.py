@@ -1,5 +1,5 @@
-"""Fault injection (issue 8): `bridge run` as a subprocess over the loopback fakes, under crashes and
-a failing LLM. Each scenario prints lost / duplicated / answered / plain-error counts.
+"""Fault injection (issue 8): `bridge run` as a subprocess over the loopback fakes, under crashes,
+a failing LLM and a Slack rate-limit storm. Each scenario prints lost / duplicated / answered / plain-error counts.
 
 Run apart with ``pytest -m faults -s``; the project's test command runs them too.
 """
@@ -11,13 +11,16 @@ import json
 import random
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.fakes import slack_server as slack
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
 from tests.procs import ROOT, BridgeProcess, free_port
 from tests.test_github import SECRET, comment_payload, sign
 from tests.waiting import until
@@ -152,3 +155,86 @@ async def test_an_llm_failing_30_percent_of_calls_still_answers_nearly_all(tmp_p
     retried = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
                   if line.startswith("bridge_llm_retries_total{"))
     assert retried >= sum(fake_llm.chaos_faults.values()) * 0.9, "every retried fault is counted in /metrics"
+
+
+SLACK_CONFIG = """
+storage: {url: "sqlite:///bridge.db"}
+llm: {base_url: "${LLM_URL}", model: fake, max_retries: 6, timeout_s: 5}
+server: {port: "${PORT}"}
+platforms:
+  slack: {bot_token: "${BOT}", signing_secret: "${SIGNING}", api_url: "${API}", edit_interval_s: 0.2,
+          reply_deadline_s: 60}
+channels:
+  - {platform: slack, where: "*", trigger: mention}
+"""
+
+
+async def slack_event(session: aiohttp.ClientSession, bridge: BridgeProcess, event: dict[str, object]) -> None:
+    """One Events API request, delivered again (as Slack retries) until the bridge acknowledges it."""
+    raw = json.dumps(slack.event_callback(event)).encode()
+    for attempt in range(400):
+        ts = int(time.time())
+        headers = {"Content-Type": "application/json", "X-Slack-Request-Timestamp": str(ts),
+                   "X-Slack-Signature": slack.sign(raw, slack.SIGNING_SECRET, ts)}
+        if attempt:
+            headers.update({"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_error"})
+        try:
+            async with session.post(f"{bridge.url}/slack/events", data=raw, headers=headers) as r:
+                if r.status == 200:
+                    return
+        except (aiohttp.ClientError, ConnectionError):
+            pass
+        await asyncio.sleep(0.05)  # Slack retries after a while
+    raise AssertionError("never acknowledged")
+
+
+async def test_slack_429_storm_and_sigkills_every_thread_ends_with_the_whole_answer(
+        tmp_path: Path, fake_llm: FakeOpenAI) -> None:
+    rng = random.Random(20)
+    fake = await FakeSlack().start()
+    fake.echo = False
+    fake.add_user("U0ALICE", "alice")
+    answer = "The whole answer, which must arrive complete in its thread whatever Slack says. " * 4
+    fake_llm.reply = lambda _req: answer
+    fake_llm.chunk_delay = 0.01
+    (tmp_path / "prompts").symlink_to(ROOT / "prompts")
+    config = tmp_path / "bridge.yaml"
+    config.write_text(SLACK_CONFIG)
+    port = free_port()
+    bridge = BridgeProcess(config, {"LLM_URL": fake_llm.url, "BOT": slack.BOT_TOKEN, "SIGNING": slack.SIGNING_SECRET,
+                                    "API": fake.url}, port)
+    threads = 60
+    mentions = [slack.app_mention(f"<@{slack.BOT_USER}> question {i}", user="U0ALICE", channel=f"C0STORM{i % 12:02d}")
+                for i in range(threads)]
+    await bridge.start()
+    fake.storm(20.0, share=0.5)  # half of all posts and edits refused with 429 for 20 s
+    try:
+        async with aiohttp.ClientSession() as session:
+            async def killer() -> None:
+                for _ in range(2):
+                    await until(lambda: len(fake.posted) >= rng.randrange(5, threads), timeout=60)
+                    await bridge.kill()
+                    await bridge.start()
+
+            kills = asyncio.create_task(killer())
+            await asyncio.gather(*(slack_event(session, bridge, m) for m in mentions))
+            await kills
+
+            def complete() -> int:
+                return sum(1 for m in mentions
+                           if [p.text for p in fake.replies(str(m["channel"]), str(m["ts"]))] == [answer])
+
+            await until(lambda: complete() == threads, timeout=180)
+        await bridge.stop()
+    finally:
+        await bridge.kill()
+        await fake.stop()
+    per_thread = {str(m["ts"]): fake.replies(str(m["channel"]), str(m["ts"])) for m in mentions}
+    lost = sum(1 for posts in per_thread.values() if not posts)
+    duplicated = sum(len(posts) - 1 for posts in per_thread.values() if len(posts) > 1)
+    refused = sum(1 for c in fake.calls if c.status == 429)
+    print(f"\nSlack 429 storm (½ of calls, 20 s) + SIGKILL x2: threads {threads}, lost {lost}, duplicated "
+          f"{duplicated}, complete {sum(1 for p in per_thread.values() if [x.text for x in p] == [answer])}, "
+          f"429s answered {refused}")
+    assert (lost, duplicated) == (0, 0)
+    assert refused > 0

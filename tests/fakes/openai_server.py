@@ -49,6 +49,7 @@ class FakeOpenAI:
         self._chaos: tuple[float, random.Random, float] | None = None
         self.chaos_faults: dict[str, int] = {}
         self.report_usage = True  # False: a server that never says how many tokens it used
+        self.latency = 0.0  # seconds before answering (a slow model), for load benchmarks
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -123,6 +124,8 @@ class FakeOpenAI:
                 return web.json_response(f.body, status=f.status, headers=f.headers)
         if self.hold is not None:
             await self.hold.wait()
+        if self.latency:
+            await asyncio.sleep(self.latency)
         text = self.reply(body)
         created = int(time.time())
         base = {"id": "chatcmpl-fake", "created": created, "model": body.get("model", "fake")}
