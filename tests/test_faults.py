@@ -202,7 +202,7 @@ async def test_slack_429_storm_and_sigkills_every_thread_ends_with_the_whole_ans
     config.write_text(SLACK_CONFIG)
     port = free_port()
     bridge = BridgeProcess(config, {"LLM_URL": fake_llm.url, "BOT": slack.BOT_TOKEN, "SIGNING": slack.SIGNING_SECRET,
-                                    "API": fake.url}, port)
+                                    "API": fake.url, "PORT": str(port)}, port)
     threads = 60
     mentions = [slack.app_mention(f"<@{slack.BOT_USER}> question {i}", user="U0ALICE", channel=f"C0STORM{i % 12:02d}")
                 for i in range(threads)]
