@@ -140,6 +140,8 @@ class GitHubConfig(_PlatformModel):
     webhook_secret: SecretStr | None = None
     api_url: str = "https://api.github.com"
     max_reply_chars: int = Field(65536, ge=1000, le=65536)
+    # App auth: at start, failed webhook deliveries this recent are redelivered (0: off; GitHub keeps 3 days).
+    redeliver_hours: float = Field(24, ge=0, le=72)
 
     @field_validator("token", "private_key", "webhook_secret")
     @classmethod

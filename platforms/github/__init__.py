@@ -29,6 +29,7 @@ from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.types import Outgoing
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
 from platforms.github.handlers import installation_id, translate
+from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
 
 __all__ = ["MARKER_ROOM", "GitHubPlatform", "GitHubStartError", "create", "marker"]
 
@@ -83,6 +84,7 @@ class GitHubPlatform:
         self._installations: dict[str, int] = {}  # "owner/repo" -> installation id (App auth)
         self.bot_login = ""
         self._ok = False
+        self._redelivery: RedeliveryTask | None = None  # App auth: failed deliveries redelivered at start
         # Enough kept-alive connections for a busy bridge: httpx's default keeps 20 and churns past that.
         self._transport = _SharedTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
 
@@ -119,10 +121,12 @@ class GitHubPlatform:
         self._inbox = inbox
         self._ok = True
         log.info("github: signed in as %s", self.bot_login)
+        self._redelivery = start_redelivery(self._app, s.redeliver_hours)  # in the background, never failing start
 
     async def stop(self) -> None:
         self._inbox = None
         self._ok = False
+        await stop_redelivery(self._redelivery)
         await self._transport.close_for_real()
 
     def status(self) -> dict[str, Any]:

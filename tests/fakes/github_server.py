@@ -5,20 +5,30 @@ REST objects). Records every comment posted and every Authorization header seen.
 lists an issue's comments oldest first in pages (``per_page``, ``page``, a ``Link`` header), keeps
 reactions (creating one that exists answers 200 with it), and can be scripted to refuse a comment
 with a secondary rate limit (403/429 + ``Retry-After``) or a server error.
+
+It also keeps a GitHub App webhook's Recent Deliveries (``GET /app/hook/deliveries``: newest first,
+cursor pages, JWT only) and redelivers one when asked (``POST .../attempts`` → 202): like GitHub, it
+then POSTs the stored payload, signed, to the webhook URL (:meth:`FakeGitHub.deliver_webhooks_to`)
+and records that attempt as a new delivery with the same ``guid``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
+import hashlib
+import hmac
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from tests.fakes.loopback import serve
@@ -60,6 +70,30 @@ class ReactionEvent:
     at: float  # time.monotonic()
 
 
+@dataclass
+class HookDelivery:
+    """One entry of an App webhook's Recent Deliveries, with the payload it carried (to send it again)."""
+
+    id: int
+    guid: str
+    event: str
+    payload: dict[str, Any]
+    status_code: int  # what the webhook answered; 0: GitHub could not connect
+    delivered_at: dt.datetime
+    redelivery: bool = False
+
+    def json(self) -> dict[str, Any]:
+        """As ``GET /app/hook/deliveries`` lists it (GitHub's field names)."""
+        ok = 200 <= self.status_code < 400
+        status = "OK" if ok else ("failed to connect" if self.status_code == 0
+                                  else f"Invalid HTTP Response: {self.status_code}")
+        return {"id": self.id, "guid": self.guid, "delivered_at": self.delivered_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "redelivery": self.redelivery, "duration": 0.27, "status": status, "status_code": self.status_code,
+                "event": self.event, "action": self.payload.get("action"),
+                "installation_id": (self.payload.get("installation") or {}).get("id"),
+                "repository_id": (self.payload.get("repository") or {}).get("id"), "throttled_at": None}
+
+
 def _user(login: str, type_: str = "User") -> dict[str, Any]:
     base = copy.deepcopy(fixture("issue_comment.created.2")["sender"])
     base.update(login=login, type=type_, name=login, company=None, blog="", location=None, email=None,
@@ -84,11 +118,18 @@ class FakeGitHub:
         self.reactions: list[Reaction] = []
         self.reaction_log: list[ReactionEvent] = []
         self.list_requests: list[str] = []  # "owner/repo#number page=N" of every comment listing
-        self.max_per_page = 100  # GitHub's cap; tests lower it to see pagination with few comments
+        self.max_per_page = 100  # GitHub's cap; tests lower it to see pagination with few comments or deliveries
         self.on_comment: Callable[[Comment], None] | None = None  # runs after a comment is kept, before the answer
+        self.hook_deliveries: list[HookDelivery] = []  # the App webhook's Recent Deliveries (add_delivery)
+        self.delivery_listings: list[str] = []  # the cursor of every deliveries page asked for ("" = the first)
+        self.deliveries_status: int | None = None  # answer every deliveries request with this error (403, 404)
+        self.redelivery_requests: list[int] = []  # delivery ids asked to be redelivered
         self.url = ""
         self._next_id = 1000
         self._runner: web.AppRunner | None = None
+        self._webhook: tuple[str, str] | None = None  # (URL, secret) redeliveries are POSTed to
+        self._webhook_set = asyncio.Event()
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> FakeGitHub:
         app = web.Application()
@@ -106,12 +147,16 @@ class FakeGitHub:
             web.post("/repos/{owner}/{repo}/issues/{number}/reactions", self._react),
             web.get("/repos/{owner}/{repo}/issues/{number}/reactions", self._reactions),
             web.delete("/repos/{owner}/{repo}/issues/{number}/reactions/{reaction}", self._unreact),
+            web.get("/app/hook/deliveries", self._list_deliveries),
+            web.post("/app/hook/deliveries/{id}/attempts", self._redeliver),
         ])
         self._runner, base_url = await serve(app)
         self.url = base_url
         return self
 
     async def stop(self) -> None:
+        for task in self._sending:
+            task.cancel()
         if self._runner:
             await self._runner.cleanup()
 
@@ -123,6 +168,20 @@ class FakeGitHub:
                     user_type: str = "User") -> Comment:
         """A comment someone else wrote (it lists like the bot's own)."""
         return self._store_comment(repo, number, body, "", login, user_type)
+
+    def add_delivery(self, event: str, payload: dict[str, Any], *, status_code: int, ago: dt.timedelta,
+                     guid: str | None = None, redelivery: bool = False) -> HookDelivery:
+        """A delivery GitHub made ``ago`` (the same ``guid`` as an earlier one: an attempt at the same event)."""
+        self._next_id += 1
+        delivery = HookDelivery(self._next_id, guid or str(uuid.uuid4()), event, payload, status_code,
+                                dt.datetime.now(dt.UTC) - ago, redelivery)
+        self.hook_deliveries.append(delivery)
+        return delivery
+
+    def deliver_webhooks_to(self, url: str, secret: str) -> None:
+        """Where redeliveries go (the bridge's base URL); the ones asked for before wait until it is set."""
+        self._webhook = (url.rstrip("/") + "/github/webhook", secret)
+        self._webhook_set.set()
 
     def reactions_on(self, target: str) -> list[str]:
         return [r.content for r in self.reactions if r.target == target]
@@ -260,3 +319,63 @@ class FakeGitHub:
             return web.json_response({"message": "Not Found"}, status=404)
         return web.json_response({"url": f"{self.url}/teams/1/memberships/{login}", "role": "member",
                                   "state": "active"})
+
+    # ------------------------------------------------------------------ App webhook deliveries
+
+    def _deliveries_refused(self, request: web.Request) -> web.Response | None:
+        """GitHub answers these endpoints only to the app's JWT, and 403/404 to apps or servers without them."""
+        auth = request.headers.get("Authorization", "")
+        self.auth_seen.append(auth)
+        if not auth.startswith("Bearer ") or auth.count(".") != 2:
+            return web.json_response({"message": "A JSON web token could not be decoded"}, status=401)
+        if self.deliveries_status is not None:
+            message = "Not Found" if self.deliveries_status == 404 else "Resource not accessible by integration"
+            return web.json_response({"message": message}, status=self.deliveries_status)
+        return None
+
+    async def _list_deliveries(self, request: web.Request) -> web.Response:
+        """Newest first, ``per_page`` (default 30, at most ``max_per_page``), an opaque ``cursor`` in Link rel=next."""
+        if (refused := self._deliveries_refused(request)) is not None:
+            return refused
+        per_page = min(int(request.query.get("per_page", "30")), self.max_per_page)
+        cursor = request.query.get("cursor", "")
+        self.delivery_listings.append(cursor)
+        newest = sorted(self.hook_deliveries, key=lambda d: (d.delivered_at, d.id), reverse=True)
+        ids = [d.id for d in newest]
+        start = ids.index(int(cursor.removeprefix("v1_"))) if cursor else 0
+        page = newest[start:start + per_page]
+        headers = {}
+        if start + per_page < len(newest):
+            after = f"v1_{newest[start + per_page].id}"
+            headers["Link"] = f'<{self.url}/app/hook/deliveries?per_page={per_page}&cursor={after}>; rel="next"'
+        return web.json_response([d.json() for d in page], headers=headers)
+
+    async def _redeliver(self, request: web.Request) -> web.Response:
+        if (refused := self._deliveries_refused(request)) is not None:
+            return refused
+        delivery_id = int(request.match_info["id"])
+        original = next((d for d in self.hook_deliveries if d.id == delivery_id), None)
+        if original is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        self.redelivery_requests.append(delivery_id)
+        task = asyncio.create_task(self._send_again(original))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+        return web.json_response({}, status=202)
+
+    async def _send_again(self, original: HookDelivery) -> None:
+        """What GitHub does after its 202: POST the same event, signed, and record the attempt."""
+        await self._webhook_set.wait()
+        assert self._webhook is not None
+        url, secret = self._webhook
+        body = json.dumps(original.payload).encode()
+        headers = {"X-GitHub-Event": original.event, "X-GitHub-Delivery": original.guid,
+                   "Content-Type": "application/json",
+                   "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
+        try:
+            async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as r:
+                status = r.status
+        except aiohttp.ClientError:
+            status = 0
+        self.add_delivery(original.event, original.payload, status_code=status, ago=dt.timedelta(0),
+                          guid=original.guid, redelivery=True)
