@@ -154,6 +154,7 @@ class Call:
     method: str
     path: str          # without the /api/v10 prefix
     body: Any          # the parsed JSON body, or None
+    at: float = field(default_factory=time.monotonic)  # when it came (benchmarks)
 
 
 @dataclass
