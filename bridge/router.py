@@ -15,6 +15,7 @@ from bridge.metrics import Metrics
 from bridge.platform import Stopping
 from bridge.rules import match_rule, session_key, triggered
 from bridge.store import Store
+from bridge.text import storable_incoming
 from bridge.types import Incoming
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Router:
 
     async def receive(self, msg: Incoming) -> bool:
         """The :data:`bridge.platform.Inbox`: True when the message was stored to be answered."""
+        msg = storable_incoming(msg)  # lone surrogates, NUL: a message SQLite refuses is redelivered forever
         if not self.accepting:
             self._outcome(msg, "stopping")
             raise Stopping("the bridge is shutting down")

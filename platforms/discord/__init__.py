@@ -193,10 +193,10 @@ class DiscordPlatform:
                     yield snapshot
 
         async def post(text: str) -> discord.Message:
-            return await channel.send(text, allowed_mentions=NO_PINGS)
+            return await channel.send(text, allowed_mentions=NO_PINGS, suppress_embeds=True)
 
         async def edit(message: discord.Message, text: str) -> None:
-            await message.edit(content=text, allowed_mentions=NO_PINGS)
+            await message.edit(content=text, allowed_mentions=NO_PINGS, suppress=True)
 
         await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,
                             interval=self._settings.edit_interval_s)
