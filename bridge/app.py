@@ -17,6 +17,7 @@ from bridge.responder import Responder
 from bridge.router import Router
 from bridge.server import Server, build_app
 from bridge.store import Store
+from bridge.tokens import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class Bridge:
 
     async def start(self) -> None:
         self.store = await Store.open(self.config.db_path)
+        # Token vocabularies load in ~0.2 s each: in a thread now, not on the loop at the first message.
+        await asyncio.to_thread(warm_up, self.config.llm.model, *{p.model for p in self.personas.values() if p.model})
         await self.store.forget_events_before(time.time() - EVENT_MEMORY_S)
         self.llm = LLMClient(self.config.llm, self.metrics)
         responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
