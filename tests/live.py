@@ -141,14 +141,14 @@ class LiveBridge:
             conn.close()
 
     def github_post(self, body: bytes, *, event: str = "issue_comment", signature: str | bytes | None = None,
-                    content_type: str = "application/json") -> tuple[int, bytes]:
+                    content_type: str | bytes = "application/json") -> tuple[int, bytes]:
         sig = signature if signature is not None else github_sign(body)
         return self.request("POST", "/github/webhook", body, {
             "X-GitHub-Event": event, "X-GitHub-Delivery": "hostile", "Content-Type": content_type,
             "X-Hub-Signature-256": sig})
 
     def slack_post(self, body: bytes, *, timestamp: str | bytes | None = None, signature: str | bytes | None = None,
-                   content_type: str = "application/json") -> tuple[int, bytes]:
+                   content_type: str | bytes = "application/json") -> tuple[int, bytes]:
         ts = timestamp if timestamp is not None else str(int(time.time()))
         sig = signature if signature is not None else slack.sign(body, slack.SIGNING_SECRET, int(ts))
         return self.request("POST", "/slack/events", body, {
