@@ -21,9 +21,9 @@ from bridge.config import parse_config
 from bridge.llm import LLMClient
 from bridge.metrics import Metrics
 from bridge.personas import load_personas
-from bridge.responder import Responder, count_async
+from bridge.responder import Responder
 from bridge.store import Store
-from bridge.tokens import count_tokens
+from bridge.tokens import count_tokens, count_tokens_async
 from bridge.types import Author, ThreadRef
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ async def main(turns: int, budget: int, repeat: int) -> None:
             question = f"Question {turn}: how does borrowing work with iterators and closures? " * 2
             accepted = await store.accept(event_id=f"e{turn}", session_key=THREAD.key, persona="assistant",
                                           thread=THREAD, author=Author("u", "ann"), content=question,
-                                          tokens=await count_async(question, "gpt-4o-mini"))
+                                          tokens=await count_tokens_async(question, "gpt-4o-mini"))
             assert accepted is not None
             session, mid = accepted
             if turn in checkpoints:

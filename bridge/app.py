@@ -21,7 +21,7 @@ from bridge.responder import Responder
 from bridge.router import Router
 from bridge.server import Server, build_app
 from bridge.store import Store
-from bridge.tokens import count_tokens
+from bridge.tokens import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ class Bridge:
     async def start(self) -> None:
         self.store = await open_store(self.config)
         self._pruner = asyncio.create_task(self._maintain(), name="store-maintenance")
-        # The tokenizer's vocabulary takes a second to load: load it now, off the loop, not in the
-        # middle of the first webhook (every other request would wait behind it).
-        await asyncio.to_thread(count_tokens, "warm up", self.config.llm.model)
+        # Token vocabularies take a moment to load: in a thread now, not on the loop in the middle of
+        # the first webhook (every other request would wait behind it).
+        await asyncio.to_thread(warm_up, self.config.llm.model, *{p.model for p in self.personas.values() if p.model})
         self.llm = LLMClient(self.config.llm, self.metrics)
         self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
         if self.store.pg is not None:  # several replicas may share the database: lanes follow the leases

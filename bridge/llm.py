@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import aiohttp
 import openai
 import orjson
 from openai import AsyncOpenAI, AsyncStream
@@ -94,11 +95,25 @@ _CONTEXT_MARKERS = ("context_length", "context length", "context window", "excee
                     "too many tokens", "n_ctx")
 
 
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection was refused (or the host unknown) somewhere in the exception's causes."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, aiohttp.ClientConnectorError | ConnectionRefusedError) and not isinstance(
+                seen, aiohttp.ServerTimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def classify(exc: BaseException) -> LLMFailure:
     """Map an ``openai`` exception to an :class:`LLMFailure` (its text is read, never repeated)."""
     status = getattr(exc, "status_code", None)
     if isinstance(exc, openai.APITimeoutError):
-        return LLMFailure("timeout")
+        # The aiohttp transport reports a refused connection as a connect *timeout*: look underneath.
+        return LLMFailure("unreachable" if _refused(exc) else "timeout")
     if isinstance(exc, openai.APIConnectionError):
         return LLMFailure("unreachable")
     if isinstance(exc, openai.RateLimitError):

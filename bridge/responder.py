@@ -26,14 +26,13 @@ from bridge.metrics import Metrics
 from bridge.personas import Persona
 from bridge.platform import Platform
 from bridge.store import Message, Session, Store
-from bridge.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens
+from bridge.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens, count_tokens_async
 from bridge.types import Outgoing
 from bridge.usage import Usage
 
 log = logging.getLogger(__name__)
 
 LABEL_TOKENS = 16          # what a speaker label may cost: names are cut to stay within it
-THREAD_COUNT_CHARS = 2000  # longer texts are counted off the event loop
 NOTICE_DEADLINE_S = 600.0  # how long to keep trying to tell a thread its answer could not be posted
 PLATFORM_FAILED = ("⚠️ I could not post my answer here: {platform} kept refusing messages. "
                    "Please ask again.")
@@ -43,13 +42,6 @@ _PLAIN_NAME = re.compile(r"^[\w .'()-]{1,32}$")
 
 async def _once(text: str) -> AsyncIterator[str]:
     yield text
-
-
-async def count_async(text: str, model: str) -> int:
-    """Token count that never holds the event loop for long texts."""
-    if len(text) > THREAD_COUNT_CHARS:
-        return await asyncio.to_thread(count_tokens, text, model)
-    return _count_cached(text, model)
 
 
 @functools.lru_cache(maxsize=256)
@@ -187,7 +179,7 @@ class Responder:
             label = speaker_label(m.author.name or m.author.id, m.thread.platform if shared and m.thread else None)
             return f"{label}: {m.content}"
 
-        current_tokens = msg.tokens or await count_async(msg.content, model)
+        current_tokens = msg.tokens or await count_tokens_async(msg.content, model)
         room = budget - REPLY_PRIMING - PER_MESSAGE - _count_cached(system, model) - current_tokens
         per_turn = PER_MESSAGE + (LABEL_TOKENS if named else 0)
         history = await self._store.history(session.id, msg.id, max(room, 0), per_turn=per_turn)
@@ -226,7 +218,7 @@ class Responder:
                 channel.put(f"⚠️ {failure.user_message}")  # in place of any half answer
             else:
                 text = result.text + (TRUNCATED_NOTE if result.truncated else "")
-                tokens = result.completion.completion_tokens or await count_async(text, model)
+                tokens = result.completion.completion_tokens or await count_tokens_async(text, model)
                 await self._store.save_final(msg.id, text, tokens)
                 await self._usage.record(session, msg, persona=persona.name, completion=result.completion,
                                          request=requests[-1] if requests else None, answer_tokens=tokens)

@@ -16,9 +16,10 @@ from bridge.config import ChannelRule, Config
 from bridge.lanes import LaneSet
 from bridge.metrics import Metrics
 from bridge.platform import Stopping
-from bridge.responder import count_async
 from bridge.rules import match_rule, session_key, triggered
 from bridge.store import Store
+from bridge.text import storable_incoming
+from bridge.tokens import count_tokens_async
 from bridge.types import Incoming
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Router:
 
     async def receive(self, msg: Incoming) -> bool:
         """The :data:`bridge.platform.Inbox`: True when the message was stored to be answered."""
+        msg = storable_incoming(msg)  # lone surrogates, NUL: a message SQLite refuses is redelivered forever
         if self.closed:
             self._outcome(msg, "stopping")
             raise Stopping("the bridge is shutting down")
@@ -61,7 +63,7 @@ class Router:
         decision = await self._access.check(rule, msg)
         if not decision.allowed:
             return await self._refuse(msg, rule, persona, text, kind, decision.why)
-        tokens = await count_async(text, self._config.llm.model) if kind == "chat" else 0
+        tokens = await count_tokens_async(text, self._config.llm.model) if kind == "chat" else 0
         accepted = await self._store.accept(
             event_id=f"{msg.thread.platform}:{msg.event_id}",
             session_key=session_key(rule, msg),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.metrics import Metrics
 
@@ -36,8 +38,25 @@ def build_app(*, routes: list[web.RouteDef], health: Callable[[], dict[str, Any]
     return app
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp answers a request it cannot parse (a NUL in a header, a bad request line) with 400
+    and logs it at ERROR with a traceback; anyone can send one. Such a record becomes one INFO line
+    naming the error class, never the request's bytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "refused a malformed HTTP request (%s, HTTP %s)", (type(exc).__name__, exc.code)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class Server:
     def __init__(self, app: web.Application, host: str, port: int) -> None:
+        server_log = logging.getLogger("aiohttp.server")
+        if not any(isinstance(f, MalformedRequests) for f in server_log.filters):
+            server_log.addFilter(MalformedRequests())
         self._runner = web.AppRunner(app, access_log=None)
         self._host, self._port = host, port
         self.port = port

@@ -7,7 +7,6 @@ import re
 import pytest
 
 from bridge.chunking import split_message
-from bridge.tokens import Turn, count_tokens, fit_history
 
 CODE = "```rust\n" + "\n".join(f"let x{i} = {i};" for i in range(300)) + "\n```"
 
@@ -44,17 +43,3 @@ def test_code_block_reopened_with_its_language() -> None:
     parts = split_message("Look:\n\n" + CODE, 1000)
     assert parts[0] == "Look:"
     assert all(p.startswith("```rust\n") and p.endswith("\n```") for p in parts[1:])
-
-
-def test_history_keeps_newest_turns_and_the_current_message() -> None:
-    turns = [Turn("user", f"old question {i} " + "blah " * 50) for i in range(10)]
-    turns.append(Turn("user", "the question " + "huge " * 5000))
-    kept = fit_history("system", turns, budget=1000, model="gpt-4o-mini")
-    assert kept == [turns[-1]]  # over budget alone, yet never dropped
-    small = [Turn("user", "a"), Turn("assistant", "b"), Turn("user", "c " * 100), Turn("assistant", "d"),
-             Turn("user", "e")]
-    kept = fit_history("sys", small, budget=count_tokens("c " * 100) + 30, model="gpt-4o-mini")
-    assert kept == small[2:]
-    kept = fit_history("sys", small, budget=25, model="gpt-4o-mini")
-    assert kept[0].role == "user"
-    assert kept[-1] == small[-1]

@@ -182,3 +182,13 @@ async def test_messages_left_from_the_last_run_are_answered_before_new_ones(conf
         assert turns(fake_llm.requests[-1]) == ["left 1", "You said: left 1", "left 2", "You said: left 2", "new"]
     finally:
         await second.stop()
+
+
+async def test_a_message_over_the_whole_budget_is_still_sent_alone(bridge: Harness, fake_llm: FakeOpenAI) -> None:
+    _, gh, _ = bridge
+    await gh.say("an earlier question")
+    await gh.reply()
+    huge = "word " * 12_000  # far over llm.context_tokens (8,000)
+    await gh.say(huge)
+    await gh.reply()
+    assert turns(fake_llm.requests[-1]) == [huge.strip()], "never dropped, never answered with no question"

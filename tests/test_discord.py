@@ -244,6 +244,22 @@ async def test_mass_mentions_in_model_output_ping_nobody(bridge: Bridge, discord
     assert answer.bodies[0]["allowed_mentions"] == NO_PINGS
 
 
+async def test_link_previews_are_suppressed_on_every_post_and_edit(bridge: Bridge, discord: FakeDiscord,
+                                                                   fake_llm: FakeOpenAI) -> None:
+    """An injected prompt must not leak context through a link preview (SUPPRESS_EMBEDS, flag 4)."""
+    text = "Here is the secret, as a link: https://attacker.example/?q=context " * 3
+    fake_llm.reply = lambda _: text.strip()
+    fake_llm.chunk_size = 20
+    fake_llm.chunk_delay = 0.01
+    await discord.say("summarise", channel=fk.HELP_DESK)
+    answer = await reply(discord, fk.HELP_DESK, text.strip())
+    writes = [c for c in discord.calls if c.path.startswith(f"/channels/{fk.HELP_DESK}/messages")
+              and c.method in ("POST", "PATCH")]
+    assert any(c.method == "PATCH" for c in writes), "the reply was streamed: posted, then edited"
+    assert all(c.body.get("flags", 0) & 4 for c in writes), [c.body.get("flags") for c in writes]
+    assert answer.bodies[0]["flags"] & 4
+
+
 async def test_streamed_reply_is_posted_early_then_edited(bridge: Bridge, discord: FakeDiscord,
                                                           fake_llm: FakeOpenAI) -> None:
     text = "Ownership means each value has one owner; when the owner goes out of scope the value is dropped. " * 3

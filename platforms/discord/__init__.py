@@ -31,8 +31,8 @@ from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.streaming import render_stream
 from bridge.types import Outgoing
 from platforms.discord import catchup
-from platforms.discord.client import NO_PINGS, BridgeClient
-from platforms.discord.delivery import find_first_part, post_part
+from platforms.discord.client import BridgeClient
+from platforms.discord.delivery import edit_part, find_first_part, post_part
 from platforms.discord.handlers import to_incoming
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ class DiscordPlatform:
             return await post_part(channel, text, key=reply.key, part=parts - 1, answers=answers)
 
         async def edit(message_id: str, text: str) -> None:
-            await channel.get_partial_message(int(message_id)).edit(content=text, allowed_mentions=NO_PINGS)
+            await edit_part(channel, int(message_id), text)
 
         await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,
                             interval=self._settings.edit_interval_s, posted=posted, record=reply.record)

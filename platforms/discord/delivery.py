@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 
 import discord
+from discord.http import handle_message_parameters
 
 from platforms.discord.client import NO_PINGS
 
@@ -43,9 +44,18 @@ async def post_part(channel: discord.PartialMessageable, text: str, *, key: str,
     nonce = nonce_for(key, part)
     if part == 0 and answers is not None:
         reference = channel.get_partial_message(answers).to_reference(fail_if_not_exists=False)
-        message = await channel.send(text, allowed_mentions=NO_PINGS, nonce=nonce, reference=reference)
+        message = await channel.send(text, allowed_mentions=NO_PINGS, nonce=nonce, reference=reference,
+                                     suppress_embeds=True)
     else:
-        message = await channel.send(text, allowed_mentions=NO_PINGS, nonce=nonce)
+        message = await channel.send(text, allowed_mentions=NO_PINGS, nonce=nonce, suppress_embeds=True)
     if message.content != text:  # the nonce matched: this is what the earlier attempt had shown
-        await message.edit(content=text, allowed_mentions=NO_PINGS)
+        await message.edit(content=text, allowed_mentions=NO_PINGS, suppress=True)
     return str(message.id)
+
+
+async def edit_part(channel: discord.PartialMessageable, message_id: int, text: str) -> None:
+    """Edit a message known only by id, keeping link previews off (``PartialMessage.edit`` cannot
+    set flags; this is what ``Message.edit(suppress=True)`` sends)."""
+    flags = discord.MessageFlags(suppress_embeds=True)
+    with handle_message_parameters(content=text, flags=flags, allowed_mentions=NO_PINGS) as params:
+        await channel._state.http.edit_message(channel.id, message_id, params=params)

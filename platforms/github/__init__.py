@@ -9,24 +9,24 @@ each repository's installation token is used — the installation comes from the
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 from aiohttp import web
-from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy, webhooks
+from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.exception import GitHubException, RequestFailed
 from githubkit.retry import RETRY_DEFAULT
 from httpx_aiohttp import AiohttpTransport
 
 from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
+from bridge.jsonbody import BadBody
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.types import Outgoing
+from platforms.github import intake
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
@@ -138,18 +138,17 @@ class GitHubPlatform:
         return [web.post("/github/webhook", self._webhook)]
 
     async def _webhook(self, request: web.Request) -> web.Response:
-        signature = request.headers.get("X-Hub-Signature-256", "")
         body = await request.read()  # over server.max_body_bytes: aiohttp answers 413
         # Verified before anything is parsed: a forged request learns nothing and changes nothing.
-        if not signature.startswith("sha256=") or not webhooks.verify(self._secret, body, signature):
+        if not intake.signed(self._secret, body, request.headers.get(intake.SIGNATURE_HEADER, "")):
             return web.json_response({"error": "bad or missing X-Hub-Signature-256"}, status=401)
         event = request.headers.get("X-GitHub-Event", "")
         if event == "ping":
             return web.json_response({"ok": True, "pong": True})
         try:
-            payload = self._decode(body, request.content_type)
-        except ValueError:
-            return web.json_response({"error": "the body is not a JSON webhook payload"}, status=400)
+            payload = intake.payload(body, request.content_type)
+        except BadBody as exc:
+            return web.json_response({"error": str(exc)}, status=400)
         if self._inbox is None:
             return web.json_response({"error": "stopping"}, status=503)
         result = translate(event, payload, self.bot_login)
@@ -164,18 +163,6 @@ class GitHubPlatform:
         except Stopping:
             return web.json_response({"error": "shutting down; redeliver later"}, status=503)
         return web.json_response({"accepted": accepted}, status=202)
-
-    @staticmethod
-    def _decode(body: bytes, content_type: str) -> dict[str, Any]:
-        if content_type == "application/x-www-form-urlencoded":  # the webhook's other content type
-            values = parse_qs(body.decode("utf-8")).get("payload")
-            if not values:
-                raise ValueError("no payload field")
-            body = values[0].encode()
-        data = json.loads(body)
-        if not isinstance(data, dict):
-            raise ValueError("not an object")
-        return data
 
     # ------------------------------------------------------------------------ outbound
 

@@ -23,6 +23,7 @@ from githubkit import GitHub
 from bridge.chunking import split_message
 from bridge.streaming import last_snapshot
 from bridge.types import Outgoing
+from platforms.github.formatting import neutralise_mentions
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
     if reply.recovering:
         await eyes.adopt()
     try:
-        text = await _final_text(snapshots, eyes)
+        text = neutralise_mentions(await _final_text(snapshots, eyes))  # before splitting: it adds characters
         parts = split_message(text, limit)
         posted = list(reply.posted)
         if reply.recovering and len(posted) < len(parts):

@@ -21,6 +21,15 @@ def _mention(login: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w@])@{name}(?:\[bot\])?(?![\w-])", re.IGNORECASE)
 
 
+_REPO = re.compile(r"[^/\s]+/[^/\s]+")
+
+
+def _short(value: object) -> str:
+    """A header or payload value echoed in an "ignored" reason: bounded."""
+    text = str(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
 def _is_bot(user: User | None, bot_login: str) -> bool:
     return user is not None and (user.type == "Bot" or user.login.lower() == bot_login.lower())
 
@@ -28,12 +37,12 @@ def _is_bot(user: User | None, bot_login: str) -> bool:
 def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming | str:
     """An :class:`Incoming` to hand to the core, or the reason the event is ignored."""
     if event not in ("issues", "pull_request", "issue_comment"):
-        return f"{event} events are not conversations"
+        return f"{_short(event)} events are not conversations"
     try:
         ev = Event.model_validate(payload)
     except ValidationError:
         return "payload without the fields this event needs"
-    if ev.repository is None:
+    if ev.repository is None or not _REPO.fullmatch(ev.repository.full_name):
         return "no repository"
     if _is_bot(ev.sender, bot_login):
         return "sent by a bot"
@@ -42,14 +51,14 @@ def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming |
     if event in ("issues", "pull_request"):
         item = ev.issue if event == "issues" else ev.pull_request
         if ev.action != "opened" or item is None:
-            return f"{event}.{ev.action} is not a new message"
+            return f"{event}.{_short(ev.action)} is not a new message"
         text = f"{item.title}\n\n{item.body or ''}".strip()
         author = item.user or ev.sender
         association = item.author_association
         event_id = f"{event}:{item.id or ev.repository.full_name + '#' + str(item.number)}"
     elif event == "issue_comment":
         if ev.action != "created" or ev.issue is None or ev.comment is None:
-            return f"issue_comment.{ev.action} is not a new message"
+            return f"issue_comment.{_short(ev.action)} is not a new message"
         if ev.issue.state == "closed":
             return "the conversation is closed"
         item, author, text = ev.issue, ev.comment.user, ev.comment.body or ""

@@ -4,8 +4,9 @@ Built on slack-bolt's :class:`AsyncApp`, unmodified, in the bridge's one asyncio
 
 - **Socket Mode** when ``app_token`` is set (``AsyncSocketModeHandler``, no public URL needed);
 - **HTTP Events API** at ``POST /slack/events`` on the bridge's server when ``signing_secret`` is
-  set. Bolt verifies the signature and the 5-minute timestamp window and answers
-  ``url_verification``; we only convert aiohttp ⇄ Bolt requests.
+  set. The signature (and its 5-minute window) is verified on the raw bytes and the body checked
+  by :mod:`platforms.slack.intake` before Bolt sees it; Bolt then answers ``url_verification``
+  and routes events.
 
 Events are translated by :mod:`platforms.slack.handlers` (pure); replies are streamed by the core's
 :func:`~bridge.streaming.render_stream` as one placeholder message edited in place
@@ -26,17 +27,23 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Config, SlackConfig
 from bridge.diagnosis import Finding
-from bridge.platform import Inbox, PlatformStartError
+from bridge.jsonbody import BadBody
+from bridge.logsafe import BoundedMessages, excerpt
+from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.types import Outgoing
+from platforms.slack import intake
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
 from platforms.slack.users import UserNames
@@ -85,10 +92,16 @@ class SlackPlatform:
             logger=logging.getLogger(f"{__name__}.web"),
             retry_handlers=[AsyncConnectionErrorRetryHandler(), UntilDeadline()],
         )
+        self._verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        # Bolt's own loggers copy this one's filters: whatever Bolt logs of a request is bounded.
+        bolt_logger = logging.getLogger(f"{__name__}.bolt")
+        if not any(isinstance(f, BoundedMessages) for f in bolt_logger.filters):
+            bolt_logger.addFilter(BoundedMessages())
         # process_before_response: the event is stored before Slack gets its ack, so a crash in
         # between means a Slack retry, not a lost message (storing takes milliseconds).
         self._app = AsyncApp(client=self.client, signing_secret=signing_secret, process_before_response=True,
-                             name="bridge-slack", logger=logging.getLogger(f"{__name__}.bolt"))
+                             name="bridge-slack", logger=bolt_logger)
+        self._app.error(self._on_error)
         self._app.event("app_mention")(self._on_message)
         self._app.event("message")(self._on_message)
         self._app.event(re.compile(".*"))(self._on_other)  # acknowledge what we do not use
@@ -172,9 +185,27 @@ class SlackPlatform:
     # ------------------------------------------------------------------------------- inbound
 
     async def _http_events(self, request: web.Request) -> web.Response:
-        """Slack → Bolt → Slack: verification, url_verification and retries are Bolt's."""
-        response = await self._app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        """Verified and checked here, then Slack → Bolt → Slack (url_verification, event routing)."""
+        body = await request.read()  # over server.max_body_bytes: aiohttp answers 413
+        if self._verifier is None or not intake.signed(self._verifier, body, request.headers):
+            return web.json_response({"error": "invalid request signature"}, status=401)
+        try:
+            checked = intake.check(body, request.content_type)
+        except BadBody as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if checked.ignored:
+            return web.json_response({"ignored": checked.ignored})
+        bolt_request = AsyncBoltRequest(body=checked.text, query=request.query_string,
+                                        headers=request.headers)  # type: ignore[arg-type]  # a multidict
+        return await to_aiohttp_response(await self._app.async_dispatch(bolt_request))
+
+    async def _on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse:
+        """A listener failed: while stopping, ``503`` so Slack delivers the event again later."""
+        if isinstance(error, Stopping):
+            return BoltResponse(status=503, body="stopping; deliver again later")
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        log.error("slack: handling event %s failed: %s", excerpt(event_id), type(error).__name__, exc_info=error)
+        return BoltResponse(status=500, body="")
 
     async def _on_message(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         known = self._bot or BotIdentity("")
@@ -187,7 +218,7 @@ class SlackPlatform:
             return
         inbox = self._inbox
         if inbox is None:  # not started, or stopping: fail, so Slack delivers it again later
-            raise RuntimeError("slack: event received while the bridge is not running")
+            raise Stopping("slack: event received while the bridge is not running")
         await inbox(msg)
 
     async def _on_other(self) -> None:
@@ -204,7 +235,6 @@ class SlackPlatform:
         calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
                               interval=self._settings.edit_interval_s, deadline_s=self._settings.reply_deadline_s)
         log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)
-
 
     # ------------------------------------------------------------------------------- diagnosis
 

@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.chunking import split_message
 from bridge.streaming import EMPTY_REPLY, SUPERSEDED, render_stream
 from bridge.types import Outgoing
+from platforms.slack.formatting import neutralise
 from platforms.slack.handlers import BotIdentity
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class Writer:
         self.calls += 1
         with patience(self._deadline_s):
             resp = await self._client.chat_postMessage(
-                channel=self._channel, thread_ts=self._thread_ts, markdown_text=text, unfurl_links=False,
+                channel=self._channel, thread_ts=self._thread_ts, markdown_text=neutralise(text), unfurl_links=False,
                 unfurl_media=False, metadata={"event_type": REPLY_EVENT,
                                               "event_payload": {"key": self._key, "part": self._part}})
         ts = str(resp["ts"])
@@ -148,7 +149,7 @@ class Writer:
         self.calls += 1
         try:
             with patience(0):
-                await self._client.chat_update(channel=self._channel, ts=ts, markdown_text=text)
+                await self._client.chat_update(channel=self._channel, ts=ts, markdown_text=neutralise(text))
         except SlackApiError as exc:
             if _status(exc) != 429:
                 raise
@@ -171,7 +172,7 @@ class Writer:
                 await asyncio.sleep(wait)
             self.calls += 1
             with patience(deadline - time.monotonic()):
-                await self._client.chat_update(channel=self._channel, ts=ts, markdown_text=want)
+                await self._client.chat_update(channel=self._channel, ts=ts, markdown_text=neutralise(want))
             self.shown[ts] = want
 
 

@@ -11,7 +11,6 @@ decided here from the event dict alone:
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +31,13 @@ _SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
 _SUBTEAM = re.compile(r"<!subteam\^[A-Z0-9]+(?:\|([^>]*))?>")
 _DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
 _LINK = re.compile(r"<((?:https?|mailto|ftp|tel):[^|>]+)(?:\|([^>]*))?>")
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+
+# The fields read here, and the types Slack sends them as: anything else is not a message for us
+# (a list ``subtype``, a string ``bot_profile``, an object ``text`` would otherwise raise).
+_REQUIRED_STR = ("type", "channel", "ts")
+_OPTIONAL_STR = ("subtype", "thread_ts", "user", "text", "bot_id", "username", "channel_type", "team", "user_team")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +62,27 @@ def is_from_bot(event: Mapping[str, Any]) -> bool:
     return bool(event.get("bot_id")) or event.get("subtype") == "bot_message" or bool(event.get("bot_profile"))
 
 
+def well_formed(event: object) -> bool:
+    """The event is an object whose fields this module reads have the types Slack sends."""
+    return (isinstance(event, Mapping)
+            and all(isinstance(event.get(key), str) for key in _REQUIRED_STR)
+            and all(isinstance(event.get(key), str | None) for key in _OPTIONAL_STR)
+            and isinstance(event.get("bot_profile"), Mapping | None))
+
+
 def is_message(event: Mapping[str, Any]) -> bool:
     """A new message someone (or some bot) wrote: not an edit, deletion, join, hidden or system event."""
-    return (event.get("type") in EVENT_TYPES
+    return (well_formed(event)
+            and event.get("type") in EVENT_TYPES
             and event.get("subtype") in MESSAGE_SUBTYPES
             and not event.get("hidden")
             and "edited" not in event
             and bool(event.get("channel")) and bool(event.get("ts")))
 
 
-def user_ids_to_resolve(event: Mapping[str, Any], bot: BotIdentity) -> list[str]:
+def user_ids_to_resolve(event: object, bot: BotIdentity) -> list[str]:
     """The author and the people mentioned without a label: their names come from ``users.info``."""
-    if not is_message(event) or is_from_bot(event) or is_own(event, bot):
+    if not isinstance(event, Mapping) or not is_message(event) or is_from_bot(event) or is_own(event, bot):
         return []
     ids: list[str] = []
     author = event.get("user")
@@ -100,7 +115,9 @@ def readable_text(text: str, bot: BotIdentity, names: Mapping[str, str]) -> str:
     text = _SUBTEAM.sub(lambda m: m.group(1) or "@team", text)
     text = _DATE.sub(lambda m: m.group(1), text)
     text = _LINK.sub(link, text)
-    text = html.unescape(text)  # Slack escapes only &, <, >
+    # Slack escapes only &, <, > (and nothing else: html.unescape would also turn a typed
+    # "&#60;" into "<"); one pass, so "&amp;lt;" stays the "&lt;" the user typed.
+    text = _ENTITY.sub(lambda m: _ENTITIES[m.group(1)], text)
     # Removing a mention leaves doubled or leading spaces: tidy each line, keep line breaks.
     return "\n".join(re.sub(r"[ \t]{2,}", " ", line).strip() for line in text.split("\n")).strip()
 
@@ -124,8 +141,11 @@ def thread_of(team_id: str, event: Mapping[str, Any]) -> ThreadRef:
 
 
 def team_of(body: Mapping[str, Any]) -> str:
-    event = body.get("event") or {}
-    return str(body.get("team_id") or event.get("team") or event.get("user_team") or "")
+    event = body.get("event")
+    candidates = [body.get("team_id")]
+    if isinstance(event, Mapping):
+        candidates += [event.get("team"), event.get("user_team")]
+    return next((c for c in candidates if isinstance(c, str) and c), "")
 
 
 def translate(body: Mapping[str, Any], bot: BotIdentity, names: Mapping[str, str]) -> Incoming | None:

@@ -16,6 +16,8 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.logsafe import excerpt
+
 log = logging.getLogger(__name__)
 
 
@@ -56,7 +58,7 @@ class UserNames:
                 log.warning("slack: users.info needs the users:read scope; showing user ids instead of names "
                             "until it is added (then reinstall the app)")
             elif error != "missing_scope":
-                log.info("slack: users.info for %s failed: %s", user_id, error)
+                log.info("slack: users.info for %s failed: %s", excerpt(user_id), excerpt(error))
             return None
         except Exception as exc:  # Slack slow or unreachable: the message is answered anyway
             log.warning("slack: looking up a user's name failed: %s", type(exc).__name__)
