@@ -16,23 +16,16 @@ import pytest
 from bridge.app import Bridge
 from bridge.config import Config
 from platforms.discord import DiscordPlatform
+from tests import test_discord
 from tests.fakes import discord_server as fk
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_discord import MENTION, YAML, reply, user_turns
 from tests.waiting import until
 
-
-@pytest.fixture
-async def discord() -> AsyncIterator[FakeDiscord]:
-    server = await FakeDiscord().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def config(fake_llm: FakeOpenAI, discord: FakeDiscord, make_config: Callable[..., Config]) -> Config:
-    return make_config(YAML, LLM_URL=fake_llm.url, DISCORD_API_URL=discord.api_url, DISCORD_BOT_TOKEN=discord.token)
+# The fake Discord and the config, as tests/test_discord.py makes them.
+discord = test_discord.discord
+config = test_discord.config
 
 
 @pytest.fixture
