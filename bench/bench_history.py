@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 from bridge.config import parse_config
-from bridge.llm import LLMClient
+from bridge.conversation.responder import Responder
+from bridge.llm.client import LLMClient
+from bridge.llm.tokens import count_tokens, count_tokens_async
 from bridge.metrics import Metrics
 from bridge.personas import load_personas
-from bridge.responder import Responder
-from bridge.store import Store
-from bridge.tokens import count_tokens, count_tokens_async
+from bridge.store.store import Store
 from bridge.types import Author, ThreadRef
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,7 +2,7 @@
 random unicode and other shapes that make a BPE slow (a pure-Python BPE is quadratic in word length).
 
 Run: ``python -m bench.bench_tokens [--chars 65536] [--repeat 5]``. Prints, per case, the token
-count and the worst time of ``--repeat`` runs of :func:`bridge.tokens.count_tokens`.
+count and the worst time of ``--repeat`` runs of :func:`bridge.llm.tokens.count_tokens`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable
 
-from bridge.tokens import count_tokens, warm_up
+from bridge.llm.tokens import count_tokens, warm_up
 
 
 def cases(n: int) -> dict[str, str]:

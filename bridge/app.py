@@ -7,21 +7,21 @@ import logging
 import time
 from typing import Any
 
-from bridge.access import Access
 from bridge.config import Config, ConfigError
-from bridge.dbfile import open_store
-from bridge.gateway import GatewayElection, elected
-from bridge.lanes import Lanes, LaneSet
-from bridge.llm import LLMClient
+from bridge.conversation.lanes import Lanes, LaneSet
+from bridge.conversation.responder import Responder
+from bridge.conversation.router import Router
+from bridge.llm.client import LLMClient
+from bridge.llm.tokens import warm_up
 from bridge.metrics import Metrics
 from bridge.personas import Persona, load_personas
 from bridge.platform import Platform, load_factory
-from bridge.replicas import ClaimedLanes
-from bridge.responder import Responder
-from bridge.router import Router
+from bridge.policy.access import Access
+from bridge.replicas.gateway import GatewayElection, elected
+from bridge.replicas.lanes import ClaimedLanes
 from bridge.server import Server, build_app
-from bridge.store import Store
-from bridge.tokens import warm_up
+from bridge.store.files import open_store
+from bridge.store.store import Store
 
 log = logging.getLogger(__name__)
 

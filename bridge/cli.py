@@ -16,9 +16,9 @@ from typing import Any
 from bridge import __version__
 from bridge.app import Bridge, check_personas, run
 from bridge.config import ChannelRule, Config, ConfigError, load_config
-from bridge.dbfile import backup, folder_note, open_store, storage_problem
 from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
+from bridge.store.files import backup, folder_note, open_store, storage_problem
 
 log = logging.getLogger("bridge")
 
@@ -97,8 +97,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _print_access(config: Config) -> None:
     """Who each rule answers and what it may spend: the effective values, defaults included."""
-    from bridge.access import describe
-    from bridge.budgets import describe as describe_limits
+    from bridge.policy.access import describe
+    from bridge.policy.budgets import describe as describe_limits
 
     if config.channels:
         print("access and limits:")
@@ -234,7 +234,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from bridge.usage_report import parse_since, render
+    from bridge.policy.report import parse_since, render
 
     config = _config(args, platforms=False)
     try:
@@ -271,7 +271,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from bridge.migrate import run_migrate
+    from bridge.store.migrate import run_migrate
 
     return run_migrate(_config(args, platforms=False), args.to)
 

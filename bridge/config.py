@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from bridge.access_config import AccessList, Admins, Limits, Price, check_rule_access
+from bridge.policy.config import AccessList, Admins, Limits, Price, check_rule_access
 
 PLATFORM_NAMES = ("github", "slack", "discord")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -73,7 +73,7 @@ class StorageConfig(_Model):
     @classmethod
     def _known_backend(cls, v: str) -> str:
         if v.startswith(("postgresql://", "postgres://")):
-            from bridge.pg import url_problem
+            from bridge.store.postgres import url_problem
 
             problem = url_problem(v)
             if problem:
@@ -92,7 +92,7 @@ class StorageConfig(_Model):
         """The database file, relative paths taken from the config file's folder (PostgreSQL: the URL
         without its password, fit to show)."""
         if self.is_postgres:
-            from bridge.pg import redact
+            from bridge.store.postgres import redact
 
             return redact(self.url)
         raw = self.url.removeprefix("sqlite:///").removeprefix("sqlite://")

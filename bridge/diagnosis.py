@@ -1,6 +1,6 @@
 """``bridge check --online``: reach the LLM and each enabled platform, and say what is missing.
 
-The LLM part uses :class:`~bridge.llm.LLMClient`'s discovery (models, context window). A platform
+The LLM part uses :class:`~bridge.llm.client.LLMClient`'s discovery (models, context window). A platform
 is checked by its adapter's optional ``diagnose()`` (found through the entry points, like
 everything platform-specific), which signs in without connecting and reads what the API tells
 about identity, scopes and intents.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from bridge.config import Config
-from bridge.llm import LLMClient, LLMFailure
+from bridge.llm.client import LLMClient, LLMFailure
 from bridge.metrics import Metrics
 from bridge.personas import Persona
 from bridge.platform import load_factory

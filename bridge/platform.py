@@ -49,7 +49,7 @@ class Platform(Protocol):
         """Deliver one reply. Each snapshot is the whole reply so far; the last one is final.
 
         Platforms that edit in place (Slack, Discord) show snapshots as they come; others post
-        only the last one. Long text is the adapter's to split (see :mod:`bridge.chunking`).
+        only the last one. Long text is the adapter's to split (see :mod:`bridge.llm.chunking`).
         Every platform message posted is reported through ``reply.record`` at once, and messages
         in ``reply.posted`` are edited rather than posted again. Raising means the platform refused
         for good (after its own retries): the core marks the message failed.

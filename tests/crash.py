@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from bridge.app import Bridge
-from bridge.store import Store
+from bridge.store.store import Store
 
 
 def crash_on_record(bridge: Bridge, *, after: int = 0) -> asyncio.Event:

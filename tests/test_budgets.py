@@ -16,7 +16,7 @@ import pytest
 from bridge import cli
 from bridge.app import Bridge
 from bridge.config import Config
-from bridge.tokens import count_tokens
+from bridge.llm.tokens import count_tokens
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.platform import FakePlatform, Sent
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from bridge.chunking import split_message
+from bridge.llm.chunking import split_message
 
 CODE = "```rust\n" + "\n".join(f"let x{i} = {i};" for i in range(300)) + "\n```"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.store import Store
+from bridge.store.store import Store
 from bridge.types import Author, ThreadRef
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_cli import ROOT, bridge_cli

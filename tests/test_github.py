@@ -19,7 +19,7 @@ import pytest
 from bridge.app import Bridge
 from bridge.config import Config
 from bridge.platform import PlatformStartError
-from bridge.store import MIGRATIONS, Store
+from bridge.store.store import MIGRATIONS, Store
 from tests.fakes.github_server import FakeGitHub, fixture
 from tests.fakes.openai_server import FakeOpenAI
 from tests.waiting import until, until_async

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.tokens import count_tokens
+from bridge.llm.tokens import count_tokens
 from tests.fakes import slack_server as slack
 from tests.fakes.github_server import fixture
 from tests.live import ALICE, REPO, SLACK_CHANNEL, LiveBridge, dumps, github_sign

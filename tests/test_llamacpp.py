@@ -126,7 +126,7 @@ async def test_long_conversation_never_overflows_the_window(started: Callable[[i
 
 async def test_context_window_is_read_from_llama_cpp(llama_url: str) -> None:
     from bridge.config import LLMConfig
-    from bridge.llm import LLMClient
+    from bridge.llm.client import LLMClient
     from bridge.metrics import Metrics
 
     llm = LLMClient(LLMConfig(base_url=llama_url, model="smollm2", max_retries=0), Metrics())

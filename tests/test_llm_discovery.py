@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from bridge.config import LLMConfig
-from bridge.llm import LLMClient, LLMFailure
-from bridge.llm_meta import window_from_models, window_from_props
+from bridge.llm.client import LLMClient, LLMFailure
+from bridge.llm.models import window_from_models, window_from_props
 from bridge.metrics import Metrics
 from tests.fakes.openai_server import FakeOpenAI
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.cli import main
-from bridge.store import Store
+from bridge.store.store import Store
 from bridge.types import Author, ThreadRef
 from tests import pgcluster
 

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bridge.sql import to_postgres
-from bridge.store import MIGRATIONS, Store
+from bridge.store.sql import to_postgres
+from bridge.store.store import MIGRATIONS, Store
 from bridge.types import Author, ThreadRef
 from tests import pgcluster
 from tests.conftest import new_database
@@ -229,7 +229,7 @@ async def test_replicas_starting_together_migrate_once(pg_url: str) -> None:
 
 @pytest.mark.postgres
 async def test_a_wrong_password_names_storage_url_not_the_password(pg_cluster: pgcluster.Cluster) -> None:
-    from bridge.pg import PgUnavailable
+    from bridge.store.postgres import PgUnavailable
 
     url = pg_cluster.url().replace(pgcluster.PASSWORD, "not-the-password-xyz")
     with pytest.raises(PgUnavailable) as err:
@@ -240,7 +240,7 @@ async def test_a_wrong_password_names_storage_url_not_the_password(pg_cluster: p
 
 
 async def test_a_refused_connection_names_storage_url_not_the_password() -> None:
-    from bridge.pg import PgUnavailable
+    from bridge.store.postgres import PgUnavailable
 
     port = pgcluster.free_port()
     with pytest.raises(PgUnavailable) as err:

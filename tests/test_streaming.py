@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.chunking import closes_fence, opening_fence, split_message
-from bridge.streaming import render_stream
+from bridge.llm.chunking import closes_fence, opening_fence, split_message
+from bridge.llm.streaming import render_stream
 
 
 class Recorder:

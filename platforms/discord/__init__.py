@@ -7,7 +7,7 @@ time and in arrival order. Discord never redelivers what a bot missed, so after 
 the channels the rules bind are read back (:mod:`platforms.discord.catchup`); gateway messages wait
 until that is done, so each channel's messages reach the core in order. ``send`` shows the typing
 indicator until the first text exists, then posts and edits in place through
-:func:`bridge.streaming.render_stream` (2,000 characters a message, nobody pinged), each post
+:func:`bridge.llm.streaming.render_stream` (2,000 characters a message, nobody pinged), each post
 recognisable after a crash (:mod:`platforms.discord.delivery`).
 """
 
@@ -27,8 +27,8 @@ from aiohttp import web
 
 from bridge.config import ChannelRule, Config, DiscordConfig
 from bridge.diagnosis import Finding
+from bridge.llm.streaming import render_stream
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.streaming import render_stream
 from bridge.types import Outgoing
 from platforms.discord import catchup
 from platforms.discord.client import BridgeClient
@@ -85,7 +85,7 @@ class DiscordPlatform:
 
     async def login(self) -> None:
         """Sign in over REST only: ``send`` works, no events arrive. Several replicas on PostgreSQL
-        (bridge/gateway.py): only the gateway owner calls :meth:`start`; the others answer through this."""
+        (bridge/replicas/gateway.py): only the gateway owner calls :meth:`start`; the others answer through this."""
         if self._client is not None and not self._client.is_closed():
             return
         client = BridgeClient(api_url=self._settings.api_url, on_message=self._on_message,

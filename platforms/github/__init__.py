@@ -23,9 +23,9 @@ from httpx_aiohttp import AiohttpTransport
 
 from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
-from bridge.jsonbody import BadBody
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.types import Outgoing
+from bridge.untrusted.jsonbody import BadBody
 from platforms.github import intake
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
 from platforms.github.handlers import installation_id, translate

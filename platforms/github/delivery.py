@@ -20,8 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from githubkit import GitHub
 
-from bridge.chunking import split_message
-from bridge.streaming import last_snapshot
+from bridge.llm.chunking import split_message
+from bridge.llm.streaming import last_snapshot
 from bridge.types import Outgoing
 from platforms.github.formatting import neutralise_mentions
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from bridge.prose import map_prose
+from bridge.untrusted.prose import map_prose
 
 ZWSP = "\u200b"
 # An @ not preceded by a letter or digit, followed by a login's first character.

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 from githubkit import webhooks
 
-from bridge.jsonbody import BadBody, parse_object
+from bridge.untrusted.jsonbody import BadBody, parse_object
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
@@ -31,7 +31,7 @@ def signed(secret: str, body: bytes, signature: str) -> bool:
 def payload(body: bytes, content_type: str) -> dict[str, Any]:
     """The signed body as a JSON object (``application/json`` or the form-encoded ``payload=``).
 
-    Raises :class:`~bridge.jsonbody.BadBody` with a short reason for anything else.
+    Raises :class:`~bridge.untrusted.jsonbody.BadBody` with a short reason for anything else.
     """
     if content_type == "application/x-www-form-urlencoded":  # the webhook's other content type
         try:

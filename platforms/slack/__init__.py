@@ -9,7 +9,7 @@ Built on slack-bolt's :class:`AsyncApp`, unmodified, in the bridge's one asyncio
   and routes events.
 
 Events are translated by :mod:`platforms.slack.handlers` (pure); replies are streamed by the core's
-:func:`~bridge.streaming.render_stream` as one placeholder message edited in place
+:func:`~bridge.llm.streaming.render_stream` as one placeholder message edited in place
 (``chat.update``), continued in further messages past the size limit. Text goes out as
 ``markdown_text``, so the model's ordinary Markdown renders without a converter. Every Web API call
 goes to ``api_url`` and honours 429 ``Retry-After`` through slack_sdk's own retry handler; a reply's
@@ -39,10 +39,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.config import Config, SlackConfig
 from bridge.diagnosis import Finding
-from bridge.jsonbody import BadBody
-from bridge.logsafe import BoundedMessages, excerpt
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.types import Outgoing
+from bridge.untrusted.jsonbody import BadBody
+from bridge.untrusted.logs import BoundedMessages, excerpt
 from platforms.slack import intake
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve

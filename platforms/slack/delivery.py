@@ -26,8 +26,8 @@ from slack_sdk.http_retry.async_handler import HttpRequest, HttpResponse, RetryS
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.chunking import split_message
-from bridge.streaming import EMPTY_REPLY, SUPERSEDED, render_stream
+from bridge.llm.chunking import split_message
+from bridge.llm.streaming import EMPTY_REPLY, SUPERSEDED, render_stream
 from bridge.types import Outgoing
 from platforms.slack.formatting import neutralise
 from platforms.slack.handlers import BotIdentity

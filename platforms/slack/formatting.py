@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from bridge.prose import map_prose
+from bridge.untrusted.prose import map_prose
 
 ZWSP = "\u200b"
 # <@U123>, <@U123|alice>, <#C123|general>, <!here>, <!subteam^S123|@team>, <!date^…|fallback>

@@ -16,7 +16,7 @@ from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
-from bridge.jsonbody import BadBody, parse_object
+from bridge.untrusted.jsonbody import BadBody, parse_object
 
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 SIGNATURE_HEADER = "X-Slack-Signature"
@@ -74,7 +74,7 @@ def _event_shape(body: Mapping[str, Any]) -> str:
 
 
 def check(body: bytes, content_type: str) -> Checked:
-    """What to do with a signed body; :class:`~bridge.jsonbody.BadBody` when it is not readable."""
+    """What to do with a signed body; :class:`~bridge.untrusted.jsonbody.BadBody` when it is not readable."""
     if content_type == "application/x-www-form-urlencoded":  # slash commands, interactivity
         try:
             body.decode("utf-8")

@@ -16,7 +16,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.logsafe import excerpt
+from bridge.untrusted.logs import excerpt
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import sqlite3
 from pathlib import Path
 
 from bridge.config import Config, ConfigError
-from bridge.pg import PgUnavailable
-from bridge.store import Store
+from bridge.store.postgres import PgUnavailable
+from bridge.store.store import Store
 
 log = logging.getLogger(__name__)
 

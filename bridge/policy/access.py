@@ -20,8 +20,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from bridge.access_config import EVERYONE, GITHUB_DEFAULT, AccessList
 from bridge.config import ChannelRule, Config
+from bridge.policy.config import EVERYONE, GITHUB_DEFAULT, AccessList
 from bridge.types import Incoming
 
 log = logging.getLogger(__name__)

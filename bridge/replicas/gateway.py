@@ -20,8 +20,8 @@ import asyncpg
 from prometheus_client import Gauge
 
 from bridge.metrics import Metrics
-from bridge.pg import PgDatabase
 from bridge.platform import Inbox, Platform
+from bridge.store.postgres import PgDatabase
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
-from bridge.llm import ChatRequest, Completion, LLMClient, LLMFailure
+from bridge.llm.client import ChatRequest, Completion, LLMClient, LLMFailure
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)

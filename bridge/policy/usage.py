@@ -11,16 +11,16 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from bridge.access import is_admin
-from bridge.access_config import Limits
-from bridge.budgets import DAY_S, Budget, Scope, budgets, first_exceeded, sentence, when, window_start
 from bridge.config import Config
-from bridge.llm import ChatRequest, Completion
+from bridge.conversation.rules import match_rule
+from bridge.llm.client import ChatRequest, Completion
+from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens
 from bridge.metrics import Metrics
-from bridge.rules import match_rule
-from bridge.store import Message, Session, Store
-from bridge.store_usage import UsageRow
-from bridge.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens
+from bridge.policy.access import is_admin
+from bridge.policy.budgets import DAY_S, Budget, Scope, budgets, first_exceeded, sentence, when, window_start
+from bridge.policy.config import Limits
+from bridge.store.store import Message, Session, Store
+from bridge.store.usage import UsageRow
 
 
 @dataclass(frozen=True, slots=True)

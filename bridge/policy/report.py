@@ -8,8 +8,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bridge.access_config import Price
-from bridge.store_usage import GroupBy, ReportLine
+from bridge.policy.config import Price
+from bridge.store.usage import GroupBy, ReportLine
 
 _SINCE = re.compile(r"^(\d+)\s*([hdw])$")
 _UNIT_S = {"h": 3600, "d": 86400, "w": 7 * 86400}

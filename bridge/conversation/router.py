@@ -10,17 +10,17 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
-from bridge.access import Access
-from bridge.commands import parse_command
 from bridge.config import ChannelRule, Config
-from bridge.lanes import LaneSet
+from bridge.conversation.commands import parse_command
+from bridge.conversation.lanes import LaneSet
+from bridge.conversation.rules import match_rule, session_key, triggered
+from bridge.llm.tokens import count_tokens_async
 from bridge.metrics import Metrics
 from bridge.platform import Stopping
-from bridge.rules import match_rule, session_key, triggered
-from bridge.store import Store
-from bridge.text import storable_incoming
-from bridge.tokens import count_tokens_async
+from bridge.policy.access import Access
+from bridge.store.store import Store
 from bridge.types import Incoming
+from bridge.untrusted.text import storable_incoming
 
 log = logging.getLogger(__name__)
 

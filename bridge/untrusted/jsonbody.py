@@ -2,7 +2,7 @@
 anything but :class:`BadBody` (a plain reason for a ``400``).
 
 The standard library's parser is used because it keeps lone surrogates (made storable later by
-:func:`bridge.text.storable`) instead of refusing a whole signed message; its recursion is bounded
+:func:`bridge.untrusted.text.storable`) instead of refusing a whole signed message; its recursion is bounded
 by the interpreter (``RecursionError``, caught here) and the result is then held to ``MAX_DEPTH``,
 so nothing downstream (Bolt parses the body again, pydantic, logging) recurses deeply.
 """

@@ -8,7 +8,7 @@ several replicas need.
 The store calls ``db.execute(sql, params)`` and either awaits the result or uses it as an async
 context manager with ``fetchone``/``fetchall``/``rowcount``, as with aiosqlite. :class:`PgConn`
 offers exactly that over one asyncpg connection (inside a transaction) or over the pool (a single
-statement), with the SQL rewritten by :func:`bridge.sql.to_postgres`.
+statement), with the SQL rewritten by :func:`bridge.store.sql.to_postgres`.
 
 Nothing here ever shows the password: connection problems become a :class:`PgUnavailable` whose
 message names ``storage.url`` without it.
@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from bridge.sql import statements, to_postgres
+from bridge.store.sql import statements, to_postgres
 
 log = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """Session lanes shared by several replicas on one PostgreSQL database.
 
-The same promise as :class:`bridge.lanes.Lanes` — one session's messages in arrival order,
+The same promise as :class:`bridge.conversation.lanes.Lanes` — one session's messages in arrival order,
 sessions side by side — but a session's lane runs on whichever replica holds its lease
-(:mod:`bridge.claims`), and its queue is the database: the worker answers the session's oldest
+(:mod:`bridge.store.claims`), and its queue is the database: the worker answers the session's oldest
 pending message, then the next, and releases the lease when none is left.
 
 Work is found without polling: :meth:`submit` (a message this replica stored) and ``NOTIFY
-bridge_pending`` (one any replica stored, sent by :meth:`bridge.store.Store.accept` on commit)
+bridge_pending`` (one any replica stored, sent by :meth:`bridge.store.store.Store.accept` on commit)
 wake the claimer at once. A slow safety sweep, timed to the next lease that runs out, takes over
 the sessions of a replica that died.
 """
@@ -26,9 +26,9 @@ from typing import Any
 import asyncpg
 from prometheus_client import Gauge
 
-from bridge.claims import CHANNEL, Claims
 from bridge.metrics import Metrics
-from bridge.pg import PgDatabase
+from bridge.store.claims import CHANNEL, Claims
+from bridge.store.postgres import PgDatabase
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def replica_id() -> str:
 
 
 class ClaimedLanes:
-    """:class:`bridge.lanes.Lanes` for PostgreSQL: claim, work in order, renew, release."""
+    """:class:`bridge.conversation.lanes.Lanes` for PostgreSQL: claim, work in order, renew, release."""
 
     def __init__(self, handle: Callable[[int], Awaitable[None]], pg: PgDatabase, *, lease_s: float,
                  metrics: Metrics, me: str | None = None, max_sessions: int = MAX_SESSIONS) -> None:

@@ -20,14 +20,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge import sqlite
-from bridge.pg import PgConn, PgDatabase
-from bridge.sql import statements
-from bridge.store_usage import USAGE_MIGRATION, Connection, UsageQueries
+from bridge.store import sqlite
+from bridge.store.postgres import PgConn, PgDatabase
+from bridge.store.sql import statements
+from bridge.store.usage import USAGE_MIGRATION, Connection, UsageQueries
 from bridge.types import Author, ThreadRef
 
-# Both backends' connections take the same calls (bridge/sqlite.py, bridge/pg.py), as ``Connection``;
-# SQL is written once (bridge/sql.py).
+# Both backends' connections take the same calls (bridge/store/sqlite.py, bridge/store/postgres.py), as ``Connection``;
+# SQL is written once (bridge/store/sql.py).
 Migration = str | Callable[[Connection], Awaitable[None]]
 Dialect = Literal["sqlite", "postgresql"]
 MIGRATION_LOCK = 0x6272_6964_6765  # PostgreSQL advisory lock key: one replica migrates at a time
@@ -137,7 +137,7 @@ MIGRATIONS: list[Migration] = [
     """,
     _link_replies,
     USAGE_MIGRATION,  # 3: usage (one row per answered message), refusal_notices
-    # Version 4: per-session leases, for several replicas on PostgreSQL (bridge/claims.py; unused on SQLite).
+    # Version 4: per-session leases, for several replicas on PostgreSQL (bridge/store/claims.py; unused on SQLite).
     """
     ALTER TABLE sessions ADD COLUMN claimed_by TEXT;
     ALTER TABLE sessions ADD COLUMN lease_until REAL;
@@ -236,8 +236,8 @@ def _session(row: Sequence[Any]) -> Session:
 
 
 class Store(UsageQueries):
-    """SQLite (one connection in WAL mode, used from the event loop: :mod:`bridge.sqlite`) or
-    PostgreSQL (a pool, :mod:`bridge.pg`); writes that belong together run in one transaction."""
+    """SQLite (one connection in WAL mode, used from the event loop: :mod:`bridge.store.sqlite`) or
+    PostgreSQL (a pool, :mod:`bridge.store.postgres`); writes that belong together run in one transaction."""
 
     def __init__(self, db: Connection, pg: PgDatabase | None = None) -> None:
         self._db = db
@@ -255,7 +255,7 @@ class Store(UsageQueries):
 
     @classmethod
     async def open_postgres(cls, url: str) -> Store:
-        """Connect (a :class:`bridge.pg.PgUnavailable` names storage.url without the password) and migrate."""
+        """Connect (a :class:`~bridge.store.postgres.PgUnavailable` names storage.url without the password), migrate."""
         pg = await PgDatabase.connect(url)
         store = cls(pg.conn, pg)
         try:
@@ -291,7 +291,7 @@ class Store(UsageQueries):
     async def _migrate(self) -> None:
         """Run the missing migrations, each in its own transaction (foreign keys off: tables are rebuilt).
 
-        The same numbered steps on both backends (SQL rewritten by :mod:`bridge.sql`); on PostgreSQL
+        The same numbered steps on both backends (SQL rewritten by :mod:`bridge.store.sql`); on PostgreSQL
         under an advisory lock, so replicas starting together migrate once.
         """
         if self.pg is None:
@@ -376,7 +376,7 @@ class Store(UsageQueries):
                  tokens, "pending" if refused is None else "refused", refused, now)) as c:
                 inserted = await c.fetchone()
             assert inserted is not None
-            if isinstance(db, PgConn) and refused is None:  # wakes idle replicas when this commits (bridge/claims.py)
+            if isinstance(db, PgConn) and refused is None:  # wakes idle replicas on commit (claims.py)
                 await db.execute("SELECT pg_notify('bridge_pending', ?)", (str(session.id),))
             return session, int(inserted[0])
 

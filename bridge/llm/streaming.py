@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-from bridge.chunking import split_message
+from bridge.llm.chunking import split_message
 
 EMPTY_REPLY = "(no reply)"
 SUPERSEDED = "…"  # a message a restarted answer no longer needs

@@ -1,5 +1,5 @@
 """The store's part for budgets and the usage report: one ``usage`` row per answered message, and the
-refusal notices already given. Mixed into :class:`bridge.store.Store` (same connection, same
+refusal notices already given. Mixed into :class:`bridge.store.store.Store` (same connection, same
 transactions); plain SQL that PostgreSQL runs as well.
 
 Usage rows are not tied to messages by a foreign key: ``/reset`` forgets a conversation, never
@@ -13,10 +13,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge import sqlite
-from bridge.pg import PgConn
+from bridge.store import sqlite
+from bridge.store.postgres import PgConn
 
-Connection = sqlite.Connection | PgConn  # either backend's connection (bridge/store.py)
+Connection = sqlite.Connection | PgConn  # either backend's connection (bridge/store/store.py)
 
 USAGE_MIGRATION = """
     CREATE TABLE usage (
@@ -86,7 +86,7 @@ class ReportLine:
 
 
 class UsageQueries:
-    """Needs the store's ``_db`` and ``_tx`` (see :class:`bridge.store.Store`)."""
+    """Needs the store's ``_db`` and ``_tx`` (see :class:`bridge.store.store.Store`)."""
 
     _db: Connection
 

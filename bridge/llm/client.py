@@ -1,7 +1,7 @@
 """The LLM client: the ``openai`` async SDK against any OpenAI-compatible ``base_url``.
 
 One request per call, no retries here: the SDK retries only until a response starts, so a stream
-broken half-way would escape it. Retries live in one place, :mod:`bridge.answering`, which also
+broken half-way would escape it. Retries live in one place, :mod:`bridge.conversation.answering`, which also
 restarts broken streams. This module streams plain text deltas, ends with a :class:`Completion`
 (why the model stopped, the tokens it reports), and turns every failure into an
 :class:`LLMFailure`: a kind, a ``Retry-After`` if the server gave one, and a sentence a user can
@@ -23,7 +23,7 @@ import orjson
 from openai import AsyncOpenAI, AsyncStream
 
 from bridge.config import LLMConfig
-from bridge.llm_meta import model_ids, window_from_models, window_from_props
+from bridge.llm.models import model_ids, window_from_models, window_from_props
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class LLMClient:
             # Local servers (llama.cpp, Ollama) need no key, but the SDK insists on one.
             api_key=config.api_key.get_secret_value() or "no-key",
             timeout=config.timeout_s,
-            max_retries=0,  # retried in bridge.answering, mid-stream failures included
+            max_retries=0,  # retried in bridge.conversation.answering, mid-stream failures included
             # The SDK's aiohttp transport: its connection pool costs a fraction of httpcore's per
             # request under load (python -m bench.bench_load).
             http_client=openai.DefaultAioHttpClient(),

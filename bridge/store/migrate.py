@@ -17,10 +17,10 @@ from typing import Any
 
 import asyncpg
 
-from bridge import sqlite
 from bridge.config import Config, ConfigError
-from bridge.pg import PgUnavailable, redact, url_problem
-from bridge.store import Store
+from bridge.store import sqlite
+from bridge.store.postgres import PgUnavailable, redact, url_problem
+from bridge.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bridge.pg import PgDatabase
+from bridge.store.postgres import PgDatabase
 
 CHANNEL = "bridge_pending"  # NOTIFY channel: payload a session id ('' = look for any work)
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"

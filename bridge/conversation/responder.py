@@ -17,18 +17,18 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 
-from bridge.access import is_admin
-from bridge.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
-from bridge.commands import Asker, parse_command, run_command
 from bridge.config import Config
-from bridge.llm import ChatRequest, LLMClient, LLMFailure
+from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
+from bridge.conversation.commands import Asker, parse_command, run_command
+from bridge.llm.client import ChatRequest, LLMClient, LLMFailure
+from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens, count_tokens_async
 from bridge.metrics import Metrics
 from bridge.personas import Persona
 from bridge.platform import Platform
-from bridge.store import Message, Session, Store
-from bridge.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens, count_tokens_async
+from bridge.policy.access import is_admin
+from bridge.policy.usage import Usage
+from bridge.store.store import Message, Session, Store
 from bridge.types import Outgoing
-from bridge.usage import Usage
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 class LaneSet(Protocol):
     """What the router and the app need from lanes: in-memory here, claimed across replicas in
-    :mod:`bridge.replicas` (PostgreSQL)."""
+    :mod:`bridge.replicas.lanes` (PostgreSQL)."""
 
     open: asyncio.Event
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bridge.personas import Persona
-from bridge.store import Store
+from bridge.store.store import Store
 
 COMMANDS = ("reset", "restart", "persona", "personas", "usage", "help")
 ADMINS_ONLY = "Sorry, only the bot's admins can {what}."

@@ -1,4 +1,4 @@
-"""Counting tokens offline, for fitting a conversation into ``llm.context_tokens`` (bridge/store.py history).
+"""Counting tokens offline, for fitting a conversation into ``llm.context_tokens`` (bridge/store/store.py history).
 
 Counting is tiktoken's Rust BPE (exact, and fast on adversarial text: 65,536 characters of one
 word, CJK or emoji take a few milliseconds, where a pure-Python BPE takes seconds and would stall

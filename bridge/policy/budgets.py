@@ -15,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from bridge.access_config import Limits
-from bridge.store_usage import Totals, UsageQueries
+from bridge.policy.config import Limits
+from bridge.store.usage import Totals, UsageQueries
 
 HOUR_S = 3600
 DAY_S = 86400
