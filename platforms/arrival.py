@@ -58,19 +58,19 @@ class Arrivals:
 
     def __init__(self) -> None:
         self._last: dict[Hashable, asyncio.Future[None]] = {}
+        self.waiting = 0  # places taken and not yet released, in every conversation
 
     def place(self, key: Hashable) -> Place:
         """Take the next place for ``key``; call this before anything that can wait."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         before = self._last.get(key)
         self._last[key] = done
+        self.waiting += 1
 
         def forget(_: asyncio.Future[None]) -> None:
+            self.waiting -= 1
             if self._last.get(key) is done:
                 del self._last[key]
 
         done.add_done_callback(forget)
         return Place(before, done)
-
-    def __len__(self) -> int:
-        return len(self._last)

@@ -32,6 +32,14 @@ TEAM_CHECK_TIMEOUT_S = 5.0  # GitHub wants the webhook answered within 10 s
 MemberOf = Callable[[str, str], Awaitable[bool]]
 
 
+class AccessUnknown(Exception):  # not an error of the person's: the check could not be made
+    """Whether the author may talk could not be decided (a team check failed or timed out).
+
+    Not a refusal: nothing is stored and nobody is told they may not talk. The adapter answers so
+    that the platform delivers the event again (GitHub: 503, redelivered at the next start for an App).
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
@@ -115,7 +123,8 @@ class Access:
         return None
 
     async def member_of(self, platform: str, login: str, team: str) -> bool:
-        """Team membership through the platform, cached; a failed check counts as "not a member"."""
+        """Team membership through the platform, cached; a failed check raises :class:`AccessUnknown`
+        (a timeout or a GitHub hiccup must not tell a team member they may not talk)."""
         key = (login.lower(), team.lower())
         now = time.monotonic()
         cached = self._teams.get(key)
@@ -128,8 +137,9 @@ class Access:
             async with asyncio.timeout(TEAM_CHECK_TIMEOUT_S):
                 answer = bool(await check(login, team))
         except Exception as exc:  # the SDK's text may carry URLs or tokens: its class name only
-            log.warning("checking whether %s is in team %s failed (%s): treated as not a member",
-                        login, team, type(exc).__name__)
-            return False
+            log.warning("checking whether %s is in team %s failed (%s): neither answered nor refused; "
+                        "the platform is asked to deliver it again", login, team, type(exc).__name__)
+            raise AccessUnknown(f"could not check whether {login} is in team {team} "
+                                f"({type(exc).__name__})") from None
         self._teams[key] = (now + self._ttl_s, answer)
         return answer

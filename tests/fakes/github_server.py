@@ -112,6 +112,8 @@ class FakeGitHub:
         self.fail_comments: list[int] = []  # HTTP statuses to answer the next comment posts with
         self.teams: dict[str, set[str]] = {}  # "org/team-slug" -> member logins
         self.team_checks: list[tuple[str, str]] = []  # (team, login) asked about
+        self.team_check_errors: list[int] = []  # HTTP statuses to answer the next team checks with
+        self.hold_team_checks: dict[str, asyncio.Event] = {}  # login -> its team checks answer once set
         self.scopes: str | None = "repo, read:org"  # X-OAuth-Scopes (classic tokens); None: fine-grained
         self.limit_comments: list[int] = []  # Retry-After seconds: the next comment posts get 429
         self.comment_attempts: list[float] = []  # time.monotonic() of every comment POST, refused or not
@@ -155,6 +157,8 @@ class FakeGitHub:
         return self
 
     async def stop(self) -> None:
+        for held in self.hold_team_checks.values():
+            held.set()  # or the server waits for the held requests
         for task in self._sending:
             task.cancel()
         if self._runner:
@@ -315,6 +319,11 @@ class FakeGitHub:
         self.auth_seen.append(request.headers.get("Authorization", ""))
         org, team, login = request.match_info["org"], request.match_info["team"], request.match_info["login"]
         self.team_checks.append((f"{org}/{team}", login))
+        held = self.hold_team_checks.get(login)
+        if held is not None:  # a slow check, for as long as the test wants
+            await held.wait()
+        if self.team_check_errors:
+            return web.json_response({"message": "Server Error"}, status=self.team_check_errors.pop(0))
         if login.lower() not in {m.lower() for m in self.teams.get(f"{org}/{team}", set())}:
             return web.json_response({"message": "Not Found"}, status=404)
         return web.json_response({"url": f"{self.url}/teams/1/memberships/{login}", "role": "member",
