@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from bridge.config import Config
 from platforms.github import GitHubPlatform
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
+from tests.storefault import accept_inserts, refuse_inserts
 from tests.test_access import comment
 from tests.test_github import SECRET, GitHubHarness
 from tests.waiting import until
@@ -31,7 +33,9 @@ platforms:
   github: {{token: ghp_testtoken123, webhook_secret: "${{SECRET}}", api_url: "${{GITHUB_URL}}"}}
 channels:
   - {{platform: github, where: {REPO}, trigger: always, allow: {{teams: [{TEAM}], associations: [OWNER]}}}}
+  - {{platform: github, where: "Codertocat/*", trigger: always}}   # the GitHub default: strangers are told
 """
+DEFAULT_REPO = "Codertocat/Hello-World"
 
 
 @pytest.fixture
@@ -100,3 +104,15 @@ async def test_a_failed_team_check_is_not_a_refusal_and_the_redelivery_is_answer
     assert (status, body) == (202, {"accepted": True})
     assert await gh.comments(REPO, 1, 1) == ["You said: why does the export fail?"], \
         "answered, never told they may not talk"
+
+
+async def test_a_refusal_notice_the_store_could_not_keep_is_given_at_the_next_message(gh: GitHubHarness) -> None:
+    db = Path(gh.bridge.config.db_path)
+    refuse_inserts(db, "replies")  # the notice cannot be stored (a full disk) for the first message
+    status, _ = await gh.deliver("issue_comment", comment("spend your money", "NONE", repo=DEFAULT_REPO))
+    assert status == 500
+    accept_inserts(db, "replies")
+
+    await gh.deliver("issue_comment", comment("hello?", "NONE", repo=DEFAULT_REPO, comment_id=2))
+    [told] = await gh.comments(DEFAULT_REPO, 1, 1)
+    assert told.startswith("Sorry, I'm not set up to answer you here."), "told once, not never"
