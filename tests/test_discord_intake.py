@@ -7,6 +7,7 @@ fake of Discord are unmodified.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +22,8 @@ from tests.fakes import discord_server as fk
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.openai_server import FakeOpenAI
 from tests.storefault import accept_inserts, refuse_inserts
-from tests.test_discord import reply, user_turns
+from tests.test_discord import MENTION, reply, user_turns
+from tests.test_discord_recovery import settled
 from tests.waiting import until
 
 discord = test_discord.discord
@@ -36,11 +38,11 @@ async def bridges() -> AsyncIterator[list[Bridge]]:
         await b.stop()
 
 
-async def start(config: Config, bridges: list[Bridge], **options: float) -> Bridge:
+async def start(config: Config, bridges: list[Bridge], *, grace: float = 20.0, **options: float) -> Bridge:
     assert config.platforms.discord is not None
     platform = DiscordPlatform(config.platforms.discord, rules=config.channels, guild_ready_timeout_s=0.05,
                                **options)
-    b = Bridge(config, platforms={"discord": platform}, serve_http=False)
+    b = Bridge(config, platforms={"discord": platform}, serve_http=False, shutdown_grace_s=grace)
     await b.start()
     bridges.append(b)
     return b
@@ -91,3 +93,25 @@ async def test_a_message_still_refused_when_retries_run_out_is_read_back_at_the_
 
     await discord.reconnect()  # the catch-up starts before the message the store could not take
     await reply(discord, fk.HELP_DESK, "You said: kept despite a full disk")
+
+
+async def test_a_first_part_posted_long_after_the_question_is_found_after_a_crash(
+        config: Config, discord: FakeDiscord, fake_llm: FakeOpenAI, bridges: list[Bridge]) -> None:
+    discord.nonce_window_s = 0  # long ago: only the reply reference tells the post is ours
+    fake_llm.hold = asyncio.Event()
+    first = await start(config, bridges, grace=0)
+    await discord.say(f"{MENTION} sum up the discussion", channel=fk.GENERAL)
+    await until(lambda: fake_llm.requests)
+    for i in range(150):  # a busy channel while the model thinks
+        await discord.say(f"chatter {i}", channel=fk.GENERAL, author=fk.BOB, gateway="lost")
+    discord.hold_create = asyncio.Event()  # Discord creates the answer; the bridge never hears back
+    fake_llm.hold.set()
+    await discord.wait_until(lambda: discord.messages_in(fk.GENERAL))
+    bridges.remove(first)
+    await first.stop()  # a crash: the post is not recorded
+    discord.hold_create.set()
+    discord.hold_create = None
+
+    await settled(await start(config, bridges))
+    await reply(discord, fk.GENERAL, "You said: sum up the discussion")
+    assert len(discord.messages_in(fk.GENERAL)) == 1, "the post 150 messages after the question was reused"
