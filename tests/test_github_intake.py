@@ -16,7 +16,7 @@ import pytest
 from bridge.app import Bridge
 from bridge.config import Config
 from platforms.github import GitHubPlatform
-from tests.fakes.github_server import FakeGitHub
+from tests.fakes.github_server import FakeGitHub, user_id
 from tests.fakes.openai_server import FakeOpenAI
 from tests.storefault import accept_inserts, refuse_inserts
 from tests.test_access import comment
@@ -24,6 +24,7 @@ from tests.test_github import SECRET, GitHubHarness
 from tests.waiting import until
 
 REPO = "octo-org/tickets"
+OPEN_REPO = "octo-org/open"
 TEAM = "octo-org/support"
 YAML = f"""
 storage: {{url: "sqlite:///bridge.db"}}
@@ -34,6 +35,8 @@ platforms:
 channels:
   - {{platform: github, where: {REPO}, trigger: always, allow: {{teams: [{TEAM}], associations: [OWNER]}}}}
   - {{platform: github, where: "Codertocat/*", trigger: always}}   # the GitHub default: strangers are told
+  - {{platform: github, where: {OPEN_REPO}, trigger: always, allow: {{users: ["*"]}}, deny: {{users: [Troll]}}}}
+admins: {{github: [{user_id("maintainer")}, Boss]}}   # an account by its id, another by its login
 """
 DEFAULT_REPO = "Codertocat/Hello-World"
 
@@ -85,9 +88,10 @@ async def test_a_slow_team_check_does_not_let_a_later_comment_be_stored_first(gh
     gh.gh.hold_team_checks["ann"].set()
     assert [(await question)[0], (await follow_up)[0]] == [202, 202]
 
-    await gh.comments(REPO, 1, 2)
-    assert await stored(gh) == [("why does the export fail?", "answered"),
-                                ("it fails since 2.3, for what it's worth", "answered")]
+    assert await gh.comments(REPO, 1, 2) == ["You said: why does the export fail?",
+                                             "You said: it fails since 2.3, for what it's worth"]
+    assert [text for text, _ in await stored(gh)] == ["why does the export fail?",
+                                                      "it fails since 2.3, for what it's worth"]
     assert waiting_at_intake(gh.bridge) == 0, "nothing left queued"
 
 
@@ -116,3 +120,38 @@ async def test_a_refusal_notice_the_store_could_not_keep_is_given_at_the_next_me
     await gh.deliver("issue_comment", comment("hello?", "NONE", repo=DEFAULT_REPO, comment_id=2))
     [told] = await gh.comments(DEFAULT_REPO, 1, 1)
     assert told.startswith("Sorry, I'm not set up to answer you here."), "told once, not never"
+
+
+def renamed(payload: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """The same account (its id) writing under a new login."""
+    for user in (payload["comment"]["user"], payload["sender"]):
+        user.update(login=new, id=user_id(old))
+    return payload
+
+
+async def test_a_denied_user_who_renames_is_still_denied(gh: GitHubHarness) -> None:
+    _, body = await gh.deliver("issue_comment", comment("hi", "NONE", login="troll", repo=OPEN_REPO))
+    assert body == {"accepted": False}
+    gh.gh.logins["troll"] = ""  # renamed: nobody has the login now
+    disguised = renamed(comment("hi again", "NONE", login="troll", repo=OPEN_REPO, comment_id=2),
+                        "troll", "friendly-helper")
+    _, body = await gh.deliver("issue_comment", disguised)
+    assert body == {"accepted": False}, "the deny names the account, not the login"
+    _, body = await gh.deliver("issue_comment", comment("hello", "NONE", login="friendly-helpers", repo=OPEN_REPO,
+                                                         comment_id=3))
+    assert body == {"accepted": True}, "other people are answered"
+    assert gh.gh.user_lookups == ["Troll"], "the login was looked up once"
+
+
+async def test_admins_are_known_by_id_across_a_rename_and_by_login(gh: GitHubHarness) -> None:
+    ask_all = renamed(comment("/usage all", "OWNER", login="maintainer", repo=REPO), "maintainer", "new-name")
+    await gh.deliver("issue_comment", ask_all)
+    await gh.deliver("issue_comment", comment("/usage all", "OWNER", login="boss", repo=REPO, comment_id=2, number=2))
+    await gh.deliver("issue_comment", comment("/usage all", "OWNER", login="intern", repo=REPO, comment_id=3,
+                                              number=3))
+    [by_id] = await gh.comments(REPO, 1, 1)
+    [by_login] = await gh.comments(REPO, 2, 1)
+    [other] = await gh.comments(REPO, 3, 1)
+    assert "only the bot's admins" not in by_id, by_id
+    assert "only the bot's admins" not in by_login, by_login
+    assert "only the bot's admins" in other

@@ -214,6 +214,23 @@ class GitHubPlatform:
             raise
         return membership.state == "active"
 
+    async def user_id(self, login: str) -> str | None:
+        """The id of the account holding ``login`` now, None when nobody does: ``allow:``/``deny:``
+        logins are matched by id (the core caches it), so a rename changes nothing."""
+        if self._client is not None:
+            client = self._client
+        elif self._installations:  # any installation may read public profiles
+            client = await self._client_for(next(iter(self._installations)))
+        else:
+            raise LookupError("no GitHub App installation known yet")
+        try:
+            user = (await client.rest.users.async_get_by_username(login)).parsed_data
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                return None
+            raise
+        return str(user.id)
+
     async def _client_for_org(self, org: str) -> GitHub[Any]:
         if self._client is not None:
             return self._client
