@@ -64,11 +64,11 @@ async def test_a_message_the_store_refused_is_stored_when_it_can_and_keeps_its_p
         caplog: pytest.LogCaptureFixture) -> None:
     db = Path(config.db_path)
     b = await start(config, bridges)
-    refuse_inserts(db, "messages")
+    await refuse_inserts(db, "messages")
     first = await discord.say("what does borrow mean?", channel=fk.HELP_DESK)
     await until(lambda: logged(caplog, first["id"]))
     await discord.say("and a mutable borrow?", channel=fk.HELP_DESK, author=fk.BOB)
-    accept_inserts(db, "messages")
+    await accept_inserts(db, "messages")
 
     await reply(discord, fk.HELP_DESK, "You said: what does borrow mean?")
     await reply(discord, fk.HELP_DESK, "You said: and a mutable borrow?")
@@ -84,10 +84,10 @@ async def test_a_message_still_refused_when_retries_run_out_is_read_back_at_the_
         caplog: pytest.LogCaptureFixture) -> None:
     db = Path(config.db_path)
     await start(config, bridges, store_retry_s=0)  # gives up at the first failure
-    refuse_inserts(db, "messages")
+    await refuse_inserts(db, "messages")
     lost = await discord.say("kept despite a full disk", channel=fk.HELP_DESK)
     await until(lambda: logged(caplog, lost["id"]))
-    accept_inserts(db, "messages")
+    await accept_inserts(db, "messages")
     await discord.say("written after the disk was freed", channel=fk.HELP_DESK)
     await reply(discord, fk.HELP_DESK, "You said: written after the disk was freed")
 

@@ -112,10 +112,10 @@ async def test_a_failed_team_check_is_not_a_refusal_and_the_redelivery_is_answer
 
 async def test_a_refusal_notice_the_store_could_not_keep_is_given_at_the_next_message(gh: GitHubHarness) -> None:
     db = Path(gh.bridge.config.db_path)
-    refuse_inserts(db, "replies")  # the notice cannot be stored (a full disk) for the first message
+    await refuse_inserts(db, "replies")  # the notice cannot be stored (a full disk) for the first message
     status, _ = await gh.deliver("issue_comment", comment("spend your money", "NONE", repo=DEFAULT_REPO))
     assert status == 500
-    accept_inserts(db, "replies")
+    await accept_inserts(db, "replies")
 
     await gh.deliver("issue_comment", comment("hello?", "NONE", repo=DEFAULT_REPO, comment_id=2))
     [told] = await gh.comments(DEFAULT_REPO, 1, 1)
