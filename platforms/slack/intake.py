@@ -93,11 +93,13 @@ def check(body: bytes, content_type: str) -> Checked:
     return Checked(ignored=problem) if problem else Checked(text=text)
 
 
-def conversation_of(body: Mapping[str, Any]) -> tuple[str, str] | None:
+def conversation_of(body: object) -> tuple[str, str] | None:
     """The (team, channel) an event belongs to, for keeping arrival order; None for other requests.
 
     Ordered per channel, not per thread: a DM is one conversation whatever its thread stamps.
     """
+    if not isinstance(body, Mapping):
+        return None
     event = body.get("event")
     if not isinstance(event, dict):
         return None
