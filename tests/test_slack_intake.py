@@ -54,15 +54,20 @@ async def stored(bridge: Bridge) -> list[str]:
     return [m.content for s in await bridge.store.sessions() for m in await bridge.store.messages(s.session.id)]
 
 
+@pytest.mark.parametrize("mode", ["socket", "http"])
 async def test_a_slow_name_lookup_does_not_let_the_follow_up_overtake_the_question(
-        start_bridge: StartBridge, fake_slack: FakeSlack, fake_llm: FakeOpenAI) -> None:
-    bridge = await start_bridge("socket")
+        start_bridge: StartBridge, fake_slack: FakeSlack, fake_llm: FakeOpenAI, mode: str) -> None:
+    bridge = await start_bridge(mode)
+
+    async def deliver(event: dict[str, object]) -> object:
+        body = slack.event_callback(event)
+        return await (fake_slack.push(body) if mode == "socket" else fake_slack.post_http(events_url(bridge), body))
+
     fake_slack.hold_users_info[ALICE] = asyncio.Event()  # Alice's name takes longer than the bridge waits
     question = slack.app_mention(f"{MENTION} what is a lease?", user=ALICE, channel=GENERAL)
-    asked = asyncio.create_task(fake_slack.push(slack.event_callback(question)))
+    asked = asyncio.create_task(deliver(question))
     await fake_slack.wait_for(lambda: any(c.args.get("user") == ALICE for c in fake_slack.calls_to("users.info")))
-    follow_up = slack.message("and when does it expire?", user=BOB, channel=GENERAL, thread_ts=question["ts"])
-    await fake_slack.push(slack.event_callback(follow_up))
+    await deliver(slack.message("and when does it expire?", user=BOB, channel=GENERAL, thread_ts=question["ts"]))
     await asked
 
     await fake_slack.wait_reply(GENERAL, question["ts"], "You said: and when does it expire?")
