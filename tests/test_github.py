@@ -20,7 +20,7 @@ from bridge.app import Bridge
 from bridge.config import Config
 from bridge.platform import PlatformStartError
 from bridge.store.store import MIGRATIONS, Store
-from tests.fakes.github_server import FakeGitHub, fixture
+from tests.fakes.github_server import FakeGitHub, fixture, user_id
 from tests.fakes.openai_server import FakeOpenAI
 from tests.waiting import until, until_async
 
@@ -103,8 +103,8 @@ def comment_payload(body: str, *, number: int = 1, comment_id: int = 1, login: s
                     user_type: str = "User", state: str = "open", repo: str = REPO) -> dict[str, Any]:
     p = copy.deepcopy(fixture("issue_comment.created.2"))
     p["comment"].update(id=comment_id, body=body)
-    p["comment"]["user"].update(login=login, type=user_type)
-    p["sender"].update(login=login, type=user_type)
+    p["comment"]["user"].update(login=login, type=user_type, id=user_id(login))  # one account per login
+    p["sender"].update(login=login, type=user_type, id=user_id(login))
     p["issue"].update(number=number, state=state)
     p["repository"]["full_name"] = repo
     return p

@@ -114,7 +114,7 @@ class Responder:
         cmd = parse_command(msg.content)
         assert cmd is not None
         assert msg.thread is not None
-        asker = Asker(admin=is_admin(self._config, msg.thread.platform, msg.author.id),
+        asker = Asker(admin=is_admin(self._config, msg.thread.platform, msg.author.id, msg.author.name),
                       shared=session.key.startswith("share:"),
                       usage=functools.partial(self._usage.describe, session, msg))
         return await run_command(cmd, store=self._store, message_id=msg.id, current=self._persona(session).name,

@@ -96,8 +96,8 @@ class Router:
         log.info("%s: not answering %s (%s)", msg.thread.key, msg.author.id, reason)
         notice = rule.refusal_message if rule is not None and rule.refusal_message is not None \
             else self._config.refusal_message
-        if notice and await self._store.first_refusal(msg.thread.key, msg.author.id):
-            await self._store.refuse(message_id, reason, notice)
-            if self.accepting:  # else the next start delivers it (Store.pending)
-                self._lanes.submit(session.id, message_id)
+        told = bool(notice) and await self._store.refuse_telling_once(message_id, msg.thread.key, msg.author.id,
+                                                                      notice)
+        if told and self.accepting:  # else the next start delivers it (Store.pending)
+            self._lanes.submit(session.id, message_id)
         return self._outcome(msg, "refused")

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from bridge.config import ChannelRule, Config
-from bridge.policy.config import EVERYONE, GITHUB_DEFAULT, AccessList
+from bridge.policy.config import EVERYONE, GITHUB_DEFAULT, AccessList, github_names
 from bridge.types import Incoming
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,15 @@ TEAM_CACHE_S = 600.0      # how long a team membership answer is trusted
 TEAM_CHECK_TIMEOUT_S = 5.0  # GitHub wants the webhook answered within 10 s
 
 MemberOf = Callable[[str, str], Awaitable[bool]]
+UserId = Callable[[str], Awaitable[str | None]]  # login -> the user id, None when nobody has it
+
+
+class AccessUnknown(Exception):  # not an error of the person's: the check could not be made
+    """Whether the author may talk could not be decided (a team check failed or timed out).
+
+    Not a refusal: nothing is stored and nobody is told they may not talk. The adapter answers so
+    that the platform delivers the event again (GitHub: 503, redelivered at the next start for an App).
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +79,10 @@ def _list(entry: AccessList) -> str:
     return " or ".join(parts) or "nobody"
 
 
-def is_admin(config: Config, platform: str, user: str) -> bool:
-    """Without ``admins:`` everyone may run every command, as before the setting existed."""
-    return config.admins is None or config.admins.includes(platform, user)
+def is_admin(config: Config, platform: str, user: str, name: str = "") -> bool:
+    """Without ``admins:`` everyone may run every command, as before the setting existed. ``name``:
+    the author's name, which is the login on GitHub (``user`` is the numeric id there)."""
+    return config.admins is None or config.admins.includes(platform, user, name)
 
 
 class Access:
@@ -83,6 +93,7 @@ class Access:
         self._platforms = platforms
         self._ttl_s = ttl_s
         self._teams: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._github_ids: dict[str, str | None] = {}  # login (lower case) -> user id when first looked up
 
     async def check(self, rule: ChannelRule | None, msg: Incoming) -> Decision:
         if rule is not None and rule.deny is not None:
@@ -99,23 +110,60 @@ class Access:
 
     async def _matches(self, entry: AccessList, msg: Incoming) -> str | None:
         """Which key of the list names this author, or None. The network is asked last."""
-        user = msg.author.id
-        if msg.thread.platform == "github":
-            if user.lower() in {u.lower() for u in entry.users} or EVERYONE in entry.users:
-                return "users"
-        elif user in entry.users or EVERYONE in entry.users:
+        github = msg.thread.platform == "github"
+        if EVERYONE in entry.users or (not github and msg.author.id in entry.users):
             return "users"
         if set(msg.roles) & set(entry.roles):
             return "roles"
         if msg.association is not None and msg.association.upper() in entry.associations:
             return "associations"
-        for team in entry.teams:
-            if await self.member_of(msg.thread.platform, user, team):
+        if github:
+            for name in entry.users:
+                if await self._github_names(name, msg):
+                    return "users"
+        for team in entry.teams:  # GitHub asks by login: the author's name there
+            if await self.member_of(msg.thread.platform, msg.author.name if github else msg.author.id, team):
                 return "teams"
         return None
 
+    async def _github_names(self, entry: str, msg: Incoming) -> bool:
+        """A GitHub ``users:`` entry against the author. A login is looked up once and its id compared,
+        so renaming does not escape a ``deny:`` and a login given up does not pass to whoever takes it;
+        when the lookup cannot be made, the login itself is compared."""
+        if entry.isdigit():
+            return github_names(entry, msg.author.id, msg.author.name)
+        known, found = await self._github_id(entry)
+        if not known:
+            return github_names(entry, msg.author.id, msg.author.name)
+        return found == msg.author.id  # None: nobody has this login
+
+    async def _github_id(self, login: str) -> tuple[bool, str | None]:
+        """(looked up, the user id holding ``login`` when first asked; None: nobody)."""
+        key = login.lower()
+        if key in self._github_ids:
+            return True, self._github_ids[key]
+        lookup: UserId | None = getattr(self._platforms.get("github"), "user_id", None)
+        if lookup is None:
+            return False, None
+        try:
+            async with asyncio.timeout(TEAM_CHECK_TIMEOUT_S):
+                found = await lookup(login)
+        except Exception as exc:  # the SDK's text may carry URLs or tokens: its class name only
+            log.warning("looking up the GitHub user id of %s failed (%s): comparing the login this time",
+                        login, type(exc).__name__)
+            return False, None
+        self._github_ids[key] = found
+        if found is None:
+            log.warning("no GitHub user has the login %s named in allow:/deny: (renamed?); it matches nobody",
+                        login)
+        else:
+            log.info("GitHub login %s is user id %s; writing the id in allow:/deny:/admins: keeps it matching "
+                     "after a rename", login, found)
+        return True, found
+
     async def member_of(self, platform: str, login: str, team: str) -> bool:
-        """Team membership through the platform, cached; a failed check counts as "not a member"."""
+        """Team membership through the platform, cached; a failed check raises :class:`AccessUnknown`
+        (a timeout or a GitHub hiccup must not tell a team member they may not talk)."""
         key = (login.lower(), team.lower())
         now = time.monotonic()
         cached = self._teams.get(key)
@@ -128,8 +176,9 @@ class Access:
             async with asyncio.timeout(TEAM_CHECK_TIMEOUT_S):
                 answer = bool(await check(login, team))
         except Exception as exc:  # the SDK's text may carry URLs or tokens: its class name only
-            log.warning("checking whether %s is in team %s failed (%s): treated as not a member",
-                        login, team, type(exc).__name__)
-            return False
+            log.warning("checking whether %s is in team %s failed (%s): neither answered nor refused; "
+                        "the platform is asked to deliver it again", login, team, type(exc).__name__)
+            raise AccessUnknown(f"could not check whether {login} is in team {team} "
+                                f"({type(exc).__name__})") from None
         self._teams[key] = (now + self._ttl_s, answer)
         return answer

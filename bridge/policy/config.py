@@ -34,10 +34,18 @@ def _ids(value: Any) -> Any:
     return value
 
 
+def github_names(entry: str, user_id: str, login: str) -> bool:
+    """Whether a GitHub entry names this author: all digits is the user id, which survives a rename;
+    anything else is a login (case-insensitive), which names whoever holds it now."""
+    if entry.isdigit():
+        return entry == user_id
+    return entry.lower() in (login.lower(), user_id.lower())
+
+
 class AccessList(_Strict):
     """Who an ``allow:`` (or ``deny:``) names. A person matching any entry matches the list."""
 
-    users: tuple[str, ...] = ()          # Slack/Discord user ids, GitHub logins; "*" for anybody
+    users: tuple[str, ...] = ()          # Slack/Discord user ids, GitHub user ids or logins; "*" for anybody
     roles: tuple[str, ...] = ()          # Discord role ids
     teams: tuple[str, ...] = ()          # GitHub "org/team-slug"
     associations: tuple[Association, ...] = ()   # GitHub author_association
@@ -84,7 +92,7 @@ class Limits(_Strict):
 
 
 class Admins(_Strict):
-    """Ids (Slack, Discord) and logins (GitHub) who may run the commands that affect others."""
+    """Ids (Slack, Discord) and user ids or logins (GitHub) who may run the commands that affect others."""
 
     slack: tuple[str, ...] = ()
     discord: tuple[str, ...] = ()
@@ -96,10 +104,11 @@ class Admins(_Strict):
     def _as_ids(cls, v: Any) -> Any:
         return _ids(v)
 
-    def includes(self, platform: str, user: str) -> bool:
+    def includes(self, platform: str, user: str, name: str = "") -> bool:
+        """``user`` is the author's id; on GitHub ``name`` is the login (see :func:`github_names`)."""
         names: tuple[str, ...] = getattr(self, platform, ())
-        if platform == "github":  # logins are case-insensitive
-            return user.lower() in {n.lower() for n in names}
+        if platform == "github":
+            return any(github_names(entry, user, name) for entry in names)
         return user in names
 
 

@@ -77,7 +77,7 @@ class Usage:
         now = time.time()
         scope = self.scope(session, msg)
         if everyone:
-            if not is_admin(self._config, scope.platform, scope.user_id):
+            if not is_admin(self._config, scope.platform, scope.user_id, msg.author.name):
                 return "Sorry, only the bot's admins can see everyone's usage. `/usage` shows yours."
             return await self._everyone(now)
         day = await self._store.usage_totals(window_start(now, DAY_S), platform=scope.platform,

@@ -139,6 +139,22 @@ class UsageQueries:
                 "ON CONFLICT (thread_key, user_id) DO NOTHING", (thread_key, user_id, time.time()))
             return cur.rowcount > 0
 
+    async def refuse_telling_once(self, message_id: int, thread_key: str, user_id: str, notice: str) -> bool:
+        """Store ``notice`` as the reply to a refused message if this is the user's first refusal in
+        the thread; True when it was. One transaction: a crash or a failed write cannot leave the
+        user marked as told with no notice to deliver (they are then told at their next message)."""
+        now = time.time()
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT INTO refusal_notices (thread_key, user_id, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (thread_key, user_id) DO NOTHING", (thread_key, user_id, now))
+            if cur.rowcount == 0:
+                return False
+            await self._upsert_reply(db, message_id, now)
+            await db.execute("UPDATE replies SET final = 1, text = ?, updated_at = ? WHERE message_id = ?",
+                             (notice, now, message_id))
+            return True
+
     async def refuse(self, message_id: int, reason: str, notice: str | None) -> None:
         """Not answered (access, budget), with the sentence to deliver instead, if any, stored with it."""
         now = time.time()

@@ -5,7 +5,9 @@ resumes on its own) and returns once the client is ready and has caught up. Each
 translated by :func:`platforms.discord.handlers.to_incoming` and handed to the core's inbox, one at a
 time and in arrival order. Discord never redelivers what a bot missed, so after every (re)connection
 the channels the rules bind are read back (:mod:`platforms.discord.catchup`); gateway messages wait
-until that is done, so each channel's messages reach the core in order. ``send`` shows the typing
+until that is done, so each channel's messages reach the core in order. A message the store could
+not take is tried again (later ones wait behind it), and if it still cannot be stored the next
+catch-up reads from before it. ``send`` shows the typing
 indicator until the first text exists, then posts and edits in place through
 :func:`bridge.llm.streaming.render_stream` (2,000 characters a message, nobody pinged), each post
 recognisable after a crash (:mod:`platforms.discord.delivery`).
@@ -29,7 +31,7 @@ from bridge.config import ChannelRule, Config, DiscordConfig
 from bridge.diagnosis import Finding
 from bridge.llm.streaming import render_stream
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.types import Outgoing
+from bridge.types import Incoming, Outgoing
 from platforms.discord import catchup
 from platforms.discord.client import BridgeClient
 from platforms.discord.delivery import edit_part, find_first_part, post_part
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 
 MESSAGE_LIMIT = 2000  # characters per Discord message
 _CHANNEL_CACHE = 1000  # channels looked up by id (threads discord.py had not cached)
+STORE_RETRY_FIRST_S = 0.05  # a message the store refused is tried again after this, doubling...
+STORE_RETRY_MAX_S = 5.0     # ... up to this between attempts,
+STORE_RETRY_S = 300.0       # ... for this long; then it waits for the next catch-up
 
 
 class DiscordStartError(PlatformStartError):
@@ -60,7 +65,8 @@ class DiscordPlatform:
     name = "discord"
 
     def __init__(self, settings: DiscordConfig, *, rules: Sequence[ChannelRule] = (),
-                 ready_timeout_s: float = 60.0, guild_ready_timeout_s: float = 2.0) -> None:
+                 ready_timeout_s: float = 60.0, guild_ready_timeout_s: float = 2.0,
+                 store_retry_s: float = STORE_RETRY_S) -> None:
         self._settings = settings
         self._token = settings.token.get_secret_value() if settings.token is not None else ""
         self._ready_timeout = ready_timeout_s
@@ -79,6 +85,9 @@ class DiscordPlatform:
         self._sessions = 0  # READY/RESUMED seen; a catch-up runs again if one came while it ran
         self._catchup: asyncio.Task[None] | None = None
         self._seen: dict[int, int] = {}  # channel id → newest message id delivered (or read back)
+        self._holes: dict[int, int] = {}  # channel id → oldest message id the store could not take
+        self._store_retry_s = store_retry_s
+        self._stopped = asyncio.Event()
         self._started_id = 0  # bot messages older than this were posted by an earlier run
 
     # ------------------------------------------------------------------------------- lifecycle
@@ -104,6 +113,7 @@ class DiscordPlatform:
 
     async def start(self, inbox: Inbox) -> None:
         self._inbox = inbox
+        self._stopped.clear()
         self._started_id = catchup.snowflake_at(time.time())
         await self.login()
         client = self._client
@@ -136,6 +146,7 @@ class DiscordPlatform:
 
     async def stop(self) -> None:
         self._accepting = False
+        self._stopped.set()  # a message being retried gives up: the next start reads it back
         self._gate.set()  # messages waiting for a catch-up see that the adapter stopped
         if self._catchup is not None:
             self._catchup.cancel()
@@ -178,18 +189,44 @@ class DiscordPlatform:
             return
         async with self._intake:  # one at a time: the core sees messages in gateway order
             channel_id = message.channel.id
-            self._seen[channel_id] = max(self._seen.get(channel_id, 0), message.id)
             incoming = to_incoming(message, client.user.id, channel=await self._channel(message))
-            if incoming is None:
-                return
-            if not incoming.text and not incoming.author.is_bot and not incoming.direct:
-                self._warn_empty(message)
+            if incoming is not None:
+                if not incoming.text and not incoming.author.is_bot and not incoming.direct:
+                    self._warn_empty(message)
+                if not await self._hand_over(inbox, incoming, message):
+                    # Not stored: the next catch-up must read from before it, whatever arrives later.
+                    self._holes[channel_id] = min(self._holes.get(channel_id, message.id), message.id)
+                    return
+            # Only now is the message behind us: a catch-up reads from the newest one handed over.
+            self._seen[channel_id] = max(self._seen.get(channel_id, 0), message.id)
+
+    async def _hand_over(self, inbox: Inbox, incoming: Incoming, message: discord.Message) -> bool:
+        """Give the message to the core until the store takes it; False when it could not be stored.
+
+        Discord never sends a message again, so a store that fails (a full disk, a locked file) is
+        retried with backoff, holding the intake lock: later messages wait instead of overtaking it.
+        """
+        started = time.monotonic()
+        delay = STORE_RETRY_FIRST_S
+        while True:
             try:
                 await inbox(incoming)
+                return True
             except Stopping:  # not stored: the next start's catch-up reads it back
                 log.info("discord: message %s arrived while the bridge was stopping", message.id)
-            except Exception:
-                log.exception("discord: delivering message %s failed", message.id)
+                return False
+            except Exception as exc:  # the store's text may quote the message: its class name only
+                waited = time.monotonic() - started
+                if not self._accepting or waited >= self._store_retry_s:
+                    log.error("discord: message %s in channel %s could not be stored (%s) after %.0f s; it is "
+                              "read back at the next catch-up", message.id, message.channel.id,
+                              type(exc).__name__, waited)
+                    return False
+                log.warning("discord: storing message %s failed (%s); trying again in %g s", message.id,
+                            type(exc).__name__, delay)
+            with contextlib.suppress(TimeoutError):  # stop() ends the wait at once
+                await asyncio.wait_for(self._stopped.wait(), delay)
+            delay = min(delay * 2, STORE_RETRY_MAX_S)
 
     # --------------------------------------------------------------------------------- catch-up
 
@@ -229,11 +266,15 @@ class DiscordPlatform:
         for channel in catchup.channels(client, self._rules):
             seen = self._seen.get(channel.id)
             after = max(seen or 0, floor)
+            hole = self._holes.get(channel.id)
+            if hole is not None:
+                after = min(after, hole - 1)
             try:
                 found = await catchup.missed(channel, after=after, limit=settings.catchup_max_messages)
             except (discord.HTTPException, aiohttp.ClientError) as exc:
                 log.warning("discord: cannot read back channel %s (%s)", channel.id, type(exc).__name__)
                 continue
+            self._holes.pop(channel.id, None)  # read back: _deliver puts it back if storing fails again
             newest = max([after, *(m.id for m in found)])
             if seen is None:  # first look since the start: an earlier run saw what came before its last reply
                 found = catchup.after_last_reply(found, client.user.id, before=self._started_id)

@@ -21,7 +21,9 @@ from discord.http import handle_message_parameters
 from platforms.discord.client import NO_PINGS
 
 NONCE_CHARS = 24  # Discord accepts at most 25
-LOOKUP_LIMIT = 100  # messages after the question searched for an unrecorded first part
+# Every message after the question is searched for an unrecorded first part, 100 per request: in a
+# busy channel the answer may come hundreds of messages later (only recovering replies search).
+LOOKUP_LIMIT: int | None = None
 
 
 def nonce_for(key: str, part: int) -> str:

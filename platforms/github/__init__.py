@@ -24,8 +24,10 @@ from httpx_aiohttp import AiohttpTransport
 from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
+from bridge.policy.access import AccessUnknown
 from bridge.types import Outgoing
 from bridge.untrusted.jsonbody import BadBody
+from platforms.arrival import Arrivals
 from platforms.github import intake
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
 from platforms.github.handlers import installation_id, translate
@@ -85,6 +87,7 @@ class GitHubPlatform:
         self.bot_login = ""
         self._ok = False
         self._redelivery: RedeliveryTask | None = None  # App auth: failed deliveries redelivered at start
+        self._arrivals = Arrivals()  # per issue: stored in the order the webhooks arrived
         # Enough kept-alive connections for a busy bridge: httpx's default keeps 20 and churns past that.
         self._transport = _SharedTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
 
@@ -154,14 +157,20 @@ class GitHubPlatform:
         result = translate(event, payload, self.bot_login)
         if isinstance(result, str):
             return web.json_response({"ignored": result}, status=202)
+        # Taken before anything can wait: a comment whose team check is slow is still stored before
+        # the next comment on the same issue (platforms/arrival.py).
+        place = self._arrivals.place(result.thread.key)
         inst = installation_id(payload)
         if inst is not None:
             self._installations[result.thread.channel] = inst
         # Stored before we answer GitHub; the reply is produced in the background.
         try:
-            accepted = await self._inbox(result)
+            async with place:
+                accepted = await self._inbox(result)
         except Stopping:
             return web.json_response({"error": "shutting down; redeliver later"}, status=503)
+        except AccessUnknown:  # not stored, nobody refused: a redelivery decides
+            return web.json_response({"error": "could not check team membership; redeliver later"}, status=503)
         return web.json_response({"accepted": accepted}, status=202)
 
     # ------------------------------------------------------------------------ outbound
@@ -204,6 +213,23 @@ class GitHubPlatform:
                 return False
             raise
         return membership.state == "active"
+
+    async def user_id(self, login: str) -> str | None:
+        """The id of the account holding ``login`` now, None when nobody does: ``allow:``/``deny:``
+        logins are matched by id (the core caches it), so a rename changes nothing."""
+        if self._client is not None:
+            client = self._client
+        elif self._installations:  # any installation may read public profiles
+            client = await self._client_for(next(iter(self._installations)))
+        else:
+            raise LookupError("no GitHub App installation known yet")
+        try:
+            user = (await client.rest.users.async_get_by_username(login)).parsed_data
+        except RequestFailed as exc:
+            if exc.response.status_code == 404:
+                return None
+            raise
+        return str(user.id)
 
     async def _client_for_org(self, org: str) -> GitHub[Any]:
         if self._client is not None:

@@ -76,7 +76,8 @@ def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming |
     return Incoming(
         thread=ThreadRef("github", "", ev.repository.full_name, str(item.number)),
         event_id=event_id,
-        author=Author(author.login, author.login),
+        # The numeric id, which a rename does not change, keys budgets, refusals and access; the login is the name.
+        author=Author(str(author.id) if author.id else author.login, author.login),
         text=text,
         mentioned=mentioned,
         association=association.upper() if association else None,  # for allow:/deny: associations

@@ -8,6 +8,10 @@ Built on slack-bolt's :class:`AsyncApp`, unmodified, in the bridge's one asyncio
   by :mod:`platforms.slack.intake` before Bolt sees it; Bolt then answers ``url_verification``
   and routes events.
 
+Each event takes its place in its channel's queue as it arrives (:mod:`platforms.arrival`): a slow
+name lookup never lets a later message be stored first. Bolt's authorization uses one shared
+``auth.test`` result instead of one call per request until the first returns.
+
 Events are translated by :mod:`platforms.slack.handlers` (pure); replies are streamed by the core's
 :func:`~bridge.llm.streaming.render_stream` as one placeholder message edited in place
 (``chat.update``), continued in further messages past the size limit. Text goes out as
@@ -30,12 +34,14 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.config import Config, SlackConfig
 from bridge.diagnosis import Finding
@@ -43,6 +49,7 @@ from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.types import Outgoing
 from bridge.untrusted.jsonbody import BadBody
 from bridge.untrusted.logs import BoundedMessages, excerpt
+from platforms.arrival import Arrivals, Place
 from platforms.slack import intake
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
@@ -75,6 +82,35 @@ async def _close(handler: AsyncSocketModeHandler) -> None:
     await handler.close_async()  # type: ignore[no-untyped-call]
 
 
+def _tokenless(client: AsyncWebClient) -> AsyncWebClient:
+    """The client Bolt copies for each request, with no token: ``authorize`` supplies it (Bolt warns
+    about a token given alongside ``authorize``)."""
+    return AsyncWebClient(base_url=client.base_url, logger=client.logger, retry_handlers=client.retry_handlers)
+
+
+ARRIVAL = "bridge_arrival"  # the request context key of the event's Place
+
+
+class _OrderedApp(AsyncApp):
+    """Bolt's app, unchanged except that each event takes its place in its channel's queue the moment
+    it arrives, before authorization or any listener can wait (:mod:`platforms.arrival`)."""
+
+    def __init__(self, arrivals: Arrivals, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._arrivals = arrivals
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        key = intake.conversation_of(req.body)
+        if key is None:
+            return await super().async_dispatch(req)
+        place = self._arrivals.place(key)
+        req.context[ARRIVAL] = place
+        try:
+            return await super().async_dispatch(req)
+        finally:
+            place.release()
+
+
 class SlackPlatform:
     name = "slack"
 
@@ -99,8 +135,17 @@ class SlackPlatform:
             bolt_logger.addFilter(BoundedMessages())
         # process_before_response: the event is stored before Slack gets its ack, so a crash in
         # between means a Slack retry, not a lost message (storing takes milliseconds).
-        self._app = AsyncApp(client=self.client, signing_secret=signing_secret, process_before_response=True,
-                             name="bridge-slack", logger=bolt_logger)
+        # authorize: Bolt's default calls auth.test for every request until the first call returns
+        # (400 events at a fresh start made 400 calls); here one call is made and shared.
+        self._auth: asyncio.Future[AsyncSlackResponse] | None = None
+
+        async def authorize() -> AuthorizeResult:
+            return await self._authorize()
+
+        self._arrivals = Arrivals()
+        self._app = _OrderedApp(self._arrivals, client=_tokenless(self.client), authorize=authorize,
+                                signing_secret=signing_secret, process_before_response=True,
+                                name="bridge-slack", logger=bolt_logger)
         self._app.error(self._on_error)
         self._app.event("app_mention")(self._on_message)
         self._app.event("message")(self._on_message)
@@ -115,10 +160,21 @@ class SlackPlatform:
 
     # ------------------------------------------------------------------------------- lifecycle
 
+    def _auth_test(self) -> asyncio.Future[AsyncSlackResponse]:
+        """The one auth.test call every caller shares; made again only after a failure."""
+        auth = self._auth
+        if auth is None or (auth.done() and (auth.cancelled() or auth.exception() is not None)):
+            auth = self._auth = asyncio.ensure_future(self.client.auth_test())
+        return auth
+
+    async def _authorize(self) -> AuthorizeResult:
+        auth = await asyncio.shield(self._auth_test())  # one caller giving up must not cancel it for all
+        return AuthorizeResult.from_auth_test_response(auth_test_response=auth, bot_token=self.client.token)
+
     async def start(self, inbox: Inbox) -> None:
         self._inbox = inbox
         try:
-            auth = await self.client.auth_test()
+            auth = await asyncio.shield(self._auth_test())
         except SlackApiError as exc:
             raise PlatformStartError(
                 f"platforms.slack.bot_token: Slack refused it ({_slack_error(exc)}). Use the Bot User OAuth "
@@ -212,10 +268,13 @@ class SlackPlatform:
         bot = BotIdentity(context.bot_user_id or known.user_id, context.bot_id or known.bot_id)
         event = body.get("event") or {}
         ids = user_ids_to_resolve(event, bot)
-        names = await self._names.resolve(ids) if ids else {}
+        names = await self._names.resolve(ids) if ids else {}  # concurrently with the channel's other events
         msg = translate(body, bot, names)
         if msg is None:
             return
+        place = context.get(ARRIVAL)
+        if isinstance(place, Place):  # stored after what arrived before it in the channel, however slow that was
+            await place.turn()
         inbox = self._inbox
         if inbox is None:  # not started, or stopping: fail, so Slack delivers it again later
             raise Stopping("slack: event received while the bridge is not running")

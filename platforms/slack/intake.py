@@ -91,3 +91,20 @@ def check(body: bytes, content_type: str) -> Checked:
             ignored="url_verification without a challenge")
     problem = _event_shape(data)
     return Checked(ignored=problem) if problem else Checked(text=text)
+
+
+def conversation_of(body: object) -> tuple[str, str] | None:
+    """The (team, channel) an event belongs to, for keeping arrival order; None for other requests.
+
+    Ordered per channel, not per thread: a DM is one conversation whatever its thread stamps.
+    """
+    if not isinstance(body, Mapping):
+        return None
+    event = body.get("event")
+    if not isinstance(event, dict):
+        return None
+    channel = event.get("channel")
+    if not isinstance(channel, str):
+        return None
+    team = body.get("team_id")
+    return (team if isinstance(team, str) else "", channel)

@@ -23,6 +23,7 @@ import json
 import re
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,11 @@ class HookDelivery:
                 "repository_id": (self.payload.get("repository") or {}).get("id"), "throttled_at": None}
 
 
+def user_id(login: str) -> int:
+    """The fake's account id for a login: stable, and different for every login (case-insensitive)."""
+    return 10_000_000 + zlib.crc32(login.lower().encode()) % 90_000_000
+
+
 def _user(login: str, type_: str = "User") -> dict[str, Any]:
     base = copy.deepcopy(fixture("issue_comment.created.2")["sender"])
     base.update(login=login, type=type_, name=login, company=None, blog="", location=None, email=None,
@@ -112,6 +118,10 @@ class FakeGitHub:
         self.fail_comments: list[int] = []  # HTTP statuses to answer the next comment posts with
         self.teams: dict[str, set[str]] = {}  # "org/team-slug" -> member logins
         self.team_checks: list[tuple[str, str]] = []  # (team, login) asked about
+        self.logins: dict[str, str] = {}  # login (lower case) -> whose account id it is now; "": nobody's
+        self.user_lookups: list[str] = []  # logins looked up with GET /users/{login}
+        self.team_check_errors: list[int] = []  # HTTP statuses to answer the next team checks with
+        self.hold_team_checks: dict[str, asyncio.Event] = {}  # login -> its team checks answer once set
         self.scopes: str | None = "repo, read:org"  # X-OAuth-Scopes (classic tokens); None: fine-grained
         self.limit_comments: list[int] = []  # Retry-After seconds: the next comment posts get 429
         self.comment_attempts: list[float] = []  # time.monotonic() of every comment POST, refused or not
@@ -135,6 +145,7 @@ class FakeGitHub:
         app = web.Application()
         app.add_routes([
             web.get("/user", self._user),
+            web.get("/users/{login}", self._user_by_login),
             web.get("/app", self._app),
             web.post("/app/installations/{id}/access_tokens", self._access_token),
             web.get("/repos/{owner}/{repo}/installation", self._repo_installation),
@@ -155,6 +166,8 @@ class FakeGitHub:
         return self
 
     async def stop(self) -> None:
+        for held in self.hold_team_checks.values():
+            held.set()  # or the server waits for the held requests
         for task in self._sending:
             task.cancel()
         if self._runner:
@@ -192,6 +205,15 @@ class FakeGitHub:
             return web.json_response({"message": "Bad credentials"}, status=401)
         headers = {"X-OAuth-Scopes": self.scopes} if self.scopes is not None else {}
         return web.json_response(_user(self.login), headers=headers)
+
+    async def _user_by_login(self, request: web.Request) -> web.Response:
+        """``GET /users/{username}``: every login exists, under its :func:`user_id`, unless renamed away."""
+        login = request.match_info["login"]
+        self.user_lookups.append(login)
+        holder = self.logins.get(login.lower(), login)
+        if not holder:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.json_response({**_user(login), "id": user_id(holder)})
 
     async def _app(self, request: web.Request) -> web.Response:
         self.auth_seen.append(request.headers.get("Authorization", ""))
@@ -315,6 +337,11 @@ class FakeGitHub:
         self.auth_seen.append(request.headers.get("Authorization", ""))
         org, team, login = request.match_info["org"], request.match_info["team"], request.match_info["login"]
         self.team_checks.append((f"{org}/{team}", login))
+        held = self.hold_team_checks.get(login)
+        if held is not None:  # a slow check, for as long as the test wants
+            await held.wait()
+        if self.team_check_errors:
+            return web.json_response({"message": "Server Error"}, status=self.team_check_errors.pop(0))
         if login.lower() not in {m.lower() for m in self.teams.get(f"{org}/{team}", set())}:
             return web.json_response({"message": "Not Found"}, status=404)
         return web.json_response({"url": f"{self.url}/teams/1/memberships/{login}", "role": "member",

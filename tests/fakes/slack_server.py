@@ -205,6 +205,7 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self.connections = 0
+        self.hold_users_info: dict[str, asyncio.Event] = {}  # user id -> users.info answers once set
         self.scopes = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
                        "users:read")  # the bot token's, sent as X-OAuth-Scopes
 
@@ -257,6 +258,8 @@ class FakeSlack:
         return self
 
     async def stop(self) -> None:
+        for held in self.hold_users_info.values():
+            held.set()  # or the server waits for the held requests
         for task in list(self._tasks):
             task.cancel()
         if self._ws is not None:
@@ -359,6 +362,9 @@ class FakeSlack:
             return self._error("invalid_auth")
         if self._errors.get(method):
             return self._error(self._errors[method].pop(0))
+        held = self.hold_users_info.get(str(args.get("user"))) if method == "users.info" else None
+        if held is not None:  # a slow name lookup, for as long as the test wants
+            await held.wait()
         handler = {"auth.test": self._auth_test, "users.info": self._users_info,
                    "chat.postMessage": self._post_message, "chat.update": self._update,
                    "conversations.replies": self._replies, "conversations.history": self._history,
