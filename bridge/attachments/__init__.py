@@ -1,0 +1,10 @@
+"""Files and images people share in a conversation: fetched, read, and turned into a user turn.
+
+Holds the ``attachments:`` config block, the bounded downloader (only from the hosts a platform
+adapter names, with the credentials it gives), the readers (text, PDF, DOCX, images; run in a
+child process with a time limit, so a hostile file can be killed instead of stalling anything),
+the plain sentences for each problem, and how a file becomes part of the prompt.
+
+May import: the standard library, aiohttp, pydantic, pypdf / python-docx / Pillow (in the reader
+process only), and ``bridge.types`` / ``bridge.llm.tokens``. Never a platform, never the store's SQL.
+"""
