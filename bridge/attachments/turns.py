@@ -20,7 +20,7 @@ from bridge.attachments.prompt import FILE_WRAPPER_TOKENS
 from bridge.attachments.reading import read
 from bridge.store.attachments import StoredFile
 from bridge.store.store import Message, Store
-from bridge.types import Attachment
+from bridge.types import Attachment, ThreadRef
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,9 @@ def _attachment(f: StoredFile) -> Attachment:
     return Attachment(f.name, f.url, f.size, f.mime)
 
 
-def hosts_of(platforms: Mapping[str, object], name: str) -> FileHosts | None:
-    """The file hosts a running platform adapter describes (``file_hosts()``), if it has any."""
+def hosts_of(platforms: Mapping[str, object], name: str, thread: ThreadRef) -> FileHosts | None:
+    """The file hosts a running platform adapter describes (``file_hosts(thread)``), if it has any."""
     describe = getattr(platforms.get(name), "file_hosts", None)
-    hosts = describe() if callable(describe) else None
+    hosts = describe(thread) if callable(describe) else None
     return hosts if isinstance(hosts, FileHosts) else None
 

@@ -211,7 +211,7 @@ class Responder:
                     started: float) -> None:
         persona = self._persona(session)
         model = persona.model or self._config.llm.model
-        attached = await self.files.prepare(msg, hosts_of(self._platforms, platform.name), model)
+        attached = await self.files.prepare(msg, hosts_of(self._platforms, platform.name, out.thread), model)
         notice = await self.files.notices(msg, attached, vision=persona.vision) if attached else ""
         if attached:  # its files' tokens were just added to it
             msg = await self._store.message(msg.id) or msg
