@@ -41,7 +41,7 @@ async def canary() -> AsyncIterator[tuple[str, list[str]]]:
     await runner.cleanup()
 
 
-async def test_issue_attachments_are_read_with_the_token_and_kept(harness: GitHubHarness,
+async def test_issue_attachments_are_read_with_the_token_and_kept(harness: GitHubHarness,  # noqa: F811
                                                                  canary: tuple[str, list[str]]) -> None:
     gh = harness.gh
     gh.files.auth = TOKEN  # a private repository: its attachments need the bot's token
