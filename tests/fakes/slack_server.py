@@ -222,7 +222,7 @@ class FakeSlack:
         self.connections = 0
         self.files = FileShelf(f"Bearer {BOT_TOKEN}", refuse_with_html=True)  # files-pri: the bot token only
         self.scopes = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
-                       "users:read")  # the bot token's, sent as X-OAuth-Scopes
+                       "users:read,files:read")  # the bot token's, sent as X-OAuth-Scopes
 
     # ----------------------------------------------------------------- setup and scripting
 
