@@ -20,6 +20,7 @@ from aiohttp import web
 from bridge.app import Bridge
 from bridge.attachments import reading
 from bridge.config import Config
+from bridge.llm.tokens import count_tokens
 from bridge.store.store import Store
 from tests import sample_files
 from tests.fakes import slack_server as slack
@@ -35,7 +36,12 @@ ANSWER = "Noted."
 
 YAML = """
 storage: {url: "sqlite:///bridge.db"}
-llm: {base_url: "${LLM_URL}", model: fake, max_retries: 0, timeout_s: 5}
+llm:
+  base_url: ${LLM_URL}
+  model: fake
+  max_retries: 0
+  timeout_s: 5
+  context_tokens: ${CONTEXT:-8000}
 server: {port: 0}
 platforms:
   slack:
@@ -179,6 +185,20 @@ async def test_text_file_in_its_encoding_and_long_files_cut_with_a_note(
     assert "line 0: the same clause again" in turn
     assert "line 399" not in turn
     assert "[The file is cut here: only its first 200 tokens are shown; the rest was not read.]" in turn
+
+
+async def test_a_file_larger_than_the_context_budget_is_cut_to_fit(
+        start_bridge: StartBridge, fake_slack: FakeSlack, fake_llm: FakeOpenAI) -> None:
+    await start_bridge(CONTEXT=400)
+    long = "\n".join(f"line {i}: the same clause again" for i in range(400))
+    root = await share(fake_slack, f"{MENTION} read it", [
+        slack.shared_file(fake_slack, "long.txt", long.encode(), "text/plain")])
+    await answered(fake_slack, SEEING, root["ts"])
+    turn = last_user(fake_llm.requests[0])
+    assert "line 0: the same clause again" in turn
+    assert "[The file is cut here: only its first " in turn
+    prompt = sum(count_tokens(m["content"], "fake") + 4 for m in fake_llm.requests[0]["messages"])
+    assert prompt <= 400, "the request fits the context budget"
 
 
 async def test_image_goes_to_a_vision_persona_as_image_input(start_bridge: StartBridge, fake_slack: FakeSlack,

@@ -9,15 +9,17 @@ in words that an image was shared, by name.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bridge.llm.tokens import count_tokens
+from bridge.llm.tokens import count_tokens, cut_to_tokens
 from bridge.store.attachments import StoredFile
 
 IMAGE_TOKENS = 800        # what one image is counted as (a high-detail 1024 px image costs 765 with OpenAI)
-FILE_WRAPPER_TOKENS = 24  # the <file> lines and a cut note around a file's text
+FILE_WRAPPER_TOKENS = 48  # the <file> lines and a cut note around a file's text (~40 tokens)
 FILE_ONLY = "(No words, only the attached file: the question is about it.)"
 Content = str | list[dict[str, Any]]
 
@@ -69,6 +71,20 @@ def user_content(text: str, files: Sequence[StoredFile], *, vision: bool, kept: 
             blocks.append(file_block(f))
     body = "\n\n".join(blocks)
     return [{"type": "text", "text": body}, *parts] if parts else body
+
+
+async def fit_files(files: Sequence[StoredFile], room: int, model: str) -> list[StoredFile]:
+    """The files of the current turn cut to share ``room`` tokens (the context budget is smaller than
+    the files, e.g. a 2,048-token model): each keeps its beginning, and says it was cut."""
+    texts = [f for f in files if f.state == "read" and not f.image and f.tokens > FILE_WRAPPER_TOKENS]
+    share = max(room, 0) // max(len(texts), 1) - FILE_WRAPPER_TOKENS
+    out: list[StoredFile] = []
+    for f in files:
+        if f in texts and f.tokens > share + FILE_WRAPPER_TOKENS:
+            text, tokens, _ = await asyncio.to_thread(cut_to_tokens, f.text, max(share, 0), model)
+            f = dataclasses.replace(f, text=text, tokens=tokens + FILE_WRAPPER_TOKENS, cut=True)
+        out.append(f)
+    return out
 
 
 def content_tokens(content: Any, model: str) -> int:

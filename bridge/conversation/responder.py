@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from bridge.attachments.prompt import images_kept, user_content
+from bridge.attachments.prompt import fit_files, images_kept, user_content
 from bridge.attachments.turns import SharedFiles, hosts_of
 from bridge.config import Config
 from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
@@ -189,6 +189,10 @@ class Responder:
         per_turn = PER_MESSAGE + (LABEL_TOKENS if named else 0)
         history = await self._store.history(session.id, msg.id, max(room, 0), per_turn=per_turn)
         files = await self._store.files([e.message.id for e in history] + [msg.id])
+        if room < 0 and files.get(msg.id):  # its files alone are more than the budget: cut them to fit
+            attached = sum(f.tokens for f in files[msg.id])
+            files[msg.id] = await fit_files(files[msg.id], attached + room, model)
+            room = 0
         used = sum(e.message.tokens + per_turn + (e.reply_tokens + per_turn if e.reply is not None else 0)
                    for e in history)
         kept = images_kept(files, [msg.id, *(e.message.id for e in reversed(history))], room - used)
