@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from bridge.attachments.hosts import FileHosts, api_origin
 from bridge.attachments.kinds import kind_of
 from bridge.attachments.prompt import IMAGE_TOKENS, images_kept, user_content
 from bridge.store.attachments import StoredFile
+from bridge.store.store import Store
+from bridge.types import Attachment, Author, ThreadRef
 from tests import sample_files
+from tests.conftest import new_database
 
 GITHUB = FileHosts("github", ("https://github.com", "https://*.githubusercontent.com", "http://127.0.0.1:8123"),
                    credentialed=("https://github.com", "http://127.0.0.1:8123"))
@@ -72,3 +77,42 @@ def test_oldest_images_are_left_out_first() -> None:
     assert images_kept(files, newest_first, IMAGE_TOKENS - 1) == set()
     left_out = user_content("look", files[1], vision=True, kept={20, 30, 31})
     assert left_out == "look\n\n[Image shared: \"img10.png\"; left out of this request to save room]"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        s = await Store.open(":memory:")
+    else:
+        s = await Store.open_postgres(await new_database(request.getfixturevalue("pg_cluster")))
+    yield s
+    await s.close()
+
+
+async def test_files_are_stored_with_their_turn_counted_once_and_forgotten_with_it(store: Store) -> None:
+    thread = ThreadRef("slack", "T", "C", "1")
+    accepted = await store.accept(event_id="e1", session_key="k", persona="p", thread=thread, author=Author("u", "u"),
+                                  content="", tokens=5, attachments=[
+                                      Attachment("a.txt", "https://files.slack.com/a.txt", 3, "text/plain"),
+                                      Attachment("b.png", "https://files.slack.com/b.png", 9, "image/png")])
+    assert accepted is not None
+    session, mid = accepted
+    a, b = (await store.files([mid]))[mid]
+    assert (a.name, a.state, b.name, b.position) == ("a.txt", "pending", "b.png", 1)
+    await store.file_read(a.id, kind="text", text="abc", tokens=30)
+    await store.file_read(a.id, kind="text", text="abc", tokens=30)  # read twice (a retry): counted once
+    await store.file_read(b.id, kind="image", image="data:image/png;base64,AA")
+    message = await store.message(mid)
+    assert message is not None
+    assert message.tokens == 35
+    assert await store.blind_notice_due(session.id, mid)
+    assert await store.blind_notice_due(session.id, mid), "the same answer, retried, still carries it"
+    second = await store.accept(event_id="e2", session_key="k", persona="p", thread=thread, author=Author("u", "u"),
+                                content="more", attachments=[Attachment("c.png", "https://files.slack.com/c.png")])
+    assert second is not None
+    await store.file_read((await store.files([second[1]]))[second[1]][0].id, kind="image", image="data:,")
+    assert not await store.blind_notice_due(session.id, second[1]), "told once per conversation"
+    await store.mark(mid, "answered")
+    await store.mark(second[1], "answered")
+    await store.reset(session.id)
+    assert await store.files([mid, second[1]]) == {}

@@ -21,7 +21,6 @@ from bridge.app import Bridge
 from bridge.attachments import reading
 from bridge.config import Config
 from bridge.llm.tokens import count_tokens
-from bridge.store.store import Store
 from tests import sample_files
 from tests.fakes import slack_server as slack
 from tests.fakes.loopback import serve
@@ -364,27 +363,3 @@ async def test_download_without_the_token_is_refused_by_slack(fake_slack: FakeSl
     async with aiohttp.ClientSession() as s:
         with pytest.raises(problems.FileProblem, match="Slack did not let me"):
             await download(s, Attachment("a.txt", entry["url_private_download"], 5, "text/plain"), hosts, 1000)
-
-
-async def test_store_keeps_files_with_their_turn(tmp_path: Path) -> None:
-    """``/reset`` (and ``sessions reset``) forget a conversation's files with it."""
-    from bridge.types import Attachment, Author, ThreadRef
-    store = await Store.open(str(tmp_path / "s.db"))
-    try:
-        thread = ThreadRef("slack", "T", "C", "1")
-        accepted = await store.accept(event_id="e1", session_key="k", persona="p", thread=thread,
-                                      author=Author("u", "u"), content="", attachments=[
-                                          Attachment("a.txt", "https://files.slack.com/a.txt", 3, "text/plain")])
-        assert accepted is not None
-        session, mid = accepted
-        [stored] = (await store.files([mid]))[mid]
-        await store.file_read(stored.id, kind="text", text="abc", tokens=30)
-        await store.file_read(stored.id, kind="text", text="abc", tokens=30)  # a second read changes nothing
-        message = await store.message(mid)
-        assert message is not None
-        assert message.tokens == 30
-        await store.mark(mid, "answered")
-        await store.reset(session.id)
-        assert await store.files([mid]) == {}
-    finally:
-        await store.close()
