@@ -125,3 +125,11 @@ async def test_a_file_shared_in_slack_is_known_to_the_next_question_from_discord
     assert "Article 12: either party may end it." in history[1]["content"]
     assert history[1]["content"].startswith("Alice (Slack): here is the contract")
     assert history[-1]["content"] == "Ali (mod) (Discord): can I end it tomorrow?"
+
+    letter = discord.cdn_file("letter.txt", b"We end the contract on 1 May.", "text/plain", channel=fk.TEAM_A)
+    await discord.say("", channel=fk.TEAM_A, attachments=[letter])
+    await answers(discord, fk.TEAM_A, 2)
+    assert fake_llm.requests[-1]["messages"][-1]["content"] == (
+        "Ali (mod) (Discord): (No words, only the attached file: the question is about it.)\n\n"
+        "<file name=\"letter.txt\" type=text>\nWe end the contract on 1 May.\n</file>"), \
+        "a file alone, in a shared session, still says who shared it"

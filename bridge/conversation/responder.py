@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from bridge.attachments.prompt import fit_files, images_kept, user_content
+from bridge.attachments.prompt import FILE_ONLY, fit_files, images_kept, user_content
 from bridge.attachments.turns import SharedFiles, hosts_of
 from bridge.config import Config
 from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
@@ -30,6 +30,7 @@ from bridge.personas import Persona
 from bridge.platform import Platform
 from bridge.policy.access import is_admin
 from bridge.policy.usage import Usage
+from bridge.store.attachments import StoredFile
 from bridge.store.store import Message, Session, Store
 from bridge.types import Outgoing
 
@@ -179,16 +180,17 @@ class Responder:
         named = shared or persona.speaker_names
 
         def content(m: Message) -> str:
-            if not named or not m.content:
-                return m.content
+            words = m.content or (FILE_ONLY if files.get(m.id) else "")  # a file alone is a question about it
+            if not named:
+                return words
             label = speaker_label(m.author.name or m.author.id, m.thread.platform if shared and m.thread else None)
-            return f"{label}: {m.content}"
+            return f"{label}: {words}"
 
         current_tokens = msg.tokens or await count_tokens_async(msg.content, model)
         room = budget - REPLY_PRIMING - PER_MESSAGE - _count_cached(system, model) - current_tokens
         per_turn = PER_MESSAGE + (LABEL_TOKENS if named else 0)
         history = await self._store.history(session.id, msg.id, max(room, 0), per_turn=per_turn)
-        files = await self._store.files([e.message.id for e in history] + [msg.id])
+        files: dict[int, list[StoredFile]] = await self._store.files([e.message.id for e in history] + [msg.id])
         if room < 0 and files.get(msg.id):  # its files alone are more than the budget: cut them to fit
             attached = sum(f.tokens for f in files[msg.id])
             files[msg.id] = await fit_files(files[msg.id], attached + room, model)
