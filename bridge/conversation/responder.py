@@ -100,8 +100,11 @@ class Responder:
         else:
             refusal = await self._usage.over_budget(session, msg)
             if refusal is None:
+                persona = self._persona(session)  # its files are fetched before an LLM slot is taken
+                attached = await self.files.prepare(msg, hosts_of(self._platforms, platform.name, out.thread),
+                                                    persona.model or self._config.llm.model)
                 async with self._answering:  # a burst of answers must not starve the webhooks' acks
-                    await self._chat(platform, out, session, msg, started)
+                    await self._chat(platform, out, session, msg, started, attached)
             else:  # nothing goes to the LLM: the user is told which limit, and when it resets
                 await self._store.refuse(msg.id, refusal.reason, refusal.text)
                 await self._deliver(platform, out, msg, _once(refusal.text))
@@ -214,10 +217,9 @@ class Responder:
                            max_tokens=persona.max_tokens or self._config.llm.max_tokens)
 
     async def _chat(self, platform: Platform, out: Outgoing, session: Session, msg: Message,
-                    started: float) -> None:
+                    started: float, attached: list[StoredFile]) -> None:
         persona = self._persona(session)
         model = persona.model or self._config.llm.model
-        attached = await self.files.prepare(msg, hosts_of(self._platforms, platform.name, out.thread), model)
         notice = await self.files.notices(msg, attached, vision=persona.vision) if attached else ""
         if attached:  # its files' tokens were just added to it
             msg = await self._store.message(msg.id) or msg
