@@ -116,3 +116,22 @@ async def test_files_are_stored_with_their_turn_counted_once_and_forgotten_with_
     await store.mark(second[1], "answered")
     await store.reset(session.id)
     assert await store.files([mid, second[1]]) == {}
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    (None, []),
+    ("files", []),
+    ([1, None, "x"], []),
+    ([{"name": "a.pdf", "url_private_download": "javascript:alert(1)"}], []),
+    ([{"name": "a.pdf", "url_private_download": ["not", "a", "url"]}], []),
+    ([{"name": "gone.pdf", "mode": "tombstone", "url_private_download": "https://files.slack.com/x"}], []),
+    ([{"name": "doc", "mode": "external", "url_private": "https://docs.google.com/x"}], []),
+    ([{"name": "a.pdf", "size": "big", "mimetype": 7, "url_private_download": "https://files.slack.com/a"}],
+     [("a.pdf", "https://files.slack.com/a", 0, "7")]),
+    ([{"title": "Notes", "size": 12, "url_private": "https://files.slack.com/n"}],
+     [("Notes", "https://files.slack.com/n", 12, "")]),
+])
+def test_slack_files_of_any_shape(files: object, expected: list[tuple[str, str, int, str]]) -> None:
+    from platforms.slack.handlers import attachments_of
+    event = {"type": "message", "channel": "C1", "ts": "1.1", "files": files}
+    assert [(a.name, a.url, a.size, a.mime) for a in attachments_of(event)] == expected

@@ -109,7 +109,7 @@ def read_docx(data: bytes, max_chars: int) -> str:
 
 
 def read_image(data: bytes) -> dict[str, Any]:
-    from PIL import Image
+    from PIL import Image, ImageOps
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     try:
@@ -120,6 +120,7 @@ def read_image(data: bytes) -> dict[str, Any]:
             img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size directly
             img.load()
             img.thumbnail((MAX_SIDE, MAX_SIDE))
+            img = ImageOps.exif_transpose(img)  # a phone photo of a contract, the right way up
             width, height = img.size
             out = io.BytesIO()
             if img.mode in ("RGBA", "LA", "P"):
