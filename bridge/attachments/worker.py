@@ -113,14 +113,14 @@ def read_image(data: bytes) -> dict[str, Any]:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_PIXELS:
+        with Image.open(io.BytesIO(data)) as opened:
+            if opened.width * opened.height > MAX_PIXELS:
                 raise Bomb
-            img.seek(0)
-            img.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size directly
-            img.load()
-            img.thumbnail((MAX_SIDE, MAX_SIDE))
-            img = ImageOps.exif_transpose(img)  # a phone photo of a contract, the right way up
+            opened.seek(0)
+            opened.draft("RGB", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced size directly
+            opened.load()
+            opened.thumbnail((MAX_SIDE, MAX_SIDE))
+            img = ImageOps.exif_transpose(opened)  # a phone photo of a contract, the right way up
             width, height = img.size
             out = io.BytesIO()
             if img.mode in ("RGBA", "LA", "P"):
