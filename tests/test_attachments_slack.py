@@ -312,6 +312,9 @@ async def test_oversize_file_is_refused_early_whatever_it_claims(start_bridge: S
         "⚠️ I couldn't read `small.txt`: it is larger than the 1 MB I accept.\n\n" + ANSWER)
     files = list(fake_slack.files.files.values())
     assert files[0].downloads == 0, "a declared size over the limit is never downloaded"
+    assert bridge.server is not None
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{bridge.server.port}/metrics") as r:
+        assert 'bridge_files_total{outcome="too_big",platform="slack"} 2.0' in await r.text()
     await until(lambda: files[1].hung_up)
     assert files[1].sent < 20_000_000, "a body that keeps coming is cut after the limit (socket buffers aside)"
 

@@ -8,7 +8,12 @@ KIND_NAMES: dict[Kind, str] = {"text": "text files", "pdf": "PDF", "docx": "Word
 
 
 class FileProblem(Exception):
-    """A file that will not be part of the conversation; ``str()`` is the sentence to show."""
+    """A file that will not be part of the conversation; ``str()`` is the sentence to show, ``reason``
+    a short word for metrics and logs."""
+
+    def __init__(self, sentence: str, reason: str) -> None:
+        super().__init__(sentence)
+        self.reason = reason
 
 
 def shown(name: str) -> str:
@@ -22,43 +27,43 @@ def _size(n: int) -> str:
 
 
 def too_big(name: str, limit: int) -> FileProblem:
-    return FileProblem(f"I couldn't read {shown(name)}: it is larger than the {_size(limit)} I accept.")
+    return FileProblem(f"I couldn't read {shown(name)}: it is larger than the {_size(limit)} I accept.", "too_big")
 
 
 def not_read(name: str, allowed: tuple[Kind, ...]) -> FileProblem:
     kinds = ", ".join(KIND_NAMES[k] for k in allowed) or "no files"
-    return FileProblem(f"I couldn't read {shown(name)}: I don't read this type of file here (I read {kinds}).")
+    return FileProblem(f"I couldn't read {shown(name)}: I don't read this type of file here (I read {kinds}).", "type")
 
 
 def damaged(name: str) -> FileProblem:
-    return FileProblem(f"I couldn't read {shown(name)}: it is damaged.")
+    return FileProblem(f"I couldn't read {shown(name)}: it is damaged.", "damaged")
 
 
 def bomb(name: str) -> FileProblem:
     return FileProblem(f"I couldn't read {shown(name)}: it unpacks to far more than its size "
-                       "(it looks like a zip or image bomb), so I left it alone.")
+                       "(it looks like a zip or image bomb), so I left it alone.", "bomb")
 
 
 def too_slow(name: str) -> FileProblem:
-    return FileProblem(f"I couldn't read {shown(name)}: reading it took too long.")
+    return FileProblem(f"I couldn't read {shown(name)}: reading it took too long.", "timeout")
 
 
 def no_text(name: str) -> FileProblem:
-    return FileProblem(f"I couldn't read {shown(name)}: it has no text I can read (a scanned document?).")
+    return FileProblem(f"I couldn't read {shown(name)}: it has no text I can read (a scanned document?).", "no_text")
 
 
 def refused(name: str, platform: str) -> FileProblem:
     return FileProblem(f"I couldn't download {shown(name)}: {platform} did not let me "
-                       "(the bot may lack the permission to read files).")
+                       "(the bot may lack the permission to read files).", "refused")
 
 
 def gone(name: str) -> FileProblem:
-    return FileProblem(f"I couldn't download {shown(name)}: it is no longer available.")
+    return FileProblem(f"I couldn't download {shown(name)}: it is no longer available.", "gone")
 
 
 def unreachable(name: str) -> FileProblem:
-    return FileProblem(f"I couldn't download {shown(name)}: the download failed.")
+    return FileProblem(f"I couldn't download {shown(name)}: the download failed.", "download_failed")
 
 
 def foreign_host(name: str, platform: str) -> FileProblem:
-    return FileProblem(f"I couldn't download {shown(name)}: it is not on {platform}'s own file host.")
+    return FileProblem(f"I couldn't download {shown(name)}: it is not on {platform}'s own file host.", "foreign_host")

@@ -18,6 +18,7 @@ from bridge.attachments.download import download
 from bridge.attachments.hosts import FileHosts
 from bridge.attachments.prompt import FILE_WRAPPER_TOKENS
 from bridge.attachments.reading import read
+from bridge.metrics import Metrics
 from bridge.store.attachments import StoredFile
 from bridge.store.store import Message, Store
 from bridge.types import Attachment, ThreadRef
@@ -29,9 +30,10 @@ CANNOT_SEE = ("I can't see images with this persona: I was only told that you sh
 
 
 class SharedFiles:
-    def __init__(self, config: AttachmentsConfig, store: Store) -> None:
+    def __init__(self, config: AttachmentsConfig, store: Store, metrics: Metrics) -> None:
         self._config = config
         self._store = store
+        self._metrics = metrics
         self._http: aiohttp.ClientSession | None = None
 
     def _session(self) -> aiohttp.ClientSession:
@@ -56,9 +58,11 @@ class SharedFiles:
                 data = await download(self._session(), _attachment(f), hosts, self._config.max_bytes)
                 got = await read(data, f.name, f.mime, self._config, model)
             except problems.FileProblem as problem:
-                log.info("message %s: file %d not read: %s", msg.id, f.position, problem)
+                log.info("message %s: file %d not read: %s", msg.id, f.position, problem.reason)
+                self._metrics.files.labels(platform=hosts.platform if hosts else "", outcome=problem.reason).inc()
                 await self._store.file_failed(f.id, str(problem))
                 continue
+            self._metrics.files.labels(platform=hosts.platform, outcome=got.kind).inc()
             tokens = got.tokens + FILE_WRAPPER_TOKENS if got.kind != "image" else 0
             await self._store.file_read(f.id, kind=got.kind, text=got.text, tokens=tokens, cut=got.cut,
                                         image=got.image)

@@ -73,7 +73,7 @@ class Responder:
         self._usage = Usage(config, store, metrics)
         self._notices: set[asyncio.Task[None]] = set()
         self._answering = asyncio.Semaphore(config.llm.max_concurrent)
-        self.files = SharedFiles(config.attachments, store)
+        self.files = SharedFiles(config.attachments, store, metrics)
 
     async def handle(self, message_id: int) -> None:
         msg = await self._store.message(message_id)
