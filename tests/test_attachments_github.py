@@ -4,17 +4,24 @@ repository needs). Any other URL in the body is text: a local canary proves it i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from bridge.app import Bridge
 from bridge.attachments.hosts import FileHosts
+from bridge.config import Config
 from platforms.github.files import attachment_links
 from tests import sample_files
+from tests.fakes.github_server import FakeGitHub
 from tests.fakes.loopback import serve
+from tests.fakes.openai_server import FakeOpenAI
 from tests.test_github import (  # noqa: F401  (fixtures)
     REPO,
+    SECRET,
+    YAML,
     GitHubHarness,
     comment_payload,
     fake_github,
@@ -22,6 +29,7 @@ from tests.test_github import (  # noqa: F401  (fixtures)
     harness,
     opened_payload,
 )
+from tests.waiting import until
 
 TOKEN = "token ghp_testtoken123"
 
@@ -82,3 +90,29 @@ def test_only_attachment_links_on_githubs_hosts_count() -> None:
         ("img", "https://github.com/user-attachments/assets/0b1c"),
         ("b.docx", "https://ghe.example.com/user-attachments/files/2/b.docx"),
         ("c.png", "https://user-images.githubusercontent.com/1/c.png")]
+
+
+async def test_a_github_app_reads_private_attachments_with_its_installation_token(
+        make_config: Callable[..., Config], fake_llm: FakeOpenAI, fake_github: FakeGitHub,  # noqa: F811
+        tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "app.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.TraditionalOpenSSL,
+                                                         serialization.NoEncryption()))
+    bridge = Bridge(make_config(YAML.replace("token: ${GITHUB_TOKEN}", "app_id: 29310\n    private_key: app.pem"),
+                                LLM_URL=fake_llm.url, GITHUB_WEBHOOK_SECRET=SECRET, GITHUB_URL=fake_github.url))
+    await bridge.start()
+    try:
+        fake_github.files.auth = "token ghs_installation4242"
+        notes = fake_github.attachment("notes.txt", b"The meeting moved to Friday.", "text/plain")
+        payload = comment_payload(f"when is it? [notes.txt]({notes})")
+        payload["installation"] = {"id": 4242, "node_id": "x"}
+        await GitHubHarness(bridge, fake_github, fake_llm).deliver("issue_comment", payload)
+        await until(lambda: fake_github.comments_on(REPO, 1))
+        assert "The meeting moved to Friday." in fake_llm.requests[0]["messages"][-1]["content"]
+        assert next(iter(fake_github.files.files.values())).downloads == 1
+    finally:
+        await bridge.stop()
