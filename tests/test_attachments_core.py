@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,23 @@ def test_slack_files_of_any_shape(files: object, expected: list[tuple[str, str, 
     from platforms.slack.handlers import attachments_of
     event = {"type": "message", "channel": "C1", "ts": "1.1", "files": files}
     assert [(a.name, a.url, a.size, a.mime) for a in attachments_of(event)] == expected
+
+
+async def test_types_not_listed_are_not_read() -> None:
+    from bridge.attachments import problems
+    from bridge.attachments.config import AttachmentsConfig
+    from bridge.attachments.reading import read
+
+    only_text = AttachmentsConfig(types=("text",))
+    with pytest.raises(problems.FileProblem) as refused:
+        await read(sample_files.pdf("x"), "lease.pdf", "application/pdf", only_text, "gpt-4o-mini")
+    assert str(refused.value) == "I couldn't read `lease.pdf`: I don't read this type of file here (I read text files)."
+
+
+def test_an_unknown_type_is_a_config_error_with_its_key(tmp_path: Path) -> None:
+    from bridge.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as err:
+        parse_config("attachments: {types: [pdf, xlsx]}\n", source="bridge.yaml", base_dir=tmp_path, env={})
+    assert "attachments.types" in str(err.value)
+    assert "attachments.types.1: Input should be 'text', 'pdf', 'docx' or 'image'" in str(err.value)
