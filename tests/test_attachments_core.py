@@ -156,3 +156,25 @@ def test_an_unknown_type_is_a_config_error_with_its_key(tmp_path: Path) -> None:
         parse_config("attachments: {types: [pdf, xlsx]}\n", source="bridge.yaml", base_dir=tmp_path, env={})
     assert "attachments.types" in str(err.value)
     assert "attachments.types.1: Input should be 'text', 'pdf', 'docx' or 'image'" in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+async def test_a_noisy_image_is_kept_small(mode: str) -> None:
+    import base64
+    import io
+    import os
+
+    from PIL import Image
+
+    from bridge.attachments.config import AttachmentsConfig
+    from bridge.attachments.reading import read
+
+    noise = Image.frombytes(mode, (2400, 1600), os.urandom(2400 * 1600 * len(mode)))
+    raw = io.BytesIO()
+    noise.save(raw, "PNG")
+    got = await read(raw.getvalue(), "noise.png", "image/png", AttachmentsConfig(), "gpt-4o-mini")
+    kept = base64.b64decode(got.image.split(",", 1)[1])
+    assert len(kept) <= 1_000_000, "kept and sent bounded, whatever the picture"
+    with Image.open(io.BytesIO(kept)) as shown:
+        assert max(shown.size) <= 1536
+        assert shown.size[0] / shown.size[1] == pytest.approx(1.5, rel=0.02)

@@ -23,6 +23,7 @@ MAX_RATIO = 200                    # DOCX: how much one member may expand (zip b
 MAX_PIXELS = 50_000_000            # images: larger is a decompression bomb (Pillow's own default: 89M)
 MAX_SIDE = 1536                    # images are kept at most this wide and high (vision models' limits)
 JPEG_QUALITY = 85
+MAX_IMAGE_BYTES = 1_000_000         # an image as kept and sent: a noisy screenshot is re-encoded smaller
 
 
 class Bomb(Exception):
@@ -121,18 +122,31 @@ def read_image(data: bytes) -> dict[str, Any]:
             opened.load()
             opened.thumbnail((MAX_SIDE, MAX_SIDE))
             img = ImageOps.exif_transpose(opened)  # a phone photo of a contract, the right way up
-            width, height = img.size
             out = io.BytesIO()
+            mime = "image/png"
             if img.mode in ("RGBA", "LA", "P"):
-                img.convert("RGBA").save(out, "PNG", optimize=True)
-                mime = "image/png"
-            else:
-                img.convert("RGB").save(out, "JPEG", quality=JPEG_QUALITY)
-                mime = "image/jpeg"
+                img = img.convert("RGBA")
+                img.save(out, "PNG", optimize=True)
+                if out.tell() > MAX_IMAGE_BYTES:  # flatten on white: JPEG is far smaller for photos
+                    flat = Image.new("RGB", img.size, (255, 255, 255))
+                    flat.paste(img, mask=img.getchannel("A"))
+                    img = flat
+            if img.mode != "RGBA" or out.tell() > MAX_IMAGE_BYTES:
+                img, out, mime = img.convert("RGB"), _jpeg(img.convert("RGB")), "image/jpeg"
+                while out.tell() > MAX_IMAGE_BYTES and min(img.size) > 64:
+                    img = img.resize((img.width * 3 // 4, img.height * 3 // 4))
+                    out = _jpeg(img)
+            width, height = img.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise Bomb from None
     return {"image": f"data:{mime};base64,{base64.b64encode(out.getvalue()).decode()}",
             "width": width, "height": height}
+
+
+def _jpeg(img: Any) -> io.BytesIO:
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=JPEG_QUALITY)
+    return out
 
 
 def main(argv: list[str]) -> int:
