@@ -7,6 +7,7 @@ The core is platform-neutral and reads top-down in the direction messages flow:
 - ``conversation`` — router → store → lane → responder: rules, order, commands, answers.
 - ``llm`` — the model client, token counts, streaming and splitting replies.
 - ``policy`` — access rules, budgets, usage.
+- ``attachments`` — files and images shared in a conversation: fetched, read, part of the turn.
 - ``store`` — SQLite or PostgreSQL: everything a restart must not forget.
 - ``replicas`` — several processes on one PostgreSQL database.
 - ``untrusted`` — bounded handling of what outsiders control.

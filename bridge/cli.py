@@ -18,6 +18,7 @@ from bridge.app import Bridge, check_personas, run
 from bridge.config import ChannelRule, Config, ConfigError, load_config
 from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
+from bridge.store.attachments import StoredFile
 from bridge.store.files import backup, folder_note, open_store, storage_problem
 
 log = logging.getLogger("bridge")
@@ -217,10 +218,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 print(f"session {session.id} ({session.key}): forgot {count} message(s)")
                 return 0
             print(f"session {session.id}: {session.key}, persona {session.persona}")
-            for exchange in await store.transcript(session.id):
+            transcript = await store.transcript(session.id)
+            files = await store.files([e.message.id for e in transcript])
+            for exchange in transcript:
                 m = exchange.message
                 flag = "" if m.status == "answered" else f" [{m.status}]"
                 print(f"--- {m.author.name or m.author.id}{flag}\n{m.content}")
+                for f in files.get(m.id, []):
+                    print(f"  [file] {describe_file(f)}")
                 if exchange.reply is not None:
                     print(f"--- assistant\n{exchange.reply}")
             return 0
@@ -228,6 +233,17 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             await store.close()
 
     return asyncio.run(main())
+
+
+def describe_file(f: StoredFile) -> str:
+    """One line per shared file in ``sessions show``: its name, what was kept, or why it was not read."""
+    if f.state == "read" and f.image:
+        return f"{f.name}: image, kept resized ({len(f.image) * 3 // 4 // 1000} kB)"
+    if f.state == "read":
+        return f"{f.name}: {f.kind}, {f.tokens} tokens of text{' (cut)' if f.cut else ''}"
+    if f.state == "failed":
+        return f"{f.name}: not read ({f.problem})"
+    return f"{f.name}: not read yet"
 
 
 # ---------------------------------------------------------------------------------------- usage

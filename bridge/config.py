@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from bridge.attachments.config import AttachmentsConfig
 from bridge.policy.config import AccessList, Admins, Limits, Price, check_rule_access
 
 PLATFORM_NAMES = ("github", "slack", "discord")
@@ -248,6 +249,7 @@ class Config(_Model):
     channels: list[ChannelRule] = []
     limits: Limits = Limits()
     admins: Admins | None = None     # unset: everyone may run every command
+    attachments: AttachmentsConfig = AttachmentsConfig()  # files and images shared in a conversation
     refusal_message: str = ("Sorry, I'm not set up to answer you here. If you think you should have access, "
                             "ask the people who run this bot.")
     # Not read from YAML: where the file lives (for relative paths and messages). Set by the loader.

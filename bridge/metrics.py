@@ -27,6 +27,8 @@ class Metrics:
 
         self.tokens = Counter("bridge_tokens_total", "Tokens spent on answers (the server's count, else ours)",
                               ["platform", "persona", "model", "kind"], registry=self.registry)
+        self.files = Counter("bridge_files_total", "Shared files, by what became of them (the kind read, or why not)",
+                             ["platform", "outcome"], registry=self.registry)
         self.refused = Counter("bridge_refused_total", "Messages not answered: access refused, or a budget used up",
                                ["platform", "reason"], registry=self.registry)
 

@@ -31,6 +31,7 @@ class Persona(BaseModel):
     # Extension: prefix each user turn with its author's name, so the model sees who said what in
     # group threads. Shared sessions always do this.
     speaker_names: bool = False
+    vision: bool = False  # shared images go to the model as image input (the model must see images)
 
     def render_system(self, *, user: str, platform: str, channel: str, today: dt.date | None = None) -> str:
         values = {"user": user, "platform": platform, "channel": channel,

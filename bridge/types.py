@@ -48,6 +48,21 @@ class Author:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file attached to a message, as the platform describes it (never fetched by the adapter).
+
+    ``url`` is where the platform serves it (Slack ``url_private_download``, a Discord CDN URL, a
+    GitHub ``user-attachments`` link); the credentials to fetch it are the adapter's to give at
+    download time, so none is ever stored. ``size`` is the size the platform declares (0: unknown).
+    """
+
+    name: str
+    url: str
+    size: int = 0
+    mime: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Incoming:
     """One user message, normalised. The adapter decides the facts; the router decides what to do.
 
@@ -64,6 +79,7 @@ class Incoming:
     in_thread: bool = False   # part of a thread the bot may already be in (Slack thread replies)
     roles: tuple[str, ...] = ()      # the author's Discord role ids, for ``allow:``/``deny:``
     association: str | None = None   # GitHub ``author_association`` (OWNER, MEMBER, NONE...)
+    attachments: tuple[Attachment, ...] = ()  # files shared with the message, from the platform's own hosts
     raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core
 
 

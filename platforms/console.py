@@ -16,13 +16,15 @@ import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from aiohttp import web
 
+from bridge.attachments.hosts import FileHosts
 from bridge.config import Config
 from bridge.platform import Inbox
-from bridge.types import Author, Incoming, Outgoing, ThreadRef
+from bridge.types import Attachment, Author, Incoming, Outgoing, ThreadRef
 from platforms.console_input import is_terminal, raw_input_mode, read_lines, read_terminal
 
 
@@ -40,6 +42,7 @@ class ConsolePlatform:
         self.finished = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._terminal = contextlib.ExitStack()
+        self._files: list[Attachment] = []  # ``/file PATH``: attached to the next message
 
     async def start(self, inbox: Inbox) -> None:
         self._task = asyncio.create_task(self._read(inbox))
@@ -77,10 +80,14 @@ class ConsolePlatform:
                     break
                 if not text:
                     continue
+                if text == "/file" or text.startswith("/file "):
+                    self._attach(text.removeprefix("/file").strip())
+                    continue
                 self._answered.clear()
                 self._interrupted.clear()
+                files, self._files = tuple(self._files), []
                 msg = Incoming(thread=self.thread, event_id=uuid.uuid4().hex, author=self._user, text=text,
-                               direct=True)
+                               direct=True, attachments=files)
                 self._busy = True
                 try:
                     if await inbox(msg):
@@ -89,6 +96,21 @@ class ConsolePlatform:
                     self._busy = False
         finally:
             self.finished.set()
+
+    def _attach(self, typed: str) -> None:
+        """``/file PATH``: the file goes with the next message (a question about it)."""
+        path = Path(typed.strip("'\"")).expanduser() if typed else None
+        if path is None or not path.is_file():
+            self._stdout.write(f"(no file at {typed!r}: /file PATH attaches a file to your next message)\n"
+                               if typed else "(/file PATH attaches a file to your next message)\n")
+            return
+        path = path.resolve()
+        self._files.append(Attachment(path.name, path.as_uri(), path.stat().st_size))
+        self._stdout.write(f"(attached {path.name}: it goes with your next message)\n")
+
+    def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts:
+        """Files the person at the terminal attached with ``/file``: read from this machine."""
+        return FileHosts("console", (), local=True)
 
     def interrupt(self) -> bool:
         """Ctrl-C: stop the answer being written and return True; False when there is none (quit)."""

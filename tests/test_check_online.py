@@ -80,6 +80,8 @@ async def test_what_is_missing_is_said(fakes: Fakes, tmp_path: Path) -> None:
     assert "MISSING github: the token's scopes (read:org) cannot comment: add repo" in out
     assert "MISSING slack: the bot token lacks the scopes chat:write" in out
     assert "warning slack: without users:read the model sees user ids, not names" in out
+    assert ("warning slack: the bot token lacks files:read: files shared in a conversation cannot be read; add it "
+            "(OAuth & Permissions) and reinstall the app") in out
     assert "MISSING discord: the MESSAGE CONTENT intent is off" in out
     assert "4 thing(s) missing" in out
     assert "Traceback" not in err

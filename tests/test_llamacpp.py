@@ -135,3 +135,22 @@ async def test_context_window_is_read_from_llama_cpp(llama_url: str) -> None:
         assert await llm.models()
     finally:
         await llm.close()
+
+
+async def test_question_about_a_shared_text_file(started: Callable[[int], Bridge], tmp_path: Path) -> None:
+    """The file's text is in the prompt llama.cpp reads, and its answer can only come from there."""
+    from bridge.attachments.hosts import FileHosts
+    from bridge.types import Attachment
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("The secret code word is PINEAPPLE.\n")
+    bridge = started(1500)
+    await bridge.start()
+    gh = bridge.platforms["github"]
+    assert isinstance(gh, FakePlatform)
+    gh.files = FileHosts("github", (), local=True)
+    assert await gh.say("What is the secret code word in the file? Answer with the word only.",
+                        attachments=(Attachment("notes.txt", notes.as_uri()),))
+    reply = await gh.reply(timeout=180)
+    assert "⚠️" not in reply.text
+    assert "pineapple" in reply.text.lower()

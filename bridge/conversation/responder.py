@@ -16,7 +16,10 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
+from bridge.attachments.prompt import FILE_ONLY, fit_files, images_kept, user_content
+from bridge.attachments.turns import SharedFiles, hosts_of
 from bridge.config import Config
 from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
 from bridge.conversation.commands import Asker, parse_command, run_command
@@ -27,6 +30,7 @@ from bridge.personas import Persona
 from bridge.platform import Platform
 from bridge.policy.access import is_admin
 from bridge.policy.usage import Usage
+from bridge.store.attachments import StoredFile
 from bridge.store.store import Message, Session, Store
 from bridge.types import Outgoing
 
@@ -69,6 +73,7 @@ class Responder:
         self._usage = Usage(config, store, metrics)
         self._notices: set[asyncio.Task[None]] = set()
         self._answering = asyncio.Semaphore(config.llm.max_concurrent)
+        self.files = SharedFiles(config.attachments, store, metrics)
 
     async def handle(self, message_id: int) -> None:
         msg = await self._store.message(message_id)
@@ -95,8 +100,11 @@ class Responder:
         else:
             refusal = await self._usage.over_budget(session, msg)
             if refusal is None:
+                persona = self._persona(session)  # its files are fetched before an LLM slot is taken
+                attached = await self.files.prepare(msg, hosts_of(self._platforms, platform.name, out.thread),
+                                                    persona.model or self._config.llm.model)
                 async with self._answering:  # a burst of answers must not starve the webhooks' acks
-                    await self._chat(platform, out, session, msg, started)
+                    await self._chat(platform, out, session, msg, started, attached)
             else:  # nothing goes to the LLM: the user is told which limit, and when it resets
                 await self._store.refuse(msg.id, refusal.reason, refusal.text)
                 await self._deliver(platform, out, msg, _once(refusal.text))
@@ -158,6 +166,7 @@ class Responder:
         task.add_done_callback(self._notices.discard)
 
     async def close(self) -> None:
+        await self.files.close()
         for task in list(self._notices):
             task.cancel()
         await asyncio.gather(*self._notices, return_exceptions=True)
@@ -174,30 +183,46 @@ class Responder:
         named = shared or persona.speaker_names
 
         def content(m: Message) -> str:
+            words = m.content or (FILE_ONLY if files.get(m.id) else "")  # a file alone is a question about it
             if not named:
-                return m.content
+                return words
             label = speaker_label(m.author.name or m.author.id, m.thread.platform if shared and m.thread else None)
-            return f"{label}: {m.content}"
+            return f"{label}: {words}"
 
         current_tokens = msg.tokens or await count_tokens_async(msg.content, model)
         room = budget - REPLY_PRIMING - PER_MESSAGE - _count_cached(system, model) - current_tokens
         per_turn = PER_MESSAGE + (LABEL_TOKENS if named else 0)
         history = await self._store.history(session.id, msg.id, max(room, 0), per_turn=per_turn)
-        messages = [{"role": "system", "content": system}]
+        files: dict[int, list[StoredFile]] = await self._store.files([e.message.id for e in history] + [msg.id])
+        if room < 0 and files.get(msg.id):  # its files alone are more than the budget: cut them to fit
+            attached = sum(f.tokens for f in files[msg.id])
+            files[msg.id] = await fit_files(files[msg.id], attached + room, model)
+            room = 0
+        used = sum(e.message.tokens + per_turn + (e.reply_tokens + per_turn if e.reply is not None else 0)
+                   for e in history)
+        kept = images_kept(files, [msg.id, *(e.message.id for e in reversed(history))], room - used)
+
+        def turn(m: Message) -> Any:
+            return user_content(content(m), files.get(m.id, []), vision=persona.vision, kept=kept)
+
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         for exchange in history:
-            messages.append({"role": "user", "content": content(exchange.message)})
+            messages.append({"role": "user", "content": turn(exchange.message)})
             if exchange.reply is not None:
                 messages.append({"role": "assistant", "content": exchange.reply})
-        messages.append({"role": "user", "content": content(msg)})
+        messages.append({"role": "user", "content": turn(msg)})
         return ChatRequest(messages=messages, model=model,
                            temperature=persona.temperature if persona.temperature is not None
                            else self._config.llm.temperature,
                            max_tokens=persona.max_tokens or self._config.llm.max_tokens)
 
     async def _chat(self, platform: Platform, out: Outgoing, session: Session, msg: Message,
-                    started: float) -> None:
+                    started: float, attached: list[StoredFile]) -> None:
         persona = self._persona(session)
         model = persona.model or self._config.llm.model
+        notice = await self.files.notices(msg, attached, vision=persona.vision) if attached else ""
+        if attached:  # its files' tokens were just added to it
+            msg = await self._store.message(msg.id) or msg
         channel = Snapshots()
         loop = asyncio.get_running_loop()
         outcome: list[Answer | LLMFailure] = []
@@ -212,12 +237,13 @@ class Responder:
                 result = await answer(
                     self._llm, build, model=model,
                     budgets=self.budgets, deadline=loop.time() + self._config.llm.answer_timeout_s,
-                    max_retries=self._config.llm.max_retries, emit=channel.put, metrics=self._metrics)
+                    max_retries=self._config.llm.max_retries, emit=lambda t: channel.put(notice + t),
+                    metrics=self._metrics)
             except LLMFailure as failure:
                 outcome.append(failure)
-                channel.put(f"⚠️ {failure.user_message}")  # in place of any half answer
+                channel.put(f"{notice}⚠️ {failure.user_message}")  # in place of any half answer
             else:
-                text = result.text + (TRUNCATED_NOTE if result.truncated else "")
+                text = notice + result.text + (TRUNCATED_NOTE if result.truncated else "")
                 tokens = result.completion.completion_tokens or await count_tokens_async(text, model)
                 await self._store.save_final(msg.id, text, tokens)
                 await self._usage.record(session, msg, persona=persona.name, completion=result.completion,

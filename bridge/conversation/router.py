@@ -50,7 +50,7 @@ class Router:
         if msg.author.is_bot:
             return self._outcome(msg, "bot_author")
         text = msg.text.strip()
-        if not text:
+        if not text and not msg.attachments:  # a file alone (a mention plus a PDF) is a question about it
             return self._outcome(msg, "empty")
         rule = match_rule(self._config.channels, msg.thread)
         if rule is None and not msg.direct:
@@ -72,7 +72,8 @@ class Router:
             author=msg.author,
             content=text,
             kind=kind,
-            tokens=tokens,  # counted once, here, not again on every later turn
+            tokens=tokens,  # counted once, here, not again on every later turn (files: when read)
+            attachments=msg.attachments if kind == "chat" else (),
         )
         if accepted is None:
             return self._outcome(msg, "duplicate")

@@ -154,7 +154,7 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]  # content: text, or parts (text, image_url)
     model: str
     temperature: float | None = None
     max_tokens: int | None = None

@@ -105,3 +105,14 @@ async def count_tokens_async(text: str, model: str = "gpt-4o-mini") -> int:
     if len(text) <= OFF_LOOP_CHARS:
         return count_tokens(text, model)
     return await asyncio.to_thread(count_tokens, text, model)
+
+
+def cut_to_tokens(text: str, max_tokens: int, model: str = "gpt-4o-mini") -> tuple[str, int, bool]:
+    """The beginning of ``text`` that fits in ``max_tokens``, its token count, and whether it was cut.
+
+    Blocking on long texts (call it in a thread); used for files, whose text is bounded before.
+    """
+    tokens = _encoding(model).encode_ordinary(text)
+    if len(tokens) <= max_tokens:
+        return text, len(tokens), False
+    return _encoding(model).decode(tokens[:max_tokens], errors="ignore"), max_tokens, True

@@ -11,10 +11,11 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from bridge.attachments.prompt import content_tokens
 from bridge.config import Config
 from bridge.conversation.rules import match_rule
 from bridge.llm.client import ChatRequest, Completion
-from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens
+from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING
 from bridge.metrics import Metrics
 from bridge.policy.access import is_admin
 from bridge.policy.budgets import DAY_S, Budget, Scope, budgets, first_exceeded, sentence, when, window_start
@@ -30,7 +31,7 @@ class Refusal:
 
 
 def _request_tokens(request: ChatRequest) -> int:
-    return REPLY_PRIMING + sum(PER_MESSAGE + count_tokens(m["content"], request.model) for m in request.messages)
+    return REPLY_PRIMING + sum(PER_MESSAGE + content_tokens(m["content"], request.model) for m in request.messages)
 
 
 class Usage:

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bridge.store import sqlite
+from bridge.store.attachments import ATTACHMENTS_MIGRATION, AttachmentQueries, insert_files
 from bridge.store.postgres import PgConn, PgDatabase
 from bridge.store.sql import statements
 from bridge.store.usage import USAGE_MIGRATION, Connection, UsageQueries
-from bridge.types import Author, ThreadRef
+from bridge.types import Attachment, Author, ThreadRef
 
 # Both backends' connections take the same calls (bridge/store/sqlite.py, bridge/store/postgres.py), as ``Connection``;
 # SQL is written once (bridge/store/sql.py).
@@ -143,6 +144,7 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE sessions ADD COLUMN lease_until REAL;
     CREATE INDEX messages_pending_by_session ON messages(session_id, id) WHERE status = 'pending'
     """,
+    ATTACHMENTS_MIGRATION,  # shared files and images, kept with their user turn (bridge/store/attachments.py)
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -235,7 +237,7 @@ def _session(row: Sequence[Any]) -> Session:
     return Session(int(id_), str(key), str(persona), float(created), float(updated))
 
 
-class Store(UsageQueries):
+class Store(UsageQueries, AttachmentQueries):
     """SQLite (one connection in WAL mode, used from the event loop: :mod:`bridge.store.sqlite`) or
     PostgreSQL (a pool, :mod:`bridge.store.postgres`); writes that belong together run in one transaction."""
 
@@ -343,7 +345,8 @@ class Store(UsageQueries):
 
     async def accept(self, *, event_id: str, session_key: str, persona: str, thread: ThreadRef,
                      author: Author, content: str, kind: Literal["chat", "command"] = "chat",
-                     tokens: int = 0, refused: str | None = None) -> tuple[Session, int] | None:
+                     tokens: int = 0, refused: str | None = None,
+                     attachments: Sequence[Attachment] = ()) -> tuple[Session, int] | None:
         """Record a new user message, atomically with its event id.
 
         Returns the session and the message id, or None when the event was seen before — so one
@@ -376,6 +379,7 @@ class Store(UsageQueries):
                  tokens, "pending" if refused is None else "refused", refused, now)) as c:
                 inserted = await c.fetchone()
             assert inserted is not None
+            await insert_files(db, int(inserted[0]), attachments, now)
             if isinstance(db, PgConn) and refused is None:  # wakes idle replicas on commit (claims.py)
                 await db.execute("SELECT pg_notify('bridge_pending', ?)", (str(session.id),))
             return session, int(inserted[0])

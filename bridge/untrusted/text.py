@@ -33,4 +33,6 @@ def storable_incoming(msg: Incoming) -> Incoming:
         author=dataclasses.replace(author, id=storable(author.id), name=storable(author.name)),
         event_id=storable(msg.event_id),
         text=storable(msg.text),
+        attachments=tuple(dataclasses.replace(a, name=storable(a.name), url=storable(a.url), mime=storable(a.mime))
+                          for a in msg.attachments),
     )

@@ -27,11 +27,12 @@ import aiohttp
 import discord
 from aiohttp import web
 
+from bridge.attachments.hosts import FileHosts, api_origin
 from bridge.config import ChannelRule, Config, DiscordConfig
 from bridge.diagnosis import Finding
 from bridge.llm.streaming import render_stream
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.types import Incoming, Outgoing
+from bridge.types import Incoming, Outgoing, ThreadRef
 from platforms.discord import catchup
 from platforms.discord.client import BridgeClient
 from platforms.discord.delivery import edit_part, find_first_part, post_part
@@ -164,6 +165,12 @@ class DiscordPlatform:
 
     def routes(self) -> list[web.RouteDef]:
         return []  # everything arrives over the gateway
+
+    def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts:
+        """Discord's CDN (its URLs are signed: no token is sent); an overridden ``api_url``'s origin too."""
+        default = DiscordConfig.model_fields["api_url"].default
+        return FileHosts("discord", ("https://cdn.discordapp.com", "https://media.discordapp.net",
+                                     *api_origin(self._settings.api_url, default)))
 
     def status(self) -> dict[str, Any]:
         client = self._client

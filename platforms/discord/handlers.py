@@ -20,9 +20,10 @@ import re
 
 import discord
 
-from bridge.types import Author, Incoming, ThreadRef
+from bridge.types import Attachment, Author, Incoming, ThreadRef
 
 PLATFORM = "discord"
+MAX_FILES = 10  # files read from one message (Discord allows 10)
 CONVERSATION_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
 _USER = re.compile(r"<@!?(\d+)>([ \t]*)")
@@ -96,6 +97,12 @@ def readable_text(message: discord.Message, bot_id: int) -> str:
     return text.strip()
 
 
+def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
+    """The files attached to the message (``attachments[]``, on Discord's CDN); links in the text are not files."""
+    return tuple(Attachment(a.filename[:200], a.url, max(a.size, 0), (a.content_type or "")[:100])
+                 for a in message.attachments[:MAX_FILES])
+
+
 def to_incoming(message: discord.Message, bot_id: int, *,
                 channel: discord.abc.Snowflake | None = None) -> Incoming | None:
     """Translate one created message; ``None`` when it is not part of any conversation.
@@ -117,5 +124,6 @@ def to_incoming(message: discord.Message, bot_id: int, *,
         direct=message.guild is None,
         in_thread=isinstance(where, discord.Thread),
         roles=tuple(str(r.id) for r in author.roles) if isinstance(author, discord.Member) else (),
+        attachments=attachments_of(message),
         raw=message,
     )

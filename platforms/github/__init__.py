@@ -9,6 +9,7 @@ each repository's installation token is used — the installation comes from the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,15 +22,17 @@ from githubkit.exception import GitHubException, RequestFailed
 from githubkit.retry import RETRY_DEFAULT
 from httpx_aiohttp import AiohttpTransport
 
+from bridge.attachments.hosts import FileHosts, api_origin
 from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.policy.access import AccessUnknown
-from bridge.types import Outgoing
+from bridge.types import Outgoing, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from platforms.arrival import Arrivals
 from platforms.github import intake
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
+from platforms.github.files import attachment_links
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
 
@@ -163,6 +166,9 @@ class GitHubPlatform:
         inst = installation_id(payload)
         if inst is not None:
             self._installations[result.thread.channel] = inst
+        links = attachment_links(result.text, self.file_hosts())
+        if links:
+            result = dataclasses.replace(result, attachments=links)
         # Stored before we answer GitHub; the reply is produced in the background.
         try:
             async with place:
@@ -172,6 +178,30 @@ class GitHubPlatform:
         except AccessUnknown:  # not stored, nobody refused: a redelivery decides
             return web.json_response({"error": "could not check team membership; redeliver later"}, status=503)
         return web.json_response({"accepted": accepted}, status=202)
+
+    def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts:
+        """github.com and ``*.githubusercontent.com`` (or a GitHub Enterprise ``api_url``'s origin); the
+        token goes to github.com and that origin only (private repositories' files need it), never to
+        the storage hosts GitHub redirects to."""
+        own = ("https://github.com", *api_origin(self._settings.api_url, GitHubConfig.model_fields["api_url"].default))
+        repo = thread.channel if thread is not None else ""
+
+        async def headers() -> dict[str, str]:
+            token = await self._token_for(repo)
+            return {"Authorization": f"token {token}"} if token else {}
+
+        return FileHosts("github", (*own, "https://*.githubusercontent.com"), credentialed=own, headers=headers)
+
+    async def _token_for(self, repo: str) -> str:
+        if self._settings.token is not None:
+            return self._settings.token.get_secret_value()
+        if self._app is None or not repo:
+            return ""
+        inst = self._installations.get(repo) or self._settings.installation_id
+        if inst is None:
+            return ""
+        created = await self._app.rest.apps.async_create_installation_access_token(inst)
+        return str(created.parsed_data.token)
 
     # ------------------------------------------------------------------------ outbound
 

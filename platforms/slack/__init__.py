@@ -43,10 +43,11 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bridge.attachments.hosts import FileHosts, api_origin
 from bridge.config import Config, SlackConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.types import Outgoing
+from bridge.types import Outgoing, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from bridge.untrusted.logs import BoundedMessages, excerpt
 from platforms.arrival import Arrivals, Place
@@ -157,6 +158,17 @@ class SlackPlatform:
         self._team = ""
         self._socket: AsyncSocketModeHandler | None = None
         self._limit = min(settings.max_reply_chars, MARKDOWN_TEXT_LIMIT)
+
+    def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts:
+        """Slack's file URLs, opened with the bot token (``files:read``); an overridden ``api_url``'s origin too."""
+        hosts = ("https://files.slack.com", *api_origin(self._settings.api_url, SlackConfig.model_fields[
+            "api_url"].default))
+        token = self.client.token or ""
+
+        async def headers() -> dict[str, str]:
+            return {"Authorization": f"Bearer {token}"}
+
+        return FileHosts("slack", hosts, credentialed=hosts, headers=headers)
 
     # ------------------------------------------------------------------------------- lifecycle
 

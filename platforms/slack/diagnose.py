@@ -12,6 +12,7 @@ from bridge.diagnosis import Finding
 NEEDED_SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history",
                  "chat:write")
 NICE_SCOPES = ("users:read",)
+FILES_SCOPE = "files:read"  # files shared in a thread are downloaded with the bot token
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -45,6 +46,10 @@ async def diagnose_slack(settings: SlackConfig, client: AsyncWebClient) -> list[
         for scope in NICE_SCOPES:
             if scope not in scopes:
                 found.append(Finding("warning", f"slack: without {scope} the model sees user ids, not names"))
+        if FILES_SCOPE not in scopes:
+            found.append(Finding("warning", f"slack: the bot token lacks {FILES_SCOPE}: files shared in a "
+                                            "conversation cannot be read; add it (OAuth & Permissions) and "
+                                            "reinstall the app"))
     if settings.app_token is not None:
         app_client = AsyncWebClient(token=settings.app_token.get_secret_value(), base_url=client.base_url)
         try:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.types import Author, Incoming, ThreadRef
+from bridge.types import Attachment, Author, Incoming, ThreadRef
 
 PLATFORM = "slack"
 
@@ -24,6 +24,7 @@ PLATFORM = "slack"
 # them); every other subtype (message_changed, message_deleted, channel_join, ...) is not a message.
 MESSAGE_SUBTYPES = frozenset({None, "file_share", "thread_broadcast", "me_message", "bot_message"})
 EVENT_TYPES = frozenset({"message", "app_mention"})
+MAX_FILES = 10  # files read from one message (Slack allows 10 per message)
 
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
 _CHANNEL = re.compile(r"<#([CGD][A-Z0-9]+)(?:\|([^>]*))?>")
@@ -122,6 +123,29 @@ def readable_text(text: str, bot: BotIdentity, names: Mapping[str, str]) -> str:
     return "\n".join(re.sub(r"[ \t]{2,}", " ", line).strip() for line in text.split("\n")).strip()
 
 
+def attachments_of(event: Mapping[str, Any]) -> tuple[Attachment, ...]:
+    """The files shared with a message (``files[]``): only Slack's own download URLs, never a link in the text.
+
+    Files Slack hides (over the free plan's limit, deleted: ``tombstone``) or keeps elsewhere
+    (``external``) have no download URL the bot token opens, and are left out.
+    """
+    files = event.get("files")
+    if not isinstance(files, list):
+        return ()
+    out: list[Attachment] = []
+    for f in files[:MAX_FILES]:
+        if not isinstance(f, Mapping) or f.get("mode") in ("tombstone", "external", "hidden_by_limit"):
+            continue
+        url = f.get("url_private_download") or f.get("url_private")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            continue
+        name = f.get("name") or f.get("title") or "file"
+        size = f.get("size")
+        out.append(Attachment(str(name)[:200], url, size if isinstance(size, int) and size > 0 else 0,
+                              str(f.get("mimetype") or "")[:100]))
+    return tuple(out)
+
+
 def is_dm(event: Mapping[str, Any]) -> bool:
     channel_type = event.get("channel_type")
     if channel_type:
@@ -177,5 +201,6 @@ def translate(body: Mapping[str, Any], bot: BotIdentity, names: Mapping[str, str
         mentioned=mentioned,
         direct=is_dm(event),
         in_thread=bool(root) and root != ts,
+        attachments=attachments_of(event),
         raw=body,
     )

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
+from tests.fakes.files import FileShelf
 from tests.fakes.loopback import serve
 
 TOKEN = "fake-bot-token.XYZ.discord-test"
@@ -279,6 +280,7 @@ class FakeDiscord:
         self.hold_after = 0                  # ... once this many creates were answered
         self.resumable = True                # False: a RESUME is refused (op 9), the client IDENTIFYs
         self.url = ""
+        self.files = FileShelf()  # the CDN: signed URLs, no token
         self._last_id = 0
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
         self._buckets: dict[tuple[str, int], _Bucket] = {}
@@ -305,7 +307,8 @@ class FakeDiscord:
     async def start(self) -> FakeDiscord:
         app = web.Application()
         app.add_routes([web.get("/gateway", self._gateway), web.get("/resume", self._gateway),
-                        web.route("*", "/api/v10/{tail:.*}", self._rest)])
+                        web.route("*", "/api/v10/{tail:.*}", self._rest),
+                        web.get("/attachments/{tail:.*}", self.files.handle)])
         self._runner, base_url = await serve(app)
         self.url = base_url
         return self
@@ -372,8 +375,19 @@ class FakeDiscord:
         await self._notify()
         return session.seq
 
+    def cdn_file(self, name: str, data: bytes, content_type: str, *, channel: int = GENERAL,
+                 size: int | None = None, endless: bool = False) -> dict[str, Any]:
+        """An ``attachments[]`` entry as Discord sends it, its bytes served at a signed CDN URL."""
+        aid = self.next_id()
+        path = f"/attachments/{channel}/{aid}/{name}"
+        self.files.put(path, data, content_type, endless=endless)
+        url = f"{self.url}{path}?ex=67a1b2c3&is=67a06143&hm=0f1e2d3c4b5a69788796a5b4c3d2e1f0&"
+        return {"id": str(aid), "filename": name, "size": len(data) if size is None else size, "url": url,
+                "proxy_url": url.replace("/attachments/", "/proxy/attachments/"), "content_type": content_type}
+
     def make_message(self, content: str, *, channel: int = GENERAL, author: int = ALICE, kind: int = 0,
-                     reply_to: dict[str, Any] | None = None, webhook_id: int | None = None) -> dict[str, Any]:
+                     reply_to: dict[str, Any] | None = None, webhook_id: int | None = None,
+                     attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """A MESSAGE_CREATE payload as Discord would send it, mentions resolved from ``<@id>``/``<@&id>``."""
         where = self.channels[channel]
         guild_id = int(where["guild_id"]) if "guild_id" in where else None
@@ -384,14 +398,17 @@ class FakeDiscord:
                 entry["member"] = {k: v for k, v in self.members[uid].items() if k != "user"}
             mentions.append(entry)
         roles = [int(r) for r in re.findall(r"<@&(\d+)>", content)]
-        return message(self.next_id(), channel, content, self.users[author], guild_id=guild_id,
+        data = message(self.next_id(), channel, content, self.users[author], guild_id=guild_id,
                        author_member=self.members.get(author) if guild_id is not None else None,
                        mentions=mentions, mention_roles=roles, kind=19 if reply_to and not kind else kind,
                        referenced=reply_to, webhook_id=webhook_id)
+        data["attachments"] = attachments or []
+        return data
 
     async def say(self, content: str, *, channel: int = GENERAL, author: int = ALICE, kind: int = 0,
                   reply_to: dict[str, Any] | None = None, webhook_id: int | None = None,
-                  gateway: Literal["sent", "lost", "unsent"] = "sent") -> dict[str, Any]:
+                  gateway: Literal["sent", "lost", "unsent"] = "sent",
+                  attachments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """A user writes in a channel: one MESSAGE_CREATE (see :meth:`make_message`).
 
         ``gateway="lost"``: the message exists (history shows it) but no gateway event announces it,
@@ -400,7 +417,7 @@ class FakeDiscord:
         it: the next RESUME replays it.
         """
         data = self.make_message(content, channel=channel, author=author, kind=kind, reply_to=reply_to,
-                                 webhook_id=webhook_id)
+                                 webhook_id=webhook_id, attachments=attachments)
         self._keep(data)
         if gateway == "sent":
             await self.dispatch("MESSAGE_CREATE", data)

@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.files import FileShelf
 from tests.fakes.loopback import serve
 
 _HIDDEN = re.compile(r"\n\n<!-- bridge:reply [^>]*-->$")
@@ -140,6 +141,8 @@ class FakeGitHub:
         self._webhook: tuple[str, str] | None = None  # (URL, secret) redeliveries are POSTed to
         self._webhook_set = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
+        self.files = FileShelf()  # user-attachments; a test of a private repository sets files.auth
+        self._attachment_ids = 1000
 
     async def start(self) -> FakeGitHub:
         app = web.Application()
@@ -160,10 +163,20 @@ class FakeGitHub:
             web.delete("/repos/{owner}/{repo}/issues/{number}/reactions/{reaction}", self._unreact),
             web.get("/app/hook/deliveries", self._list_deliveries),
             web.post("/app/hook/deliveries/{id}/attempts", self._redeliver),
+            web.get("/user-attachments/{tail:.*}", self.files.handle),
         ])
         self._runner, base_url = await serve(app)
         self.url = base_url
         return self
+
+    def attachment(self, name: str, data: bytes, content_type: str, *, image: bool = False,
+                   endless: bool = False) -> str:
+        """Upload a file as the issue editor does; returns the link GitHub puts in the body."""
+        self._attachment_ids += 1
+        path = (f"/user-attachments/assets/{uuid.uuid4()}" if image
+                else f"/user-attachments/files/{self._attachment_ids}/{name}")
+        self.files.put(path, data, content_type, endless=endless)
+        return f"{self.url}{path}"
 
     async def stop(self) -> None:
         for held in self.hold_team_checks.values():

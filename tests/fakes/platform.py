@@ -10,8 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
+from bridge.attachments.hosts import FileHosts
 from bridge.platform import Inbox
-from bridge.types import Author, Incoming, Outgoing, ThreadRef
+from bridge.types import Attachment, Author, Incoming, Outgoing, ThreadRef
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Sent:
 
 class FakePlatform:
     def __init__(self, name: str = "github") -> None:
+        self.files: FileHosts | None = None
         self.name = name
         self.inbox: Inbox | None = None
         self.sent: asyncio.Queue[Sent] = asyncio.Queue()
@@ -49,17 +51,22 @@ class FakePlatform:
     def routes(self) -> list[web.RouteDef]:
         return []
 
+    def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts | None:
+        """Where attached files may come from: set ``files`` in a test (None: no files are read)."""
+        return self.files
+
     def status(self) -> dict[str, Any]:
         return {"ok": True}
 
     async def say(self, text: str, *, thread: str = "1", channel: str = "octo-org/octo-repo", event: str | None = None,
                   author: str = "alice", mentioned: bool = False, direct: bool = False, in_thread: bool = False,
-                  is_bot: bool = False, association: str | None = "MEMBER", roles: tuple[str, ...] = ()) -> bool:
+                  is_bot: bool = False, association: str | None = "MEMBER", roles: tuple[str, ...] = (),
+                  attachments: tuple[Attachment, ...] = ()) -> bool:
         """``association`` (GitHub's author_association) defaults to someone GitHub rules answer."""
         assert self.inbox is not None
         msg = Incoming(thread=ThreadRef(self.name, "", channel, thread), event_id=event or f"{thread}:{text}",
                        author=Author(author, author, is_bot), text=text, mentioned=mentioned, direct=direct,
-                       in_thread=in_thread, association=association, roles=roles)
+                       in_thread=in_thread, association=association, roles=roles, attachments=attachments)
         return await self.inbox(msg)
 
     async def reply(self, timeout: float = 10) -> Sent:

@@ -36,6 +36,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.fakes.files import FileShelf
 from tests.fakes.loopback import serve
 
 TEAM = "T0FAKETEAM"
@@ -106,6 +107,20 @@ def channel_join(channel: str, *, user: str) -> dict[str, Any]:
     ts = next_ts()
     return {"type": "message", "subtype": "channel_join", "user": user, "text": f"<@{user}> has joined the channel",
             "ts": ts, "channel": channel, "event_ts": ts, "channel_type": "channel"}
+
+
+def shared_file(fake: FakeSlack, name: str, data: bytes, mimetype: str, *, size: int | None = None,
+                endless: bool = False) -> dict[str, Any]:
+    """A ``files[]`` entry as Slack sends it with a message, its bytes served at ``url_private_download``."""
+    file_id = f"F0{uuid.uuid4().hex[:9].upper()}"
+    path = f"/files-pri/{TEAM}-{file_id}/download/{name}"
+    fake.files.put(path, data, mimetype, endless=endless)
+    base = fake.url.removesuffix("/api/")
+    return {"id": file_id, "created": int(time.time()), "name": name, "title": name, "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1], "user": "U0ALICE", "size": len(data) if size is None else size,
+            "mode": "hosted", "is_external": False, "is_public": False,
+            "url_private": f"{base}/files-pri/{TEAM}-{file_id}/{name}",
+            "url_private_download": f"{base}{path}"}
 
 
 def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
@@ -206,8 +221,9 @@ class FakeSlack:
         self._port = 0
         self.connections = 0
         self.hold_users_info: dict[str, asyncio.Event] = {}  # user id -> users.info answers once set
+        self.files = FileShelf(f"Bearer {BOT_TOKEN}", refuse_with_html=True)  # files-pri: the bot token only
         self.scopes = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
-                       "users:read")  # the bot token's, sent as X-OAuth-Scopes
+                       "users:read,files:read")  # the bot token's, sent as X-OAuth-Scopes
 
     # ----------------------------------------------------------------- setup and scripting
 
@@ -251,7 +267,8 @@ class FakeSlack:
 
     async def start(self) -> FakeSlack:
         app = web.Application()
-        app.add_routes([web.route("*", "/api/{method}", self._api), web.get("/link/", self._socket)])
+        app.add_routes([web.route("*", "/api/{method}", self._api), web.get("/link/", self._socket),
+                        web.get("/files-pri/{tail:.*}", self.files.handle)])
         self._runner, base_url = await serve(app)
         self._port = int(self._runner.addresses[0][1])
         self.url = f"{base_url}/api/"
