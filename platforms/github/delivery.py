@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from githubkit import GitHub
+from githubkit.exception import RequestFailed
 
 from bridge.llm.chunking import split_message
 from bridge.llm.streaming import last_snapshot
@@ -180,6 +181,37 @@ async def _post(client: GitHub[Any], issue: Issue, body: str) -> str:
     return str(orjson.loads(comment.content)["id"])  # the typed model is ~40 fields we do not read
 
 
+async def _correct(client: GitHub[Any], issue: Issue, reply: Outgoing, posted: list[str],
+                   parts: list[str]) -> list[str]:
+    """Make the comments an interrupted attempt posted say this text; returns those still standing.
+
+    What was posted may be another text: a "⚠️ the model failed" notice whose attempt died before
+    the failure was recorded, then answered for real after the restart. Counting parts would take
+    that notice for the answer, so each posted part is read and edited when it differs; parts
+    beyond the new text's are deleted.
+    """
+    kept: list[str] = []
+    for i, cid in enumerate(posted):
+        try:
+            if i >= len(parts):
+                await client.rest.issues.async_delete_comment(issue.owner, issue.repo, int(cid))
+                continue
+            current = orjson.loads((await client.rest.issues.async_get_comment(issue.owner, issue.repo,
+                                                                               int(cid))).content)
+        except RequestFailed as exc:
+            if exc.response.status_code != 404:
+                raise
+            break  # deleted by someone: this part and the ones after it are posted again
+        body = parts[i] + marker(reply.key, i)
+        if str(current.get("body") or "") != body:
+            log.info("github: part %d of %s showed another text; editing it", i, reply.key)
+            await client.rest.issues.async_update_comment(issue.owner, issue.repo, int(cid), data={"body": body})
+        kept.append(cid)
+    if kept != posted:
+        await reply.record(kept)
+    return kept
+
+
 async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots: AsyncIterator[str], *,
                   login: str, limit: int) -> None:
     """Post the finished text, one comment per part, each part once; 👀 while it is being written."""
@@ -199,6 +231,8 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
                 log.info("github: %d comment(s) of %s were posted before a restart; not posting them again",
                          len(posted) - before, reply.key)
                 await reply.record(posted)
+        if reply.recovering and posted:
+            posted = await _correct(client, issue, reply, posted, parts)
         for i in range(len(posted), len(parts)):
             posted.append(await _post(client, issue, parts[i] + marker(reply.key, i)))
             await reply.record(posted)
