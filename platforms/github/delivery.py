@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -103,6 +103,7 @@ class Eyes:
     issue: Issue
     answers: str  # "comment:<id>" reacts on that comment; anything else on the issue itself
     login: str
+    guard: Callable[[], None] = lambda: None  # Outgoing.guard: re-checked when the timer fires, before acting
     ids: list[int] = field(default_factory=list)
     _showing: asyncio.Task[None] | None = None
 
@@ -122,6 +123,7 @@ class Eyes:
     async def show(self) -> None:
         i, comment = self.issue, self._comment()
         try:
+            self.guard()
             if comment is not None:
                 resp = await self.client.rest.reactions.async_create_for_issue_comment(
                     i.owner, i.repo, comment, data={"content": "eyes"})
@@ -152,6 +154,7 @@ class Eyes:
         i, comment = self.issue, self._comment()
         for rid in dict.fromkeys(self.ids):
             try:
+                self.guard()  # lost the session: its new holder adopts and removes the 👀
                 if comment is not None:
                     await self.client.rest.reactions.async_delete_for_issue_comment(i.owner, i.repo, comment, rid)
                 else:
@@ -193,6 +196,7 @@ async def _correct(client: GitHub[Any], issue: Issue, reply: Outgoing, posted: l
     kept: list[str] = []
     for i, cid in enumerate(posted):
         try:
+            reply.guard()
             if i >= len(parts):
                 await client.rest.issues.async_delete_comment(issue.owner, issue.repo, int(cid))
                 continue
@@ -205,6 +209,7 @@ async def _correct(client: GitHub[Any], issue: Issue, reply: Outgoing, posted: l
         body = parts[i] + marker(reply.key, i)
         if str(current.get("body") or "") != body:
             log.info("github: part %d of %s showed another text; editing it", i, reply.key)
+            reply.guard()
             await client.rest.issues.async_update_comment(issue.owner, issue.repo, int(cid), data={"body": body})
         kept.append(cid)
     if kept != posted:
@@ -215,7 +220,7 @@ async def _correct(client: GitHub[Any], issue: Issue, reply: Outgoing, posted: l
 async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots: AsyncIterator[str], *,
                   login: str, limit: int) -> None:
     """Post the finished text, one comment per part, each part once; 👀 while it is being written."""
-    eyes = Eyes(client, issue, reply.answers, login)
+    eyes = Eyes(client, issue, reply.answers, login, reply.guard)
     if reply.recovering:
         await eyes.adopt()
     try:
@@ -234,6 +239,7 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
         if reply.recovering and posted:
             posted = await _correct(client, issue, reply, posted, parts)
         for i in range(len(posted), len(parts)):
+            reply.guard()
             posted.append(await _post(client, issue, parts[i] + marker(reply.key, i)))
             await reply.record(posted)
     except asyncio.CancelledError:
