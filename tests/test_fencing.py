@@ -1,0 +1,102 @@
+"""PostgreSQL leases with fencing: work done under a lease stops — in the store and on the platform — once
+the database has given the session to another replica; refusal notices are delivered there as on SQLite.
+
+In-process, against the throwaway cluster (tests/pgcluster.py); the frozen `bridge run` replica is in
+tests/test_faults_frozen.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import asyncpg
+import pytest
+
+from bridge.app import Bridge
+from bridge.config import Config
+from bridge.store.claims import Claims
+from bridge.store.fencing import CURRENT, PROOF_SHARE, Lease, LeaseLost, guard
+from bridge.store.store import Store
+from bridge.types import Author, ThreadRef
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.platform import FakePlatform
+
+pytestmark = pytest.mark.postgres
+
+THREAD = ThreadRef("github", "", "octo-org/x", "7")
+
+
+async def test_a_write_under_a_lease_taken_over_is_refused(pg_url: str) -> None:
+    store = await Store.open_postgres(pg_url)
+    assert store.pg is not None
+    try:
+        accepted = await store.accept(event_id="github:1", session_key="github:octo-org/x#7", persona="assistant",
+                                      thread=THREAD, author=Author("alice", "alice"), content="hello")
+        assert accepted is not None
+        session, message_id = accepted
+        a, b = Claims(store.pg, "replica-a", 30.0), Claims(store.pg, "replica-b", 30.0)
+        sent = time.monotonic()
+        [(sid, gen_a)] = (await a.claim(None, 10)).items()
+        lease_a = Lease(sid, "replica-a", gen_a, sent + 30.0 * PROOF_SHARE)
+        token = CURRENT.set(lease_a)
+        try:
+            await store.save_final(message_id, "A's answer", 2)  # A holds it: written
+        finally:
+            CURRENT.reset(token)
+        conn = await asyncpg.connect(pg_url)  # A froze: its lease ran out, B claimed the session
+        try:
+            await conn.execute("UPDATE sessions SET lease_until = 0 WHERE id = $1", session.id)
+        finally:
+            await conn.close()
+        [(_, gen_b)] = (await b.claim(None, 10)).items()
+        assert gen_b == gen_a + 1
+        await store.save_final(message_id, "B's answer", 2)
+        token = CURRENT.set(lease_a)  # A wakes up and goes on where it was
+        try:
+            with pytest.raises(LeaseLost):
+                await store.save_final(message_id, "A's late answer", 2)
+            with pytest.raises(LeaseLost):
+                await store.delivered(message_id)
+            lease_a.proven_until = time.monotonic()  # its last renew was before the freeze
+            with pytest.raises(LeaseLost):
+                guard()  # and no platform call either
+        finally:
+            CURRENT.reset(token)
+        assert await a.renew({sid: gen_a}, timeout=5) == set(), "A's renew does not revive the old claim"
+        reply = await store.reply(message_id)
+        assert reply is not None
+        assert reply.text == "B's answer", "the late write did not overwrite the new holder's reply"
+        msg = await store.message(message_id)
+        assert msg is not None
+        assert msg.status == "pending"
+    finally:
+        await store.close()
+
+
+YAML = """
+storage: {url: "${PG_URL}", lease_s: 3}
+llm: {base_url: "${LLM_URL}", model: fake, max_retries: 0, timeout_s: 5}
+server: {port: 0}
+refusal_message: "Sorry, not for you."
+platforms:
+  github: {token: ghp_abcdef, webhook_secret: s3cr3t-value}
+channels:
+  - {platform: github, where: "*", trigger: always, allow: {users: [alice]}}
+"""
+
+
+async def test_refused_people_are_told_on_postgresql(make_config: Callable[..., Config], fake_llm: FakeOpenAI,
+                                                     pg_url: str) -> None:
+    platform = FakePlatform()
+    bridge = Bridge(make_config(YAML, LLM_URL=fake_llm.url, PG_URL=pg_url), platforms={"github": platform})
+    await bridge.start()
+    try:
+        assert await platform.say("let me in", author="mallory") is False
+        notice = await platform.reply()
+        assert notice.text == "Sorry, not for you."
+        await platform.say("hello", author="alice")
+        assert (await platform.reply()).text == "You said: hello"
+        assert len(fake_llm.requests) == 1, "the refused message never reached the model"
+    finally:
+        await bridge.stop()
