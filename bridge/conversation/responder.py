@@ -227,6 +227,8 @@ class Responder:
                 try:
                     await platform.send(notice, _once(text))
                     return
+                except LeaseLost:
+                    return  # the session's new holder answers it
                 except Exception as exc:
                     log.info("telling %s about a lost answer failed again: %s", out.thread.key, type(exc).__name__)
                     delay = min(delay * 2, 60.0)
