@@ -15,12 +15,14 @@ import pytest
 
 from bridge.app import Bridge
 from bridge.config import Config
+from bridge.conversation.responder import STORE_FAILED
 from bridge.store.claims import Claims
 from bridge.store.fencing import CURRENT, PROOF_SHARE, Lease, LeaseLost, guard
 from bridge.store.store import Store
 from bridge.types import Author, ThreadRef
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.platform import FakePlatform
+from tests.waiting import until_async
 
 pytestmark = pytest.mark.postgres
 
@@ -100,3 +102,46 @@ async def test_refused_people_are_told_on_postgresql(make_config: Callable[..., 
         assert len(fake_llm.requests) == 1, "the refused message never reached the model"
     finally:
         await bridge.stop()
+
+
+OPEN_YAML = """
+storage: {url: "${PG_URL}", lease_s: 3}
+llm: {base_url: "${LLM_URL}", model: fake, max_retries: 0, timeout_s: 5}
+server: {port: 0}
+platforms:
+  github: {token: ghp_abcdef, webhook_secret: s3cr3t-value}
+channels:
+  - {platform: github, where: "*", trigger: always}
+"""
+
+
+async def test_a_message_the_store_keeps_refusing_is_told_once_not_retried_forever(
+        make_config: Callable[..., Config], fake_llm: FakeOpenAI, pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    platform = FakePlatform()
+    bridge = Bridge(make_config(OPEN_YAML, LLM_URL=fake_llm.url, PG_URL=pg_url), platforms={"github": platform})
+    await bridge.start()
+    assert bridge.responder is not None
+    bridge.responder.store_retry_s = 1.0
+    try:  # a write PostgreSQL refuses for one message only, as a full tablespace or a constraint would
+        await conn.execute("""
+            CREATE FUNCTION refuse_first() RETURNS trigger AS $$ BEGIN
+              IF (SELECT content FROM messages WHERE id = NEW.message_id) = 'first' THEN
+                RAISE EXCEPTION 'could not extend file: No space left on device';
+              END IF;
+              RETURN NEW;
+            END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER refuse_first BEFORE INSERT ON replies FOR EACH ROW EXECUTE FUNCTION refuse_first();""")
+        await platform.say("first", event="e1")
+        await platform.say("second", event="e2")
+        notice, answer = await platform.reply(), await platform.reply()
+        assert (notice.text, answer.text) == (STORE_FAILED, "You said: second"), "told, in order, then went on"
+
+        async def settled() -> bool:
+            rows = await conn.fetch("SELECT content, status FROM messages ORDER BY id")
+            return [tuple(r) for r in rows] == [("first", "failed"), ("second", "answered")]
+
+        await until_async(settled)
+    finally:
+        await bridge.stop()
+        await conn.close()
