@@ -89,9 +89,13 @@ async def test_a_store_that_keeps_failing_is_told_and_the_session_goes_on(
         await platform.say("second", event="e2")
         notice, answer = await platform.reply(), await platform.reply()
         assert (notice.text, answer.text) == (STORE_FAILED, "You said: second")
-        assert bridge.store is not None
-        [summary] = await bridge.store.sessions()
-        assert [m.status for m in await bridge.store.messages(summary.session.id)] == ["failed", "answered"]
+
+        async def settled() -> bool:
+            assert bridge.store is not None
+            [summary] = await bridge.store.sessions()
+            return [m.status for m in await bridge.store.messages(summary.session.id)] == ["failed", "answered"]
+
+        await until_async(settled)
     finally:
         await bridge.stop()
 
