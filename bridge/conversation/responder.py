@@ -79,7 +79,6 @@ class Responder:
         # The reply being answered per message, with the platform ids posted so far (known even when
         # the store could not record them): to tell the user in place if the store keeps failing.
         self._replying: dict[int, tuple[Platform, Outgoing]] = {}
-        self._told: set[int] = set()
 
     async def handle(self, message_id: int) -> None:
         """Answer one message; through store failures, retried in its place (:mod:`.persisting`)."""
@@ -90,16 +89,15 @@ class Responder:
                                 retry_for_s=self.store_retry_s)
         finally:
             self._replying.pop(message_id, None)
-            self._told.discard(message_id)
 
     async def _store_failed(self, message_id: int, _exc: BaseException) -> None:
         """The store kept failing: say so in the thread, as the reply itself (a "_Thinking…_" placeholder
-        already posted is edited into this sentence), once per message."""
+        already posted is edited into this sentence). Called once per message (:func:`until_settled`)."""
         known = self._replying.get(message_id)
-        if known is None or message_id in self._told:
+        if known is None:
+            log.warning("message %s: the store failed before its thread was known; nobody can be told", message_id)
             return
         platform, out = known
-        self._told.add(message_id)
 
         async def ignore(_ids: list[str]) -> None:
             return None

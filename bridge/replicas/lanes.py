@@ -179,6 +179,8 @@ class ClaimedLanes:
                 if message_id is None:
                     if await self.claims.release(session_id, generation=lease.generation):
                         self._workers.pop(session_id, None)  # at once: a new claim may start a new lane
+                        if self._leases.get(session_id) is lease:
+                            del self._leases[session_id]
                         # Stored between our last look and the release? Then claim it again.
                         if await self.claims.has_pending(session_id):
                             self._wanted.add(session_id)
@@ -209,7 +211,8 @@ class ClaimedLanes:
         finally:
             if self._workers.get(session_id) is asyncio.current_task():
                 del self._workers[session_id]
-                self._leases.pop(session_id, None)
+            if self._leases.get(session_id) is lease:
+                del self._leases[session_id]
             if self._sweep or len(self._workers) == self._max - 1:
                 self._sweep = True
                 self._wake.set()
