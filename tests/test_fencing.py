@@ -7,6 +7,7 @@ tests/test_faults_frozen.py.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -22,7 +23,7 @@ from bridge.store.store import Store
 from bridge.types import Author, ThreadRef
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.platform import FakePlatform
-from tests.waiting import until_async
+from tests.waiting import until, until_async
 
 pytestmark = pytest.mark.postgres
 
@@ -145,3 +146,37 @@ async def test_a_message_the_store_keeps_refusing_is_told_once_not_retried_forev
     finally:
         await bridge.stop()
         await conn.close()
+
+
+HUNG_YAML = OPEN_YAML.replace("lease_s: 3", "lease_s: 1.5")
+
+
+async def test_a_hung_renew_stops_the_work_before_the_lease_runs_out(
+        make_config: Callable[..., Config], fake_llm: FakeOpenAI, pg_url: str) -> None:
+    """A renew that never returns (here: blocked by a row lock, as a half-open connection would leave it)
+    gives up after lease_s/3; once the lease cannot be proven the answer is stopped, and the session is
+    answered once after the database answers again."""
+    platform = FakePlatform()
+    bridge = Bridge(make_config(HUNG_YAML, LLM_URL=fake_llm.url, PG_URL=pg_url), platforms={"github": platform})
+    await bridge.start()
+    conn = await asyncpg.connect(pg_url)
+    fake_llm.hold = asyncio.Event()
+    try:
+        assert bridge.replica is not None
+        replica = bridge.replica
+        await platform.say("hello", event="e1")
+        await until(lambda: len(fake_llm.requests) == 1 and replica.claimed == 1)
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("SELECT id FROM sessions FOR SHARE")  # renews (UPDATE) wait; claims skip the row
+        await until(lambda: replica.claimed == 0, timeout=1.5 * 3)  # stopped: the lease could not be proven
+        fake_llm.hold.set()  # its answer arrives now, to nobody
+        assert platform.sent.empty()
+        await tx.rollback()
+        assert (await platform.reply()).text == "You said: hello", "claimed again and answered"
+        assert len(fake_llm.requests) == 2
+        assert platform.sent.empty(), "once"
+    finally:
+        fake_llm.hold.set()
+        await conn.close()
+        await bridge.stop()
