@@ -19,6 +19,7 @@ from bridge.config import Config
 from bridge.conversation.responder import STORE_FAILED
 from bridge.store.claims import Claims
 from bridge.store.fencing import CURRENT, PROOF_SHARE, Lease, LeaseLost, guard
+from bridge.store.postgres import PgDatabase
 from bridge.store.store import Store
 from bridge.types import Author, ThreadRef
 from tests.fakes.openai_server import FakeOpenAI
@@ -180,3 +181,33 @@ async def test_a_hung_renew_stops_the_work_before_the_lease_runs_out(
         fake_llm.hold.set()
         await conn.close()
         await bridge.stop()
+
+
+async def test_a_transaction_left_idle_by_a_frozen_replica_is_ended_by_the_server(pg_url: str) -> None:
+    """A replica frozen mid-transaction holds its session's row lock; the server ends such a transaction,
+    so another replica can claim the session (here after 1 s instead of the default)."""
+    frozen = await PgDatabase.connect(pg_url, min_size=1, max_size=1, idle_in_transaction_s=1.0)
+    store = await Store.open_postgres(pg_url)
+    other = await asyncpg.connect(pg_url)
+    try:
+        accepted = await store.accept(event_id="github:1", session_key="github:octo-org/x#7", persona="assistant",
+                                      thread=THREAD, author=Author("alice", "alice"), content="hello")
+        assert accepted is not None
+        async with frozen.pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            await conn.execute("SELECT id FROM sessions FOR SHARE")  # ...and then the process stops
+
+            async def claimable() -> bool:
+                async with other.transaction():
+                    row = await other.fetchrow("SELECT id FROM sessions FOR UPDATE SKIP LOCKED")
+                return row is not None
+
+            assert not await claimable()
+            await until_async(claimable, timeout=10)
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
+                await conn.execute("SELECT 1")  # on waking, its transaction (and connection) are gone
+    finally:
+        await other.close()
+        await store.close()
+        await frozen.pool.close()
