@@ -30,6 +30,8 @@ PRUNE_EVERY_S = 3600.0
 CHECKPOINT_EVERY_S = 1.0
 # Readiness: while idle, the LLM is probed (GET /models) when nothing succeeded for this long...
 LLM_PROBE_INTERVAL_S = 30.0
+# ...the store gets one small real write when nothing was written for this long (or the last write failed)...
+STORE_PROBE_INTERVAL_S = 10.0
 # ...and a failure of these kinds, newer than the last success, makes /readyz answer 503.
 _LLM_DOWN = ("unreachable", "timeout", "server", "auth", "quota")
 
@@ -75,10 +77,13 @@ class Bridge:
         self._pruner: asyncio.Task[None] | None = None
         self._llm_probe_interval_s = llm_probe_interval_s
         self._llm_probe: asyncio.Task[None] | None = None
+        self.store_probe_interval_s = STORE_PROBE_INTERVAL_S
+        self._store_probe: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.store = await open_store(self.config)
         self._pruner = asyncio.create_task(self._maintain(), name="store-maintenance")
+        self._store_probe = asyncio.create_task(self._probe_store(), name="store-probe")
         # Token vocabularies take a moment to load: in a thread now, not on the loop in the middle of
         # the first webhook (every other request would wait behind it).
         await asyncio.to_thread(warm_up, self.config.llm.model, *{p.model for p in self.personas.values() if p.model})
@@ -136,15 +141,30 @@ class Bridge:
                 log.exception("store maintenance failed")
             await asyncio.sleep(CHECKPOINT_EVERY_S)
 
+    async def _probe_store(self) -> None:
+        """Keep the store's write health fresh while idle, so readiness returns once writes work again."""
+        assert self.store is not None
+        writes = self.store.writes
+        while True:
+            await asyncio.sleep(self.store_probe_interval_s)
+            stale = writes.last_ok is None or time.time() - writes.last_ok >= self.store_probe_interval_s
+            if stale or not writes.state()[0]:
+                try:
+                    await self.store.probe_write()
+                except Exception as exc:
+                    log.warning("the store refuses writes (%s)", type(exc).__name__)
+
     def _status(self, name: str, platform: Platform) -> dict[str, Any]:
         election = self.elections.get(name)
         return election.status(platform.status()) if election else platform.status()
 
     def health(self) -> dict[str, Any]:
         platforms = {name: self._status(name, p) for name, p in self.platforms.items()}
-        ok = self._started and all(s.get("ok", True) for s in platforms.values())
+        store_ok, store_why = self.store.writes.state() if self.store is not None else (True, "")
+        ok = self._started and store_ok and all(s.get("ok", True) for s in platforms.values())
         out: dict[str, Any] = {"status": "ok" if ok else "starting" if not self._started else "degraded",
-                               "platforms": platforms, "in_flight": self.lanes.busy if self.lanes else 0}
+                               "platforms": platforms, "in_flight": self.lanes.busy if self.lanes else 0,
+                               "store": {"ok": store_ok, **({"error": store_why} if store_why else {})}}
         if self.replica is not None:
             out["replica"] = {**self.replica.role(), "gateway_owner": sorted(n for n, e in self.elections.items()
                                                                              if e.owner)}
@@ -174,13 +194,17 @@ class Bridge:
         return True, ""
 
     def ready(self) -> dict[str, Any]:
-        """For ``/readyz``: ready while started, every platform connected and the LLM answering."""
+        """For ``/readyz``: ready while started, every platform connected, the LLM answering and the store
+        taking writes."""
         reasons = [] if self._started else ["starting"]
         reasons += [f"{name}: not connected" for name, p in self.platforms.items()
                     if not self._status(name, p).get("ok", True)]
         llm_ok, why = self._llm_state()
         if not llm_ok:
             reasons.append(why)
+        store_ok, store_why = self.store.writes.state() if self.store is not None else (True, "")
+        if not store_ok:
+            reasons.append(store_why)
         return {"ready": not reasons, "reasons": reasons}
 
     async def stop(self) -> None:
@@ -195,9 +219,10 @@ class Bridge:
             finished = await self.lanes.drain(self.shutdown_grace_s)
             if not finished:
                 log.warning("stopped before some answers were sent; they will be answered at the next start")
-        if self._pruner is not None:
-            self._pruner.cancel()
-            await asyncio.gather(self._pruner, return_exceptions=True)
+        for task in (self._pruner, self._store_probe):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.responder is not None:
             await self.responder.close()
         for platform in self.platforms.values():

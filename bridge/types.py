@@ -87,6 +87,10 @@ async def _ignore(_: list[str]) -> None:
     return None
 
 
+def _free() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One reply to deliver, and what is already known of its delivery (STYLE.md, lesson 12).
@@ -99,6 +103,9 @@ class Outgoing:
       or a retry): edit them, do not post again.
     - ``record``: call it with the whole list of posted ids each time it grows, right after posting.
     - ``recovering``: an earlier attempt ran; something may have been posted but not recorded.
+    - ``guard``: call it right before every platform call (post, edit, reaction, a timer's action): it
+      raises when this process may no longer act for the reply (another replica took the session over
+      while this one was frozen). Let that exception through: it is neither a refusal nor a failure.
     """
 
     thread: ThreadRef
@@ -107,3 +114,4 @@ class Outgoing:
     posted: tuple[str, ...] = ()
     record: Callable[[list[str]], Awaitable[None]] = _ignore
     recovering: bool = False
+    guard: Callable[[], None] = _free

@@ -10,6 +10,7 @@ and messages already posted are edited, not posted again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -23,6 +24,7 @@ from bridge.attachments.turns import SharedFiles, hosts_of
 from bridge.config import Config
 from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
 from bridge.conversation.commands import Asker, parse_command, run_command
+from bridge.conversation.persisting import RETRY_FOR_S, StoreFailed, until_settled
 from bridge.llm.client import ChatRequest, LLMClient, LLMFailure
 from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens, count_tokens_async
 from bridge.metrics import Metrics
@@ -30,7 +32,9 @@ from bridge.personas import Persona
 from bridge.platform import Platform
 from bridge.policy.access import is_admin
 from bridge.policy.usage import Usage
+from bridge.store import fencing
 from bridge.store.attachments import StoredFile
+from bridge.store.fencing import LeaseLost
 from bridge.store.store import Message, Session, Store
 from bridge.types import Outgoing
 
@@ -40,6 +44,8 @@ LABEL_TOKENS = 16          # what a speaker label may cost: names are cut to sta
 NOTICE_DEADLINE_S = 600.0  # how long to keep trying to tell a thread its answer could not be posted
 PLATFORM_FAILED = ("⚠️ I could not post my answer here: {platform} kept refusing messages. "
                    "Please ask again.")
+STORE_FAILED = ("⚠️ I could not answer this: my storage kept failing, so the conversation could not be saved. "
+                "Please ask again later.")
 PLATFORM_NAMES = {"github": "GitHub", "slack": "Slack", "discord": "Discord", "console": "terminal"}
 _PLAIN_NAME = re.compile(r"^[\w .'()-]{1,32}$")
 
@@ -74,8 +80,43 @@ class Responder:
         self._notices: set[asyncio.Task[None]] = set()
         self._answering = asyncio.Semaphore(config.llm.max_concurrent)
         self.files = SharedFiles(config.attachments, store, metrics)
+        self.store_retry_s = RETRY_FOR_S
+        # The reply being answered per message, with the platform ids posted so far (known even when
+        # the store could not record them): to tell the user in place if the store keeps failing.
+        self._replying: dict[int, tuple[Platform, Outgoing]] = {}
 
     async def handle(self, message_id: int) -> None:
+        """Answer one message; through store failures, retried in its place (:mod:`.persisting`)."""
+        try:
+            await until_settled(message_id, functools.partial(self._handle, message_id),
+                                tell=functools.partial(self._store_failed, message_id),
+                                settle=functools.partial(self._store.fail, message_id, "store: kept failing"),
+                                retry_for_s=self.store_retry_s)
+        finally:
+            self._replying.pop(message_id, None)
+
+    async def _store_failed(self, message_id: int, _exc: BaseException) -> None:
+        """The store kept failing: say so in the thread, as the reply itself (a "_Thinking…_" placeholder
+        already posted is edited into this sentence). Called once per message (:func:`until_settled`)."""
+        known = self._replying.get(message_id)
+        if known is None:
+            log.warning("message %s: the store failed before its thread was known; nobody can be told", message_id)
+            return
+        platform, out = known
+
+        async def ignore(_ids: list[str]) -> None:
+            return None
+
+        notice = dataclasses.replace(out, record=ignore, recovering=True)
+        try:
+            await platform.send(notice, _once(STORE_FAILED))
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            log.warning("telling %s that the store failed did not work either: %s", out.thread.key,
+                        type(exc).__name__)
+
+    async def _handle(self, message_id: int) -> None:
         msg = await self._store.message(message_id)
         if msg is None or msg.thread is None or not (msg.status == "pending" or await self._notice_due(msg)):
             return  # already answered (a replay), forgotten by /reset, or refused with nothing to say
@@ -83,14 +124,21 @@ class Responder:
         if platform is None:
             log.warning("message %s waits for platform %s, which is not running", msg.id, msg.thread.platform)
             return
+        known = self._replying.get(msg.id)
+        base = known[1] if known is not None else Outgoing(
+            thread=msg.thread, key=msg.event_id or f"message:{msg.id}", answers=msg.event_id.partition(":")[2],
+            guard=fencing.guard)
+        self._replying[msg.id] = (platform, base)  # where to tell the user, should the store keep failing
         session = await self._store.session(msg.session_id)
         assert session is not None
         earlier = await self._store.start_attempt(msg.id)
         reply = await self._store.reply(msg.id)
         assert reply is not None  # start_attempt made it
-        out = Outgoing(thread=msg.thread, key=msg.event_id or f"message:{msg.id}",
-                       answers=msg.event_id.partition(":")[2], posted=reply.platform_ids,
-                       record=functools.partial(self._store.record_posted, msg.id), recovering=earlier > 0)
+        # Posted by a try whose record failed: the platform said so, the store did not.
+        posted = base.posted if len(base.posted) > len(reply.platform_ids) else reply.platform_ids
+        out = dataclasses.replace(base, posted=posted, record=functools.partial(self._store.record_posted, msg.id),
+                                  recovering=earlier > 0)
+        self._replying[msg.id] = (platform, out)
         started = time.monotonic()
         if reply.final:  # the text is known (a command already run, or an answer finished): deliver it
             await self._deliver(platform, out, msg, _once(reply.text))
@@ -129,15 +177,43 @@ class Responder:
                                  personas=self._personas, asker=asker)
 
     async def _send(self, platform: Platform, out: Outgoing, msg: Message, snapshots: AsyncIterator[str]) -> bool:
-        """Hand the reply to the platform. False when it refused for good: the message is then failed."""
+        """Hand the reply to the platform. False when it refused for good: the message is then failed.
+
+        ``record`` (the store) runs inside the platform's call: when it fails, the store is to blame,
+        not the platform — :class:`StoreFailed` is raised for the lane to retry, and nobody is told the
+        platform refused. A lost lease passes through as it is.
+        """
+        unrecorded: list[BaseException] = []
+        record = out.record
+
+        async def recording(ids: list[str]) -> None:
+            known = self._replying.get(msg.id)
+            if known is not None:
+                self._replying[msg.id] = (known[0], dataclasses.replace(known[1], posted=tuple(ids)))
+            try:
+                await record(ids)
+            except LeaseLost:
+                raise
+            except Exception as exc:
+                unrecorded.append(exc)
+                raise
+
         try:
-            await platform.send(out, snapshots)
+            await platform.send(dataclasses.replace(out, record=recording), snapshots)
+        except LeaseLost:
+            raise
         except Exception as exc:  # its SDK's text may carry URLs or tokens: never show or log it
+            if unrecorded:
+                raise StoreFailed(f"recording a posted message failed ({type(unrecorded[0]).__name__})") \
+                    from unrecorded[0]
             log.error("sending to %s failed: %s", out.thread.key, type(exc).__name__)
             self._metrics.errors.labels(platform=platform.name, kind="platform").inc()
             await self._store.fail(msg.id, f"platform: {type(exc).__name__}")
             self._tell_later(platform, out)
             return False
+        if unrecorded:  # the platform went on without the record: the store still lacks those ids
+            raise StoreFailed(f"recording a posted message failed ({type(unrecorded[0]).__name__})") \
+                from unrecorded[0]
         return True
 
     async def _deliver(self, platform: Platform, out: Outgoing, msg: Message, snapshots: AsyncIterator[str]) -> None:
@@ -148,7 +224,7 @@ class Responder:
     def _tell_later(self, platform: Platform, out: Outgoing) -> None:
         """Once the platform accepts messages again, say in the thread that the answer was lost."""
         async def notify() -> None:
-            notice = Outgoing(thread=out.thread, key=f"{out.key}:notice", answers=out.answers)
+            notice = Outgoing(thread=out.thread, key=f"{out.key}:notice", answers=out.answers, guard=out.guard)
             text = PLATFORM_FAILED.format(platform=PLATFORM_NAMES.get(platform.name, platform.name))
             deadline = time.monotonic() + NOTICE_DEADLINE_S
             delay = 5.0
@@ -157,6 +233,8 @@ class Responder:
                 try:
                     await platform.send(notice, _once(text))
                     return
+                except LeaseLost:
+                    return  # the session's new holder answers it
                 except Exception as exc:
                     log.info("telling %s about a lost answer failed again: %s", out.thread.key, type(exc).__name__)
                     delay = min(delay * 2, 60.0)
@@ -226,6 +304,7 @@ class Responder:
         channel = Snapshots()
         loop = asyncio.get_running_loop()
         outcome: list[Answer | LLMFailure] = []
+        unsaved: list[BaseException] = []  # save_final failed: the answer is shown, the lane tries again
         requests: list[ChatRequest] = []  # the last one sent: our own token count, if the server gives none
 
         async def build(budget: int) -> ChatRequest:
@@ -245,7 +324,15 @@ class Responder:
             else:
                 text = notice + result.text + (TRUNCATED_NOTE if result.truncated else "")
                 tokens = result.completion.completion_tokens or await count_tokens_async(text, model)
-                await self._store.save_final(msg.id, text, tokens)
+                try:
+                    await self._store.save_final(msg.id, text, tokens)
+                except Exception as exc:  # never close the channel on a half answer as if it were whole
+                    unsaved.append(exc)
+                    if isinstance(exc, LeaseLost):
+                        raise
+                    outcome.append(result)
+                    channel.put(text)
+                    return
                 await self._usage.record(session, msg, persona=persona.name, completion=result.completion,
                                          request=requests[-1] if requests else None, answer_tokens=tokens)
                 outcome.append(result)
@@ -261,6 +348,10 @@ class Responder:
             if not producer.done():
                 producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
+        if unsaved:
+            if isinstance(unsaved[0], LeaseLost):
+                raise unsaved[0]
+            raise StoreFailed(f"saving the answer failed ({type(unsaved[0]).__name__})") from unsaved[0]
         result = outcome[0] if outcome else None
         seconds = time.monotonic() - started
         if isinstance(result, LLMFailure):

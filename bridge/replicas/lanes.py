@@ -28,6 +28,7 @@ from prometheus_client import Gauge
 
 from bridge.metrics import Metrics
 from bridge.store.claims import CHANNEL, Claims
+from bridge.store.fencing import CURRENT, PROOF_SHARE, Lease, LeaseLost
 from bridge.store.postgres import PgDatabase
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class ClaimedLanes:
         self.lease_s = lease_s
         self._max = max_sessions
         self._workers: dict[int, asyncio.Task[None]] = {}
+        self._leases: dict[int, Lease] = {}  # the claim each worker works under (its fencing token)
         self._wanted: set[int] = set()
         self._sweep = True
         self._wake = asyncio.Event()
@@ -145,6 +147,7 @@ class ClaimedLanes:
         if room <= 0:
             self._sweep = True  # full: look again when a lane ends
             return
+        sent_at = time.monotonic()  # the lease is proven from when the claim was sent, not answered
         try:
             got = await self.claims.claim(None if sweep else wanted, room, busy=self._workers.keys())
         except Exception as exc:
@@ -153,23 +156,31 @@ class ClaimedLanes:
             await asyncio.sleep(1.0)
             self._wake.set()
             return
-        for session_id in got:
+        for session_id, generation in got.items():
             if session_id not in self._workers:
-                self._workers[session_id] = asyncio.create_task(self._work(session_id), name=f"session-{session_id}")
+                lease = Lease(session_id, self.me, generation, sent_at + self.lease_s * PROOF_SHARE)
+                self._leases[session_id] = lease
+                self._workers[session_id] = asyncio.create_task(self._work(lease), name=f"session-{session_id}")
         if len(got) == room:  # maybe more: keep going while there is room
             self._sweep = True
             self._wake.set()
 
     # ------------------------------------------------------------------------------- working
 
-    async def _work(self, session_id: int) -> None:
+    async def _work(self, lease: Lease) -> None:
+        """Answer the session's work in order while the lease is ours. Everything done from here (store
+        writes, platform calls, tasks started) carries the lease and stops once it is lost."""
+        session_id = lease.session_id
+        CURRENT.set(lease)
         tried: set[int] = set()
         try:
             while not self._stopping:
                 message_id = await self.claims.next_pending(session_id, tried)
                 if message_id is None:
-                    if await self.claims.release(session_id):
+                    if await self.claims.release(session_id, generation=lease.generation):
                         self._workers.pop(session_id, None)  # at once: a new claim may start a new lane
+                        if self._leases.get(session_id) is lease:
+                            del self._leases[session_id]
                         # Stored between our last look and the release? Then claim it again.
                         if await self.claims.has_pending(session_id):
                             self._wanted.add(session_id)
@@ -177,46 +188,58 @@ class ClaimedLanes:
                         return
                     if await self.claims.next_pending(session_id, tried) is None:
                         # Only messages this claim could not finish are left: the safety sweep retries them.
-                        await self.claims.release(session_id, force=True)
+                        await self.claims.release(session_id, force=True, generation=lease.generation)
                         return
                     continue
                 tried.add(message_id)
                 self._in_flight += 1
                 try:
                     await self._handle(message_id)
+                except LeaseLost:
+                    raise
                 except Exception:
                     log.exception("answering message %s failed", message_id)
                 finally:
                     self._in_flight -= 1
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            log.warning("session %s: the lease could not be proven; stopped working on it (another replica "
+                        "continues it)", session_id)
         except Exception as exc:
             log.warning("session %s: lost the database (%s); its lease will run out", session_id, type(exc).__name__)
         finally:
             if self._workers.get(session_id) is asyncio.current_task():
                 del self._workers[session_id]
+            if self._leases.get(session_id) is lease:
+                del self._leases[session_id]
             if self._sweep or len(self._workers) == self._max - 1:
                 self._sweep = True
                 self._wake.set()
 
     async def _renewer(self) -> None:
-        last_ok = time.monotonic()
+        """Renew every lease_s/3, each renew bounded by lease_s/3: a hung renew (a half-open connection,
+        a frozen VM) cannot outlast the lease. Work whose lease is taken over, or can no longer be proven
+        (:class:`~bridge.store.fencing.Lease`), is stopped."""
         while True:
             await asyncio.sleep(self.lease_s / 3)
-            held = set(self._workers)
+            held = {sid: lease.generation for sid, lease in self._leases.items() if sid in self._workers}
+            sent_at = time.monotonic()
             try:
-                kept = await self.claims.renew(held)
-                last_ok = time.monotonic()
+                kept = await self.claims.renew(held, timeout=self.lease_s / 3)
             except Exception as exc:
                 log.warning("renewing leases failed (%s)", type(exc).__name__)
-                if time.monotonic() - last_ok > self.lease_s * 0.8:  # others may take over now: stop first
-                    kept = set()
-                else:
-                    continue
-            for session_id in held - kept:
+                now = time.monotonic()
+                kept = {sid for sid in held if (lease := self._leases.get(sid)) and lease.proven_until > now}
+            else:
+                for session_id in kept:
+                    if (lease := self._leases.get(session_id)) is not None and lease.generation == held[session_id]:
+                        lease.prove(sent_at, self.lease_s)
+            for session_id in held.keys() - kept:
                 task = self._workers.get(session_id)
-                if task is not None:
-                    log.warning("session %s: lease lost; another replica continues it", session_id)
+                lease = self._leases.get(session_id)
+                if task is not None and lease is not None and lease.generation == held[session_id]:
+                    log.warning("session %s: lease lost or unproven; another replica continues it", session_id)
                     task.cancel()
 
     async def drain(self, timeout: float) -> bool:

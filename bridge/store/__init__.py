@@ -3,7 +3,8 @@
 Holds the :class:`~bridge.store.store.Store` (sessions, threads, messages, replies, seen events),
 the two backends' connections (``sqlite``, ``postgres``) and the SQL they share (``sql``), the usage
 rows behind budgets (``usage``), the database file and its backups (``files``), copying a store to
-PostgreSQL (``migrate``) and per-session leases for replicas (``claims``).
+PostgreSQL (``migrate``), per-session leases for replicas (``claims``) with their fencing tokens
+(``fencing``), and whether writes currently succeed (``health``, for readiness).
 
 May import: ``bridge.types`` and ``bridge.config``. Nothing outside this package writes SQL; platforms
 never import it.

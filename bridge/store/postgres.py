@@ -31,6 +31,10 @@ from bridge.store.sql import statements, to_postgres
 log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
+# The store's transactions are a few statements sent back to back. One left idle this long belongs to
+# a replica that froze (SIGSTOP, a paused VM) mid-transaction: the server ends it, so the session row
+# it locked (bridge/store/fencing.py) does not keep the other replicas from taking the session over.
+IDLE_IN_TRANSACTION_S = 10.0
 _STATUS_COUNT = re.compile(r"(\d+)\s*$")
 
 
@@ -153,10 +157,12 @@ class PgDatabase:
         self.conn = PgConn(pool)
 
     @classmethod
-    async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0) -> PgDatabase:
+    async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 10, timeout: float = 10.0,
+                      idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S) -> PgDatabase:
         try:
-            pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=timeout,
-                                             command_timeout=60)
+            pool = await asyncpg.create_pool(
+                url, min_size=min_size, max_size=max_size, timeout=timeout, command_timeout=60,
+                server_settings={"idle_in_transaction_session_timeout": str(int(idle_in_transaction_s * 1000))})
         except Exception as exc:
             raise PgUnavailable(describe_failure(exc, url)) from None
         assert pool is not None

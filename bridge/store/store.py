@@ -20,8 +20,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge.store import sqlite
+from bridge.store import fencing, sqlite
 from bridge.store.attachments import ATTACHMENTS_MIGRATION, AttachmentQueries, insert_files
+from bridge.store.health import WriteHealth
 from bridge.store.postgres import PgConn, PgDatabase
 from bridge.store.sql import statements
 from bridge.store.usage import USAGE_MIGRATION, Connection, UsageQueries
@@ -145,6 +146,8 @@ MIGRATIONS: list[Migration] = [
     CREATE INDEX messages_pending_by_session ON messages(session_id, id) WHERE status = 'pending'
     """,
     ATTACHMENTS_MIGRATION,  # shared files and images, kept with their user turn (bridge/store/attachments.py)
+    # Fencing: each claim bumps the session's lease generation; work under a lease checks it (bridge/store/fencing.py).
+    "ALTER TABLE sessions ADD COLUMN lease_gen INTEGER NOT NULL DEFAULT 0",
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -246,6 +249,7 @@ class Store(UsageQueries, AttachmentQueries):
         self.pg = pg  # set: PostgreSQL, several replicas may share it
         self.dialect: Dialect = "postgresql" if pg is not None else "sqlite"
         self._write = asyncio.Lock()  # one connection: keep multi-statement transactions apart
+        self.writes = WriteHealth()  # the last write's outcome, for readiness
 
     @classmethod
     async def open(cls, path: str) -> Store:
@@ -328,8 +332,28 @@ class Store(UsageQueries, AttachmentQueries):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Connection]:
+        """One write transaction; its outcome is kept for readiness (a lost lease is not the store's fault)."""
+        try:
+            async with self._transaction() as conn:
+                yield conn
+        except fencing.LeaseLost:
+            raise
+        except Exception as exc:
+            self.writes.failed(exc)
+            raise
+        self.writes.ok()
+
+    async def probe_write(self) -> None:
+        """One cheap real write (a dedupe row no platform event can have): does the store take writes?"""
+        async with self._tx() as db:
+            await db.execute("INSERT INTO events (event_id, seen_at) VALUES ('bridge:write-probe', ?) "
+                             "ON CONFLICT (event_id) DO UPDATE SET seen_at = excluded.seen_at", (time.time(),))
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
         if self.pg is not None:
             async with self.pg.transaction() as conn:
+                await fencing.check_in(conn)  # work done under a lease writes only while it holds it
                 yield conn
             return
         async with self._write:

@@ -348,9 +348,11 @@ class DiscordPlatform:
         async def post(text: str) -> str:
             nonlocal parts
             parts += 1
+            reply.guard()
             return await post_part(channel, text, key=reply.key, part=parts - 1, answers=answers)
 
         async def edit(message_id: str, text: str) -> None:
+            reply.guard()
             await edit_part(channel, int(message_id), text)
 
         await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,

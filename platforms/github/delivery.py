@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from githubkit import GitHub
+from githubkit.exception import RequestFailed
 
 from bridge.llm.chunking import split_message
 from bridge.llm.streaming import last_snapshot
@@ -102,6 +103,7 @@ class Eyes:
     issue: Issue
     answers: str  # "comment:<id>" reacts on that comment; anything else on the issue itself
     login: str
+    guard: Callable[[], None] = lambda: None  # Outgoing.guard: re-checked when the timer fires, before acting
     ids: list[int] = field(default_factory=list)
     _showing: asyncio.Task[None] | None = None
 
@@ -121,6 +123,7 @@ class Eyes:
     async def show(self) -> None:
         i, comment = self.issue, self._comment()
         try:
+            self.guard()
             if comment is not None:
                 resp = await self.client.rest.reactions.async_create_for_issue_comment(
                     i.owner, i.repo, comment, data={"content": "eyes"})
@@ -151,6 +154,7 @@ class Eyes:
         i, comment = self.issue, self._comment()
         for rid in dict.fromkeys(self.ids):
             try:
+                self.guard()  # lost the session: its new holder adopts and removes the 👀
                 if comment is not None:
                     await self.client.rest.reactions.async_delete_for_issue_comment(i.owner, i.repo, comment, rid)
                 else:
@@ -180,10 +184,43 @@ async def _post(client: GitHub[Any], issue: Issue, body: str) -> str:
     return str(orjson.loads(comment.content)["id"])  # the typed model is ~40 fields we do not read
 
 
+async def _correct(client: GitHub[Any], issue: Issue, reply: Outgoing, posted: list[str],
+                   parts: list[str]) -> list[str]:
+    """Make the comments an interrupted attempt posted say this text; returns those still standing.
+
+    What was posted may be another text: a "⚠️ the model failed" notice whose attempt died before
+    the failure was recorded, then answered for real after the restart. Counting parts would take
+    that notice for the answer, so each posted part is read and edited when it differs; parts
+    beyond the new text's are deleted.
+    """
+    kept: list[str] = []
+    for i, cid in enumerate(posted):
+        try:
+            reply.guard()
+            if i >= len(parts):
+                await client.rest.issues.async_delete_comment(issue.owner, issue.repo, int(cid))
+                continue
+            current = orjson.loads((await client.rest.issues.async_get_comment(issue.owner, issue.repo,
+                                                                               int(cid))).content)
+        except RequestFailed as exc:
+            if exc.response.status_code != 404:
+                raise
+            break  # deleted by someone: this part and the ones after it are posted again
+        body = parts[i] + marker(reply.key, i)
+        if str(current.get("body") or "") != body:
+            log.info("github: part %d of %s showed another text; editing it", i, reply.key)
+            reply.guard()
+            await client.rest.issues.async_update_comment(issue.owner, issue.repo, int(cid), data={"body": body})
+        kept.append(cid)
+    if kept != posted:
+        await reply.record(kept)
+    return kept
+
+
 async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots: AsyncIterator[str], *,
                   login: str, limit: int) -> None:
     """Post the finished text, one comment per part, each part once; 👀 while it is being written."""
-    eyes = Eyes(client, issue, reply.answers, login)
+    eyes = Eyes(client, issue, reply.answers, login, reply.guard)
     if reply.recovering:
         await eyes.adopt()
     try:
@@ -199,7 +236,10 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
                 log.info("github: %d comment(s) of %s were posted before a restart; not posting them again",
                          len(posted) - before, reply.key)
                 await reply.record(posted)
+        if reply.recovering and posted:
+            posted = await _correct(client, issue, reply, posted, parts)
         for i in range(len(posted), len(parts)):
+            reply.guard()
             posted.append(await _post(client, issue, parts[i] + marker(reply.key, i)))
             await reply.record(posted)
     except asyncio.CancelledError:

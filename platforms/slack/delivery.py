@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -122,8 +122,9 @@ class Writer:
     """Posts and edits one reply's messages, and knows what each one shows."""
 
     def __init__(self, client: AsyncWebClient, channel: str, thread_ts: str | None, key: str, deadline_s: float,
-                 first_part: int) -> None:
+                 first_part: int, guard: Callable[[], None] = lambda: None) -> None:
         self._client, self._channel, self._thread_ts = client, channel, thread_ts
+        self._guard = guard  # Outgoing.guard: asked before every write
         self._key, self._deadline_s, self._part = key, deadline_s, first_part
         self.shown: dict[str, str] = {}
         self.calls = 0
@@ -131,6 +132,7 @@ class Writer:
 
     async def post(self, text: str) -> str:
         """A new message, tagged with the reply and part; waits out 429s until the deadline."""
+        self._guard()
         self.calls += 1
         with patience(self._deadline_s):
             resp = await self._client.chat_postMessage(
@@ -146,6 +148,7 @@ class Writer:
         """While streaming: one try; refused (429) or lost, it is skipped and :meth:`finish` sets it right."""
         if time.monotonic() < self._blocked_until:
             return
+        self._guard()
         self.calls += 1
         try:
             with patience(0):
@@ -170,6 +173,7 @@ class Writer:
             wait = self._blocked_until - time.monotonic()
             if wait > 0:  # Slack said when to come back
                 await asyncio.sleep(wait)
+            self._guard()
             self.calls += 1
             with patience(deadline - time.monotonic()):
                 await self._client.chat_update(channel=self._channel, ts=ts, markdown_text=neutralise(want))
@@ -219,7 +223,7 @@ async def deliver(client: AsyncWebClient, reply: Outgoing, snapshots: AsyncItera
     thread_ts = None if thread.thread == thread.channel else thread.thread  # DM top level
     posted = await _recover(client, reply, channel, thread_ts, bot, deadline_s) if reply.recovering \
         else list(reply.posted)
-    writer = Writer(client, channel, thread_ts, reply.key, deadline_s, first_part=len(posted))
+    writer = Writer(client, channel, thread_ts, reply.key, deadline_s, first_part=len(posted), guard=reply.guard)
     last = _Last()
     ids = await render_stream(last.tap(snapshots), post=writer.post, edit=writer.edit, limit=limit,
                               interval=interval, placeholder=PLACEHOLDER, posted=posted, record=reply.record)

@@ -127,6 +127,7 @@ class FakeGitHub:
         self.limit_comments: list[int] = []  # Retry-After seconds: the next comment posts get 429
         self.comment_attempts: list[float] = []  # time.monotonic() of every comment POST, refused or not
         self.reactions: list[Reaction] = []
+        self.edits: list[tuple[int, str]] = []  # (comment id, the body it had) of every comment edited
         self.reaction_log: list[ReactionEvent] = []
         self.list_requests: list[str] = []  # "owner/repo#number page=N" of every comment listing
         self.max_per_page = 100  # GitHub's cap; tests lower it to see pagination with few comments or deliveries
@@ -155,6 +156,9 @@ class FakeGitHub:
             web.post("/repos/{owner}/{repo}/issues/{number}/comments", self._comment),
             web.get("/orgs/{org}/teams/{team}/memberships/{login}", self._team_membership),
             web.get("/repos/{owner}/{repo}/issues/{number}/comments", self._list_comments),
+            web.get("/repos/{owner}/{repo}/issues/comments/{id}", self._get_comment),
+            web.patch("/repos/{owner}/{repo}/issues/comments/{id}", self._edit_comment),
+            web.delete("/repos/{owner}/{repo}/issues/comments/{id}", self._delete_comment),
             web.post("/repos/{owner}/{repo}/issues/comments/{id}/reactions", self._react),
             web.get("/repos/{owner}/{repo}/issues/comments/{id}/reactions", self._reactions),
             web.delete("/repos/{owner}/{repo}/issues/comments/{id}/reactions/{reaction}", self._unreact),
@@ -283,6 +287,34 @@ class FakeGitHub:
         if self.on_comment is not None:
             self.on_comment(comment)
         return web.json_response(comment.payload, status=201)
+
+    def _find_comment(self, request: web.Request) -> Comment | None:
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        cid = int(request.match_info["id"])
+        return next((c for c in self.comments if c.repo == repo and c.id == cid), None)
+
+    async def _get_comment(self, request: web.Request) -> web.Response:
+        found = self._find_comment(request)
+        if found is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.json_response(found.payload)
+
+    async def _edit_comment(self, request: web.Request) -> web.Response:
+        """``PATCH``: the new body replaces the old one (``edits`` keeps what was there before)."""
+        found = self._find_comment(request)
+        if found is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        self.edits.append((found.id, found.body))
+        found.body = (await request.json())["body"]
+        found.payload["body"] = found.body
+        return web.json_response(found.payload)
+
+    async def _delete_comment(self, request: web.Request) -> web.Response:
+        found = self._find_comment(request)
+        if found is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        self.comments.remove(found)
+        return web.Response(status=204)
 
     async def _list_comments(self, request: web.Request) -> web.Response:
         """Oldest first, ``per_page`` (default 30, at most ``max_per_page``) per ``page``, with a Link header."""
