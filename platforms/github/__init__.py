@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
+from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RequestFailed
 from githubkit.retry import RETRY_DEFAULT
 from httpx_aiohttp import AiohttpTransport
@@ -93,13 +94,16 @@ class GitHubPlatform:
         self._arrivals = Arrivals()  # per issue: stored in the order the webhooks arrived
         # Enough kept-alive connections for a busy bridge: httpx's default keeps 20 and churns past that.
         self._transport = _SharedTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
+        # githubkit's default cache (installation tokens among it) is one per process: this adapter's own,
+        # so that two bridges in one process (tests, embedders) never use each other's App tokens.
+        self._cache = MemCacheStrategy()
 
     # ------------------------------------------------------------------------ lifecycle
 
     def _github(self, auth: Any) -> GitHub[Any]:
         # RETRY_DEFAULT is githubkit's default, named so that turning it off shows in review.
         return GitHub(auth, base_url=self._settings.api_url, http_cache=False, user_agent="bridge-bot",
-                      async_transport=self._transport, auto_retry=RETRY_DEFAULT)
+                      async_transport=self._transport, auto_retry=RETRY_DEFAULT, cache_strategy=self._cache)
 
     async def start(self, inbox: Inbox) -> None:
         s = self._settings
