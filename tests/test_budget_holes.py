@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,11 @@ from bridge.conversation.answering import Budgets
 from bridge.llm.client import LLMClient
 from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens
 from bridge.metrics import Metrics
+from bridge.store import store as store_module
 from bridge.store.store import MIGRATIONS, Store
-from bridge.store.usage import Connection
+from bridge.store.usage import Connection, Totals, UsageRow
+from bridge.types import Author, ThreadRef
+from tests.conftest import new_database
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.platform import FakePlatform, Sent
 from tests.waiting import until, until_async
@@ -148,7 +152,7 @@ async def test_the_budget_is_checked_when_the_answer_starts(start: Callable[...,
 async def test_a_slow_platform_does_not_hold_an_answer_slot(start: Callable[..., Any],
                                                            fake_llm: FakeOpenAI) -> None:
     """One slot; the first answer is written but its platform is stuck (a 429 storm): the next is still asked."""
-    bridge, platform = await start(SLOTS="1")
+    _, platform = await start(SLOTS="1")
     platform.hold = asyncio.Event()
     await platform.say("first", author="U1", channel="C0GENERAL", thread="1", event="first")
     await until(lambda: platform.read_all == 1)  # the model is done; delivery is stuck
@@ -229,5 +233,67 @@ async def test_pruning_old_event_ids_reads_an_index(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "bridge.db") as db:
         plan = " ".join(str(r[-1]) for r in db.execute("EXPLAIN QUERY PLAN DELETE FROM events WHERE seen_at < ?",
                                                        (0,)))
-        assert "USING" in plan and "INDEX" in plan, plan
+        assert "USING" in plan, plan
+        assert "INDEX" in plan, plan
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store lives: a SQLite file, or a fresh PostgreSQL database (its URL)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "bridge.db")
+    return await new_database(request.getfixturevalue("pg_cluster"))
+
+
+async def open_store(where: str) -> Store:
+    return await (Store.open_postgres(where) if where.startswith("postgres") else Store.open(where))
+
+
+async def test_running_totals_add_every_attempt_and_count_a_message_once(database: str) -> None:
+    store = await open_store(database)
+    try:
+        accepted = await store.accept(event_id="e1", session_key="slack:C1#1", persona="assistant",
+                                      thread=ThreadRef("slack", "", "C1", "1"), author=Author("U1", "Ann"),
+                                      content="hi")
+        assert accepted is not None
+        mid = accepted[1]
+        row = UsageRow(mid, "slack", "C1", "slack:C1#1", "U1", "assistant", "fake", 40, 3)
+        await store.record_usage(row)  # a cut attempt
+        await store.save_final(mid, "answer", 5, UsageRow(mid, "slack", "C1", "slack:C1#1", "U1", "assistant",
+                                                          "fake", 10, 5))
+        now = time.time()
+        today = now - now % 86400
+        for scope in ("total", "user:slack:U1", "session:slack:C1#1", "channel:slack:C1"):
+            assert await store.day_totals(today, scope) == Totals(1, 50, 8), scope
+        assert await store.usage_totals(0) == Totals(1, 50, 8), "the rows agree with the totals"
+        assert await store.day_totals(today, "user:slack:U2") == Totals()
+    finally:
+        await store.close()
+
+
+async def test_the_migration_fills_the_running_totals_from_existing_usage(
+        database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:-1])  # a database from before the totals
+    store = await open_store(database)
+    now = time.time()
+    try:
+        async with store._tx() as db:
+            for n, (user, prompt) in enumerate([("U1", 10), ("U1", 20), ("U2", 5)]):
+                await db.execute(
+                    "INSERT INTO usage (message_id, created_at, platform, channel, session_key, user_id, persona, "
+                    "model, prompt_tokens, completion_tokens) VALUES (?, ?, 'slack', 'C1', ?, ?, 'a', 'm', ?, 1)",
+                    (n, now - 86400 * (n == 2), f"s{n}", user, prompt))
+    finally:
+        await store.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    store = await open_store(database)
+    try:
+        today = now - now % 86400
+        assert await store.day_totals(today, "total") == Totals(2, 30, 2)
+        assert await store.day_totals(today, "user:slack:U1") == Totals(2, 30, 2)
+        assert await store.day_totals(today, "channel:slack:C1") == Totals(2, 30, 2)
+        assert await store.day_totals(today, "session:s1") == Totals(1, 20, 1)
+        assert await store.day_totals(today - 86400, "user:slack:U2") == Totals(1, 5, 1)
+    finally:
+        await store.close()

@@ -18,8 +18,9 @@ import time
 from collections.abc import AsyncIterator, Mapping
 
 from bridge.config import Config
-from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
+from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, Spent, answer
 from bridge.conversation.commands import Asker, parse_command, run_command
+from bridge.conversation.slots import Slot, Slots
 from bridge.llm.client import ChatRequest, LLMClient, LLMFailure
 from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens, count_tokens_async
 from bridge.metrics import Metrics
@@ -68,7 +69,7 @@ class Responder:
         self.budgets = Budgets(config.llm.context_tokens)
         self._usage = Usage(config, store, metrics)
         self._notices: set[asyncio.Task[None]] = set()
-        self._answering = asyncio.Semaphore(config.llm.max_concurrent)
+        self._slots = Slots(config.llm.max_concurrent)
 
     async def handle(self, message_id: int) -> None:
         msg = await self._store.message(message_id)
@@ -93,11 +94,13 @@ class Responder:
             text = await self._command(session, msg)
             await self._deliver(platform, out, msg, _once(text))
         else:
-            refusal = await self._usage.over_budget(session, msg)
-            if refusal is None:
-                async with self._answering:  # a burst of answers must not starve the webhooks' acks
-                    await self._chat(platform, out, session, msg, started)
-            else:  # nothing goes to the LLM: the user is told which limit, and when it resets
+            # A burst of answers must not starve the webhooks' acks. The budget is checked once a slot
+            # is held, so every answer that held one before has recorded what it cost.
+            async with self._slots.held() as slot:
+                refusal = await self._usage.over_budget(session, msg)
+                if refusal is None:
+                    await self._chat(platform, out, session, msg, started, slot)
+            if refusal is not None:  # nothing goes to the LLM: the user is told which limit, and when it resets
                 await self._store.refuse(msg.id, refusal.reason, refusal.text)
                 await self._deliver(platform, out, msg, _once(refusal.text))
 
@@ -161,6 +164,7 @@ class Responder:
         for task in list(self._notices):
             task.cancel()
         await asyncio.gather(*self._notices, return_exceptions=True)
+        await self.budgets.close()
 
     # ------------------------------------------------------------------------------- chat
 
@@ -195,36 +199,42 @@ class Responder:
                            max_tokens=persona.max_tokens or self._config.llm.max_tokens)
 
     async def _chat(self, platform: Platform, out: Outgoing, session: Session, msg: Message,
-                    started: float) -> None:
+                    started: float, slot: Slot) -> None:
+        """Ask the model while the platform shows the answer; ``slot`` is given back once the model is done."""
         persona = self._persona(session)
         model = persona.model or self._config.llm.model
         channel = Snapshots()
         loop = asyncio.get_running_loop()
         outcome: list[Answer | LLMFailure] = []
-        requests: list[ChatRequest] = []  # the last one sent: our own token count, if the server gives none
 
         async def build(budget: int) -> ChatRequest:
-            requests.append(await self._request(session, persona, msg, budget))
-            return requests[-1]
+            return await self._request(session, persona, msg, budget)
+
+        async def spent(attempt: Spent) -> None:  # a cut or failed attempt: paid for before the next starts
+            await self._usage.record_attempt(session, msg, persona=persona.name, request=attempt.request,
+                                             text=attempt.text)
 
         async def produce() -> None:
             try:
                 result = await answer(
                     self._llm, build, model=model,
                     budgets=self.budgets, deadline=loop.time() + self._config.llm.answer_timeout_s,
-                    max_retries=self._config.llm.max_retries, emit=channel.put, metrics=self._metrics)
+                    max_retries=self._config.llm.max_retries, emit=channel.put, metrics=self._metrics,
+                    spent=spent)
             except LLMFailure as failure:
                 outcome.append(failure)
                 channel.put(f"⚠️ {failure.user_message}")  # in place of any half answer
             else:
                 text = result.text + (TRUNCATED_NOTE if result.truncated else "")
                 tokens = result.completion.completion_tokens or await count_tokens_async(text, model)
-                await self._store.save_final(msg.id, text, tokens)
-                await self._usage.record(session, msg, persona=persona.name, completion=result.completion,
-                                         request=requests[-1] if requests else None, answer_tokens=tokens)
+                usage = await self._usage.row(session, msg, persona=persona.name, request=result.request,
+                                              completion=result.completion, text=text, answer_tokens=tokens)
+                await self._store.save_final(msg.id, text, tokens, usage)  # one transaction: a crash keeps both
+                self._usage.counted(usage)
                 outcome.append(result)
                 channel.put(text)
             finally:
+                slot.release()  # the model is done and its cost stored: delivery needs no slot
                 channel.close()
 
         await self.budgets.discover(self._llm, model, persona.max_tokens or self._config.llm.max_tokens)
@@ -234,7 +244,9 @@ class Responder:
         finally:
             if not producer.done():
                 producer.cancel()
-            await asyncio.gather(producer, return_exceptions=True)
+            [crashed] = await asyncio.gather(producer, return_exceptions=True)
+        if isinstance(crashed, Exception):  # e.g. the store refused the answer: say so, never silently
+            log.error("answering message %s failed: %s", msg.id, type(crashed).__name__)
         result = outcome[0] if outcome else None
         seconds = time.monotonic() - started
         if isinstance(result, LLMFailure):

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from bridge.store import sqlite
 from bridge.store.postgres import PgConn, PgDatabase
 from bridge.store.sql import statements
-from bridge.store.usage import USAGE_MIGRATION, Connection, UsageQueries
+from bridge.store.usage import USAGE_DAYS_MIGRATION, USAGE_MIGRATION, Connection, UsageQueries, UsageRow
 from bridge.types import Author, ThreadRef
 
 # Both backends' connections take the same calls (bridge/store/sqlite.py, bridge/store/postgres.py), as ``Connection``;
@@ -143,6 +143,7 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE sessions ADD COLUMN lease_until REAL;
     CREATE INDEX messages_pending_by_session ON messages(session_id, id) WHERE status = 'pending'
     """,
+    USAGE_DAYS_MIGRATION,  # 5: running usage totals per day (budgets), events indexed by time (pruning)
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -474,13 +475,19 @@ class Store(UsageQueries):
             await db.execute("UPDATE replies SET platform_ids = ?, updated_at = ? WHERE message_id = ?",
                              (json.dumps(platform_ids), now, message_id))
 
-    async def save_final(self, message_id: int, text: str, tokens: int) -> None:
-        """The whole answer, before it is delivered: recovery delivers it without asking the LLM again."""
+    async def save_final(self, message_id: int, text: str, tokens: int, usage: UsageRow | None = None) -> None:
+        """The whole answer, before it is delivered: recovery delivers it without asking the LLM again.
+
+        ``usage`` (what the answer cost) is written in the same transaction: recovery never asks again,
+        so a crash between the two would lose it for good.
+        """
         now = time.time()
         async with self._tx() as db:
             await self._upsert_reply(db, message_id, now)
             await db.execute("UPDATE replies SET final = 1, text = ?, tokens = ?, updated_at = ? WHERE message_id = ?",
                              (text, tokens, now, message_id))
+            if usage is not None:
+                await self._add_usage(db, usage, now)
 
     async def delivered(self, message_id: int) -> None:
         """The reply is on the platform: the message is answered, and its reply joins the history."""
