@@ -297,3 +297,24 @@ async def test_the_migration_fills_the_running_totals_from_existing_usage(
         assert await store.day_totals(today - 86400, "user:slack:U2") == Totals(1, 5, 1)
     finally:
         await store.close()
+
+
+async def test_old_event_ids_are_forgotten_a_batch_at_a_time(database: str) -> None:
+    store = await open_store(database)
+    try:
+        for n in range(5):
+            await store.accept(event_id=f"old{n}", session_key="k", persona="assistant",
+                               thread=ThreadRef("slack", "", "C1", "1"), author=Author("U1", "Ann"), content="hi")
+        cutoff = time.time() + 0.001
+        await until(lambda: time.time() > cutoff)
+        await store.accept(event_id="new", session_key="k", persona="assistant",
+                           thread=ThreadRef("slack", "", "C1", "1"), author=Author("U1", "Ann"), content="hi")
+        assert await store.forget_events_before(cutoff, batch=2) == 5
+        assert await store.accept(event_id="new", session_key="k", persona="assistant",
+                                  thread=ThreadRef("slack", "", "C1", "1"), author=Author("U1", "Ann"),
+                                  content="hi") is None, "the recent id is still known"
+        assert await store.accept(event_id="old0", session_key="k", persona="assistant",
+                                  thread=ThreadRef("slack", "", "C1", "1"), author=Author("U1", "Ann"),
+                                  content="hi") is not None, "an old one is forgotten"
+    finally:
+        await store.close()
