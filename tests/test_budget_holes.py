@@ -318,3 +318,24 @@ async def test_old_event_ids_are_forgotten_a_batch_at_a_time(database: str) -> N
                                   content="hi") is not None, "an old one is forgotten"
     finally:
         await store.close()
+
+
+async def test_an_answer_stopped_by_a_shutdown_is_paid_for(make_config: Callable[..., Config], fake_llm: FakeOpenAI,
+                                                           tmp_path: Path) -> None:
+    fake_llm.reply = lambda _: "word " * 400
+    fake_llm.chunk_delay = 0.2
+    bridge = Bridge(make_config(YAML, LLM_URL=fake_llm.url), platforms={"slack": (p := FakePlatform("slack"))},
+                    shutdown_grace_s=0)
+    await bridge.start()
+    try:
+        await p.say("write 10,000 words", author="U0ALICE", channel="C0GENERAL", thread="1", event="long")
+        await until(lambda: len(fake_llm.requests) == 1)
+    finally:
+        await bridge.stop()  # the answer is cut half-way; the message stays pending for the next start
+    store = await Store.open(str(tmp_path / "bridge.db"))
+    try:
+        totals = await store.usage_totals(0)
+        assert (totals.messages, totals.prompt_tokens) == (1, own_count(fake_llm.requests[0]))
+        assert [m.status for s in await store.sessions() for m in await store.messages(s.session.id)] == ["pending"]
+    finally:
+        await store.close()
