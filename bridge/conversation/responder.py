@@ -211,8 +211,11 @@ class Responder:
             return await self._request(session, persona, msg, budget)
 
         async def spent(attempt: Spent) -> None:  # a cut or failed attempt: paid for before the next starts
-            await self._usage.record_attempt(session, msg, persona=persona.name, request=attempt.request,
-                                             text=attempt.text)
+            try:
+                await self._usage.record_attempt(session, msg, persona=persona.name, request=attempt.request,
+                                                 text=attempt.text)
+            except Exception as exc:  # the answer goes on: the store's own failure shows where it is written
+                log.error("recording the cost of message %s failed: %s", msg.id, type(exc).__name__)
 
         async def produce() -> None:
             try:
