@@ -16,28 +16,25 @@ from contextlib import asynccontextmanager
 class Slot:
     """One held slot; :meth:`release` may be called early, and more than once."""
 
-    def __init__(self, slots: Slots) -> None:
-        self._slots = slots
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
         self._held = True
 
     def release(self) -> None:
         if self._held:
             self._held = False
-            self._slots.running -= 1
-            self._slots.semaphore.release()
+            self._semaphore.release()
 
 
 class Slots:
     def __init__(self, size: int) -> None:
-        self.semaphore = asyncio.Semaphore(size)
-        self.running = 0  # slots held now
+        self._semaphore = asyncio.Semaphore(size)
 
     @asynccontextmanager
     async def held(self) -> AsyncIterator[Slot]:
         """Wait for a slot; it is given back on leaving, unless :meth:`Slot.release` did it earlier."""
-        await self.semaphore.acquire()
-        self.running += 1
-        slot = Slot(self)
+        await self._semaphore.acquire()
+        slot = Slot(self._semaphore)
         try:
             yield slot
         finally:
