@@ -51,7 +51,8 @@ USAGE_MIGRATION = """
 """
 
 # Version 5: running totals per UTC day for the budgets, filled from the rows already there, and an
-# index for pruning old dedupe ids (a full scan of ``events`` otherwise).
+# index for pruning old dedupe ids (a full scan of ``events`` otherwise). PostgreSQL rounds the cast, so a
+# row from the last half second of a day may be filled into the next one (once, at the upgrade).
 _DAY = "CAST(created_at AS BIGINT) / 86400"
 USAGE_DAYS_MIGRATION = """
     CREATE INDEX events_by_time ON events(seen_at);
