@@ -9,6 +9,10 @@
   and the budget that worked is remembered for that model, so the next turn does not fail first.
 
 Snapshots (the whole text so far) go to a :class:`Snapshots` channel the platform reads from.
+
+Every attempt that reached the model is paid for, not only the one that completes: a cut, failed,
+timed-out or cancelled attempt is handed to ``spent`` (what was asked, and the text received)
+before the next one starts, so a slow model cut by the deadline cannot be asked again for free.
 """
 
 from __future__ import annotations
@@ -63,10 +67,30 @@ class Answer:
     text: str
     completion: Completion
     attempts: int
+    request: ChatRequest | None = None  # the request that got this answer (its prompt, for our own count)
 
     @property
     def truncated(self) -> bool:
         return self.completion.finish_reason == "length"
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """An attempt that reached the model but did not complete: the request and the text received."""
+
+    request: ChatRequest
+    text: str
+
+
+def charged(exc: BaseException, text: str) -> bool:
+    """Whether a failed attempt cost anything: not when the server refused it outright (a 4xx: rate
+    limit, quota, context, auth) or never got it (unreachable before any text came)."""
+    if isinstance(exc, LLMFailure):
+        if exc.status is not None and 400 <= exc.status < 500:
+            return False
+        if exc.kind == "unreachable" and not text:
+            return False
+    return True
 
 
 class Budgets:
@@ -79,11 +103,15 @@ class Budgets:
         self._asked: dict[str, asyncio.Task[int | None]] = {}
 
     async def discover(self, llm: LLMClient, model: str, answer_tokens: int | None) -> None:
-        """Ask the server for the model's window once per model (llama.cpp ``/props``, vLLM ``/models``)."""
+        """Ask the server for the model's window once per model (llama.cpp ``/props``, vLLM ``/models``).
+
+        Every answer for the model waits on the one question: it is shielded, so an answer stopped
+        while waiting does not cancel it for all the others; a question that failed is asked again.
+        """
         task = self._asked.get(model)
-        if task is None:
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
             task = self._asked[model] = asyncio.ensure_future(llm.context_window(model))
-        window = await task
+        window = await asyncio.shield(task)
         if window:
             room = window - (answer_tokens or window // 4)
             if room >= MIN_BUDGET and room < self.get(model):
@@ -93,6 +121,12 @@ class Budgets:
     def get(self, model: str) -> int:
         return self._by_model.get(model, self.configured)
 
+    async def close(self) -> None:
+        """Stop questions still running (at shutdown, when nobody waits for them any more)."""
+        for task in self._asked.values():
+            task.cancel()
+        await asyncio.gather(*self._asked.values(), return_exceptions=True)
+
     def worked(self, model: str, budget: int) -> None:
         if budget < self.get(model):
             log.info("model %s: remembering a context budget of %d tokens", model, budget)
@@ -100,11 +134,14 @@ class Budgets:
 
 
 async def answer(llm: LLMClient, build: Callable[[int], Awaitable[ChatRequest]], *, model: str, budgets: Budgets,
-                 deadline: float, max_retries: int, emit: Callable[[str], None], metrics: Metrics) -> Answer:
+                 deadline: float, max_retries: int, emit: Callable[[str], None], metrics: Metrics,
+                 spent: Callable[[Spent], Awaitable[None]] | None = None) -> Answer:
     """Ask until an answer is complete, the retries are spent, or the deadline would pass.
 
-    ``build(budget)`` makes the request with a history of at most ``budget`` tokens. Raises the
-    last :class:`LLMFailure` when giving up (``timeout`` when the deadline cut the answer).
+    ``build(budget)`` makes the request with a history of at most ``budget`` tokens. ``spent`` is
+    awaited for each attempt that reached the model without completing (see :func:`charged`), before
+    anything else happens. Raises the last :class:`LLMFailure` when giving up (``timeout`` when the
+    deadline cut the answer).
     """
     loop = asyncio.get_running_loop()
     attempts = 0
@@ -116,15 +153,22 @@ async def answer(llm: LLMClient, build: Callable[[int], Awaitable[ChatRequest]],
         while True:
             attempts += 1
             text = ""
+            request: ChatRequest | None = None
             try:
-                async with asyncio.timeout_at(deadline):
-                    async for item in llm.stream(await build(budget)):
-                        if isinstance(item, Completion):
-                            budgets.worked(model, budget)
-                            return Answer(text, item, attempts)
-                        text += item
-                        emit(text)
-                raise LLMFailure("error")  # the stream ended without saying how: a broken server
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        request = await build(budget)
+                        async for item in llm.stream(request):
+                            if isinstance(item, Completion):
+                                budgets.worked(model, budget)
+                                return Answer(text, item, attempts, request)
+                            text += item
+                            emit(text)
+                    raise LLMFailure("error")  # the stream ended without saying how: a broken server
+                except BaseException as exc:  # cancelled included: what the model wrote was still spent
+                    if spent is not None and request is not None and charged(exc, text):
+                        await spent(Spent(request, text))
+                    raise
             except TimeoutError:
                 raise LLMFailure("timeout") from None
             except LLMFailure as failure:

@@ -22,9 +22,10 @@ from typing import Any
 from bridge.attachments.prompt import FILE_ONLY, fit_files, images_kept, user_content
 from bridge.attachments.turns import SharedFiles, hosts_of
 from bridge.config import Config
-from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
+from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, Spent, answer
 from bridge.conversation.commands import Asker, parse_command, run_command
 from bridge.conversation.persisting import RETRY_FOR_S, StoreFailed, until_settled
+from bridge.conversation.slots import Slot, Slots
 from bridge.llm.client import ChatRequest, LLMClient, LLMFailure
 from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens, count_tokens_async
 from bridge.metrics import Metrics
@@ -78,7 +79,7 @@ class Responder:
         self.budgets = Budgets(config.llm.context_tokens)
         self._usage = Usage(config, store, metrics)
         self._notices: set[asyncio.Task[None]] = set()
-        self._answering = asyncio.Semaphore(config.llm.max_concurrent)
+        self._slots = Slots(config.llm.max_concurrent)
         self.files = SharedFiles(config.attachments, store, metrics)
         self.store_retry_s = RETRY_FOR_S
         # The reply being answered per message, with the platform ids posted so far (known even when
@@ -146,14 +147,16 @@ class Responder:
             text = await self._command(session, msg)
             await self._deliver(platform, out, msg, _once(text))
         else:
-            refusal = await self._usage.over_budget(session, msg)
-            if refusal is None:
-                persona = self._persona(session)  # its files are fetched before an LLM slot is taken
-                attached = await self.files.prepare(msg, hosts_of(self._platforms, platform.name, out.thread),
-                                                    persona.model or self._config.llm.model)
-                async with self._answering:  # a burst of answers must not starve the webhooks' acks
-                    await self._chat(platform, out, session, msg, started, attached)
-            else:  # nothing goes to the LLM: the user is told which limit, and when it resets
+            persona = self._persona(session)  # its files are fetched before an LLM slot is taken
+            attached = await self.files.prepare(msg, hosts_of(self._platforms, platform.name, out.thread),
+                                                persona.model or self._config.llm.model)
+            # A burst of answers must not starve the webhooks' acks. The budget is checked once a slot
+            # is held, so every answer that held one before has recorded what it cost.
+            async with self._slots.held() as slot:
+                refusal = await self._usage.over_budget(session, msg)
+                if refusal is None:
+                    await self._chat(platform, out, session, msg, started, attached, slot)
+            if refusal is not None:  # nothing goes to the LLM: the user is told which limit, and when it resets
                 await self._store.refuse(msg.id, refusal.reason, refusal.text)
                 await self._deliver(platform, out, msg, _once(refusal.text))
 
@@ -248,6 +251,7 @@ class Responder:
         for task in list(self._notices):
             task.cancel()
         await asyncio.gather(*self._notices, return_exceptions=True)
+        await self.budgets.close()
 
     # ------------------------------------------------------------------------------- chat
 
@@ -295,7 +299,8 @@ class Responder:
                            max_tokens=persona.max_tokens or self._config.llm.max_tokens)
 
     async def _chat(self, platform: Platform, out: Outgoing, session: Session, msg: Message,
-                    started: float, attached: list[StoredFile]) -> None:
+                    started: float, attached: list[StoredFile], slot: Slot) -> None:
+        """Ask the model while the platform shows the answer; ``slot`` is given back once the model is done."""
         persona = self._persona(session)
         model = persona.model or self._config.llm.model
         notice = await self.files.notices(msg, attached, vision=persona.vision) if attached else ""
@@ -305,11 +310,16 @@ class Responder:
         loop = asyncio.get_running_loop()
         outcome: list[Answer | LLMFailure] = []
         unsaved: list[BaseException] = []  # save_final failed: the answer is shown, the lane tries again
-        requests: list[ChatRequest] = []  # the last one sent: our own token count, if the server gives none
 
         async def build(budget: int) -> ChatRequest:
-            requests.append(await self._request(session, persona, msg, budget))
-            return requests[-1]
+            return await self._request(session, persona, msg, budget)
+
+        async def spent(attempt: Spent) -> None:  # a cut or failed attempt: paid for before the next starts
+            try:
+                await self._usage.record_attempt(session, msg, persona=persona.name, request=attempt.request,
+                                                 text=attempt.text)
+            except Exception as exc:  # the answer goes on: the store's own failure shows where it is written
+                log.error("recording the cost of message %s failed: %s", msg.id, type(exc).__name__)
 
         async def produce() -> None:
             try:
@@ -317,15 +327,17 @@ class Responder:
                     self._llm, build, model=model,
                     budgets=self.budgets, deadline=loop.time() + self._config.llm.answer_timeout_s,
                     max_retries=self._config.llm.max_retries, emit=lambda t: channel.put(notice + t),
-                    metrics=self._metrics)
+                    metrics=self._metrics, spent=spent)
             except LLMFailure as failure:
                 outcome.append(failure)
                 channel.put(f"{notice}⚠️ {failure.user_message}")  # in place of any half answer
             else:
                 text = notice + result.text + (TRUNCATED_NOTE if result.truncated else "")
                 tokens = result.completion.completion_tokens or await count_tokens_async(text, model)
+                usage = await self._usage.row(session, msg, persona=persona.name, request=result.request,
+                                              completion=result.completion, text=text, answer_tokens=tokens)
                 try:
-                    await self._store.save_final(msg.id, text, tokens)
+                    await self._store.save_final(msg.id, text, tokens, usage)  # one transaction: a crash keeps both
                 except Exception as exc:  # never close the channel on a half answer as if it were whole
                     unsaved.append(exc)
                     if isinstance(exc, LeaseLost):
@@ -333,11 +345,11 @@ class Responder:
                     outcome.append(result)
                     channel.put(text)
                     return
-                await self._usage.record(session, msg, persona=persona.name, completion=result.completion,
-                                         request=requests[-1] if requests else None, answer_tokens=tokens)
+                self._usage.counted(usage)
                 outcome.append(result)
                 channel.put(text)
             finally:
+                slot.release()  # the model is done and its cost stored: delivery needs no slot
                 channel.close()
 
         await self.budgets.discover(self._llm, model, persona.max_tokens or self._config.llm.max_tokens)
@@ -347,11 +359,13 @@ class Responder:
         finally:
             if not producer.done():
                 producer.cancel()
-            await asyncio.gather(producer, return_exceptions=True)
+            [crashed] = await asyncio.gather(producer, return_exceptions=True)
         if unsaved:
             if isinstance(unsaved[0], LeaseLost):
                 raise unsaved[0]
             raise StoreFailed(f"saving the answer failed ({type(unsaved[0]).__name__})") from unsaved[0]
+        if isinstance(crashed, Exception):  # e.g. the store refused the answer: say so, never silently
+            log.error("answering message %s failed: %s", msg.id, type(crashed).__name__)
         result = outcome[0] if outcome else None
         seconds = time.monotonic() - started
         if isinstance(result, LLMFailure):

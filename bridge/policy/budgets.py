@@ -4,10 +4,11 @@ Windows are calendar ones, in UTC — a day from 00:00, an hour from :00 — so 
 one plain time everybody can read. Usage comes from the store (``usage`` rows), so budgets hold
 across restarts and across ``/reset``.
 
-The check runs in the session's lane, right before the LLM is asked: every earlier answer of the
-same conversation is recorded by then, so a burst of queued messages cannot all slip past the
-check together. Conversations run concurrently, so a user, channel or total budget can be passed
-by at most the answers already running when it was reached (one per conversation).
+The check runs once an answer slot (``llm.max_concurrent``) is held, right before the LLM is
+asked, and an answer's cost is recorded before its slot is given back. So a limit is passed by at
+most the answers being written when it was reached — one with ``max_concurrent: 1``, at most
+``max_concurrent`` per replica otherwise — each by its own size. Every attempt that reached the
+model counts, cut, failed or retried. Day limits read running totals: one key lookup each.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from bridge.policy.config import Limits
-from bridge.store.usage import Totals, UsageQueries
+from bridge.store.usage import UsageQueries, channel_scope, session_scope, user_scope
 
 HOUR_S = 3600
 DAY_S = 86400
@@ -84,7 +85,6 @@ async def budgets(store: UsageQueries, limits: Limits, scope: Scope, now: float)
     """Every limit that is set, with its usage so far, in :data:`ORDER`."""
     day, hour = window_start(now, DAY_S), window_start(now, HOUR_S)
     out: list[Budget] = []
-    user_day: Totals | None = None
     for key in ORDER:
         limit = getattr(limits, key)
         if limit is None:
@@ -94,14 +94,13 @@ async def budgets(store: UsageQueries, limits: Limits, scope: Scope, now: float)
             out.append(Budget(key, limit, used, hour + HOUR_S))
             continue
         if key == "user_tokens_per_day":
-            user_day = user_day or await store.usage_totals(day, platform=scope.platform, user_id=scope.user_id)
-            totals = user_day
+            totals = await store.day_totals(day, user_scope(scope.platform, scope.user_id))
         elif key == "session_tokens_per_day":
-            totals = await store.usage_totals(day, session_key=scope.session_key)
+            totals = await store.day_totals(day, session_scope(scope.session_key))
         elif key == "channel_tokens_per_day":
-            totals = await store.usage_totals(day, platform=scope.platform, channel=scope.channel)
+            totals = await store.day_totals(day, channel_scope(scope.platform, scope.channel))
         else:
-            totals = await store.usage_totals(day)
+            totals = await store.day_totals(day, "total")
         out.append(Budget(key, limit, totals.tokens, day + DAY_S))
     return out
 

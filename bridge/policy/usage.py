@@ -1,8 +1,11 @@
-"""What answers cost: recorded per answered message, checked against ``limits:``, shown by ``/usage``.
+"""What answers cost: recorded per message that reached the model, checked against ``limits:``,
+shown by ``/usage``.
 
-The responder calls :meth:`Usage.over_budget` before asking the LLM and :meth:`Usage.record` once
-an answer is complete. Tokens are the LLM server's report (prompt + completion); when a server
-reports none, the bridge's own offline count of the request and the answer stands in.
+The responder calls :meth:`Usage.over_budget` once it holds an answer slot, right before asking the
+LLM; :meth:`Usage.record_attempt` for every attempt that was cut or failed, as it ends; and
+:meth:`Usage.row` for the answer that completes, written with the answer itself. Tokens are the
+LLM server's report (prompt + completion); when a server reports none (it never does for a cut
+stream), the bridge's own offline count of the request and of the text received stands in.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from bridge.attachments.prompt import content_tokens
 from bridge.config import Config
 from bridge.conversation.rules import match_rule
 from bridge.llm.client import ChatRequest, Completion
-from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING
+from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens_async
 from bridge.metrics import Metrics
 from bridge.policy.access import is_admin
 from bridge.policy.budgets import DAY_S, Budget, Scope, budgets, first_exceeded, sentence, when, window_start
 from bridge.policy.config import Limits
 from bridge.store.store import Message, Session, Store
-from bridge.store.usage import UsageRow
+from bridge.store.usage import UsageRow, user_scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +62,33 @@ class Usage:
         self._metrics.refused.labels(platform=platform, reason=budget.key).inc()
         return Refusal(f"budget: {budget.key}", sentence(budget, now))
 
-    async def record(self, session: Session, msg: Message, *, persona: str, completion: Completion,
-                     request: ChatRequest | None, answer_tokens: int) -> None:
-        """What one answer cost. ``answer_tokens`` and ``request`` stand in for a server that reports nothing."""
-        prompt = completion.prompt_tokens
+    async def row(self, session: Session, msg: Message, *, persona: str, request: ChatRequest | None,
+                  completion: Completion | None, text: str, answer_tokens: int | None = None) -> UsageRow:
+        """What one attempt cost: the server's report where it gave one, else our own count of the request
+        and of ``text``, what was received (``answer_tokens``: already counted)."""
+        reported = completion or Completion()
+        model = request.model if request is not None else self._config.llm.model
+        prompt = reported.prompt_tokens
         if prompt is None:
             prompt = await asyncio.to_thread(_request_tokens, request) if request is not None else msg.tokens
-        done = completion.completion_tokens if completion.completion_tokens is not None else answer_tokens
+        done = reported.completion_tokens
+        if done is None:
+            done = answer_tokens if answer_tokens is not None else await count_tokens_async(text, model)
         scope = self.scope(session, msg)
-        model = request.model if request is not None else self._config.llm.model
-        await self._store.record_usage(UsageRow(msg.id, scope.platform, scope.channel, scope.session_key,
-                                                scope.user_id, persona, model, prompt, done))
-        for kind, n in (("prompt", prompt), ("completion", done)):
-            self._metrics.tokens.labels(platform=scope.platform, persona=persona, model=model, kind=kind).inc(n)
+        return UsageRow(msg.id, scope.platform, scope.channel, scope.session_key, scope.user_id, persona, model,
+                        prompt, done)
+
+    def counted(self, row: UsageRow) -> None:
+        """The metrics' share of a row once it is stored."""
+        for kind, n in (("prompt", row.prompt_tokens), ("completion", row.completion_tokens)):
+            self._metrics.tokens.labels(platform=row.platform, persona=row.persona, model=row.model, kind=kind).inc(n)
+
+    async def record_attempt(self, session: Session, msg: Message, *, persona: str, request: ChatRequest,
+                             text: str) -> None:
+        """An attempt that reached the model and was cut or failed: its prompt and the text received."""
+        row = await self.row(session, msg, persona=persona, request=request, completion=None, text=text)
+        await self._store.record_usage(row)
+        self.counted(row)
 
     async def describe(self, session: Session, msg: Message, everyone: bool = False) -> str:
         """``/usage``: the asker's own usage today and what is left; ``/usage all`` (admins): everyone's."""
@@ -81,8 +98,7 @@ class Usage:
             if not is_admin(self._config, scope.platform, scope.user_id, msg.author.name):
                 return "Sorry, only the bot's admins can see everyone's usage. `/usage` shows yours."
             return await self._everyone(now)
-        day = await self._store.usage_totals(window_start(now, DAY_S), platform=scope.platform,
-                                             user_id=scope.user_id)
+        day = await self._store.day_totals(window_start(now, DAY_S), user_scope(scope.platform, scope.user_id))
         lines = [f"Your usage today (UTC): {day.messages} answer(s), {day.tokens:,} tokens "
                  f"({day.prompt_tokens:,} prompt + {day.completion_tokens:,} completion)."]
         limits = await budgets(self._store, self.limits_for(msg), scope, now)

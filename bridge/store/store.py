@@ -25,13 +25,14 @@ from bridge.store.attachments import ATTACHMENTS_MIGRATION, AttachmentQueries, i
 from bridge.store.health import WriteHealth
 from bridge.store.postgres import PgConn, PgDatabase
 from bridge.store.sql import statements
-from bridge.store.usage import USAGE_MIGRATION, Connection, UsageQueries
+from bridge.store.usage import USAGE_DAYS_MIGRATION, USAGE_MIGRATION, Connection, UsageQueries, UsageRow
 from bridge.types import Attachment, Author, ThreadRef
 
 # Both backends' connections take the same calls (bridge/store/sqlite.py, bridge/store/postgres.py), as ``Connection``;
 # SQL is written once (bridge/store/sql.py).
 Migration = str | Callable[[Connection], Awaitable[None]]
 Dialect = Literal["sqlite", "postgresql"]
+PRUNE_BATCH = 16  # dedupe ids deleted per transaction: ~0.2 ms each (bench/bench_budgets.py)
 MIGRATION_LOCK = 0x6272_6964_6765  # PostgreSQL advisory lock key: one replica migrates at a time
 
 
@@ -148,6 +149,7 @@ MIGRATIONS: list[Migration] = [
     ATTACHMENTS_MIGRATION,  # shared files and images, kept with their user turn (bridge/store/attachments.py)
     # Fencing: each claim bumps the session's lease generation; work under a lease checks it (bridge/store/fencing.py).
     "ALTER TABLE sessions ADD COLUMN lease_gen INTEGER NOT NULL DEFAULT 0",
+    USAGE_DAYS_MIGRATION,  # running usage totals per day (budgets), events indexed by time (pruning)
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -413,11 +415,22 @@ class Store(UsageQueries, AttachmentQueries):
         async with self._db.execute("SELECT 1 FROM threads WHERE thread_key = ?", (thread.key,)) as cur:
             return await cur.fetchone() is not None
 
-    async def forget_events_before(self, cutoff: float) -> int:
-        """Drop old dedupe ids; platforms redeliver within hours, not weeks."""
-        async with self._tx() as db:
-            cur = await db.execute("DELETE FROM events WHERE seen_at < ?", (cutoff,))
-            return cur.rowcount
+    async def forget_events_before(self, cutoff: float, batch: int = PRUNE_BATCH) -> int:
+        """Drop old dedupe ids; platforms redeliver within hours, not weeks.
+
+        Found through the ``seen_at`` index, and deleted a small batch per transaction with the loop
+        let go between batches: an hour of ids at once held it ~150 ms (each id sits on its own page
+        of the ``event_id`` index), and every webhook, heartbeat and answer with it.
+        """
+        forgotten = 0
+        while True:
+            async with self._tx() as db:
+                cur = await db.execute("DELETE FROM events WHERE event_id IN "
+                                       "(SELECT event_id FROM events WHERE seen_at < ? LIMIT ?)", (cutoff, batch))
+            forgotten += cur.rowcount
+            if cur.rowcount < batch:
+                return forgotten
+            await asyncio.sleep(0)
 
     # ------------------------------------------------------------------------------- answering
 
@@ -502,13 +515,19 @@ class Store(UsageQueries, AttachmentQueries):
             await db.execute("UPDATE replies SET platform_ids = ?, updated_at = ? WHERE message_id = ?",
                              (json.dumps(platform_ids), now, message_id))
 
-    async def save_final(self, message_id: int, text: str, tokens: int) -> None:
-        """The whole answer, before it is delivered: recovery delivers it without asking the LLM again."""
+    async def save_final(self, message_id: int, text: str, tokens: int, usage: UsageRow | None = None) -> None:
+        """The whole answer, before it is delivered: recovery delivers it without asking the LLM again.
+
+        ``usage`` (what the answer cost) is written in the same transaction: recovery never asks again,
+        so a crash between the two would lose it for good.
+        """
         now = time.time()
         async with self._tx() as db:
             await self._upsert_reply(db, message_id, now)
             await db.execute("UPDATE replies SET final = 1, text = ?, tokens = ?, updated_at = ? WHERE message_id = ?",
                              (text, tokens, now, message_id))
+            if usage is not None:
+                await self._add_usage(db, usage, now)
 
     async def delivered(self, message_id: int) -> None:
         """The reply is on the platform: the message is answered, and its reply joins the history."""

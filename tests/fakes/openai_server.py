@@ -46,6 +46,8 @@ class FakeOpenAI:
         self.models: list[dict[str, Any]] = [{"id": "fake", "object": "model"}]  # GET /v1/models entries
         self.props: dict[str, Any] | None = None  # llama.cpp's GET /props, when set (else 404)
         self.model_requests = 0
+        self.props_requests = 0
+        self.props_hold: asyncio.Event | None = None  # when set by a test, GET /props waits for it
         self._chaos: tuple[float, random.Random, float] | None = None
         self.chaos_faults: dict[str, int] = {}
         self.report_usage = True  # False: a server that never says how many tokens it used
@@ -98,6 +100,8 @@ class FakeOpenAI:
     async def stop(self) -> None:
         if self.hold is not None:
             self.hold.set()  # let held requests finish, or the server waits for them
+        if self.props_hold is not None:
+            self.props_hold.set()
         if self._runner:
             await self._runner.cleanup()
 
@@ -106,6 +110,9 @@ class FakeOpenAI:
         return web.json_response({"object": "list", "data": self.models})
 
     async def _props(self, _: web.Request) -> web.Response:
+        self.props_requests += 1
+        if self.props_hold is not None:
+            await self.props_hold.wait()
         if self.props is None:
             return web.json_response({"error": {"message": "File Not Found", "type": "not_found_error"}}, status=404)
         return web.json_response(self.props)

@@ -32,6 +32,8 @@ class FakePlatform:
         self.inbox: Inbox | None = None
         self.sent: asyncio.Queue[Sent] = asyncio.Queue()
         self.fail_sends = 0
+        self.hold: asyncio.Event | None = None  # when set by a test, delivery waits for it (a slow platform)
+        self.read_all = 0  # replies whose text was read to the end (delivery may still be held)
 
     async def start(self, inbox: Inbox) -> None:
         self.inbox = inbox
@@ -40,6 +42,9 @@ class FakePlatform:
         record = Sent(reply.thread)
         async for s in snapshots:
             record.snapshots.append(s)
+        self.read_all += 1
+        if self.hold is not None:
+            await self.hold.wait()
         if self.fail_sends:
             self.fail_sends -= 1
             raise ConnectionError("platform down")
