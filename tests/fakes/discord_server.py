@@ -47,11 +47,12 @@ TOKEN = "fake-bot-token.XYZ.discord-test"
 APP_ID = 800
 BOT_ID = 900
 GUILD_ID = 1000
-GENERAL = 2001    # a text channel with a mention rule
-HELP_DESK = 2002  # a text channel with an always rule
-RANDOM = 2003     # a text channel no rule names
-TEAM_A = 2004     # two channels sharing one session
-TEAM_B = 2005
+# Channel ids are snowflakes (17–20 digits), as `where:` requires of a Discord rule.
+GENERAL = 112233445566772001    # a text channel with a mention rule
+HELP_DESK = 112233445566772002  # a text channel with an always rule
+RANDOM = 112233445566772003     # a text channel no rule names
+TEAM_A = 112233445566772004     # two channels sharing one session
+TEAM_B = 112233445566772005
 THREAD = 3001     # a thread in GENERAL, known from GUILD_CREATE
 ALICE, BOB, CAROL, OTHER_BOT = 5001, 5002, 5003, 5004
 BOT_ROLE, MODS_ROLE = 6001, 6002
