@@ -18,7 +18,7 @@ from bridge.app import Bridge, check_personas, run
 from bridge.config import ChannelRule, Config, ConfigError, load_config
 from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
-from bridge.store.files import backup, folder_note, open_store, storage_problem
+from bridge.store.files import folder_note, open_store, storage_problem
 
 log = logging.getLogger("bridge")
 
@@ -259,9 +259,10 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    from bridge.store.backups import backup_to
+
     config = _config(args, platforms=False)
-    target = Path(args.path)
-    pages = backup(config, target)
+    target, pages = backup_to(config, args.path, overwrite=args.overwrite)
     size = target.stat().st_size
     print(f"backed up {config.db_path} to {target} ({pages} pages, {size} bytes)")
     return 0
@@ -316,7 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="one row per ... (default: user)")
     usage.set_defaults(func=cmd_usage)
     backup_ = add("backup", "copy the SQLite store to PATH, online (safe while `bridge run` runs)")
-    backup_.add_argument("path", help="the backup file to create")
+    backup_.add_argument("path", nargs="?", default=None,
+                         help="the backup file to create, or a folder (ending in /) to put a timestamped copy in; "
+                              "default: a timestamped copy in the backups/ folder beside the database")
+    backup_.add_argument("--overwrite", action="store_true", help="replace PATH when it exists")
     backup_.set_defaults(func=cmd_backup)
     migrate = add("migrate", "copy the SQLite store to PostgreSQL (before running several replicas)")
     migrate.add_argument("--to", required=True, metavar="URL",
