@@ -330,8 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_logging(verbose: bool, command: str) -> None:
-    # In `bridge chat` the log shares the terminal with the conversation: warnings only.
-    level = logging.DEBUG if verbose else logging.WARNING if command == "chat" else logging.INFO
+    # In `bridge chat` the log shares the terminal with the conversation: warnings only. `bridge check`
+    # prints its own report: the libraries' narration (sign-ins, retry handlers) would only blur it.
+    quiet = {"chat": logging.WARNING, "check": logging.ERROR}
+    level = logging.DEBUG if verbose else quiet.get(command, logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
         for noisy in NOISY_LOGGERS:

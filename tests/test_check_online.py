@@ -102,3 +102,12 @@ async def test_fine_grained_token_is_explained(fakes: Fakes, tmp_path: Path) -> 
     assert code == 0
     assert "warning github: a fine-grained token (GitHub does not tell its permissions)" in out
     assert "ok      llm: the server does not tell its context window; llm.context_tokens (1000)" in out
+
+
+async def test_the_check_is_quiet_even_with_the_platform_variables_exported(fakes: Fakes, tmp_path: Path) -> None:
+    env = fakes.env(SLACK_BOT_TOKEN=slack_server.BOT_TOKEN, SLACK_APP_TOKEN=slack_server.APP_TOKEN,
+                    SLACK_SIGNING_SECRET="s3cret-signing")
+    code, out, err = await bridge_cli("check", "--online", "--config", config(tmp_path), env=env)
+    assert code == 0, out + err
+    assert err == ""  # no library narration: "token will be unused", "A retry handler found", "logging in"
+    assert "token will be unused" not in out

@@ -30,6 +30,7 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -75,6 +76,15 @@ async def _close(handler: AsyncSocketModeHandler) -> None:
     await handler.close_async()  # type: ignore[no-untyped-call]
 
 
+_TOKEN_SKIPPED = warning_client_prioritized_and_token_skipped()
+
+
+def without_token_skipped(record: logging.LogRecord) -> bool:
+    """Bolt reads ``SLACK_BOT_TOKEN`` from the environment by itself, and warns that it goes unused
+    since the bridge gives it a client: true, expected, and alarming to whoever exported it."""
+    return record.getMessage() != _TOKEN_SKIPPED
+
+
 class SlackPlatform:
     name = "slack"
 
@@ -97,6 +107,7 @@ class SlackPlatform:
         bolt_logger = logging.getLogger(f"{__name__}.bolt")
         if not any(isinstance(f, BoundedMessages) for f in bolt_logger.filters):
             bolt_logger.addFilter(BoundedMessages())
+            bolt_logger.addFilter(without_token_skipped)
         # process_before_response: the event is stored before Slack gets its ack, so a crash in
         # between means a Slack retry, not a lost message (storing takes milliseconds).
         self._app = AsyncApp(client=self.client, signing_secret=signing_secret, process_before_response=True,
