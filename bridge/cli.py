@@ -15,7 +15,8 @@ from typing import Any
 
 from bridge import __version__
 from bridge.app import Bridge, check_personas, run
-from bridge.config import ChannelRule, Config, ConfigError, load_config
+from bridge.config import ChannelRule, Config, ConfigError, LLMConfig, load_config
+from bridge.llm.client import LLMClient, LLMFailure
 from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
 from bridge.store.files import folder_note, open_store, storage_problem
@@ -149,6 +150,25 @@ async def _use_persona(config: Config, thread_key: str, persona: str) -> None:
         await store.close()
 
 
+async def served_model(llm: LLMClient, settings: LLMConfig) -> str:
+    """What the chat talks to: the model the server says it runs (a llama.cpp server runs one
+    model whatever ``llm.model`` says), or a plain sentence when nobody answers at that address."""
+    try:
+        ids = await llm.models()
+    except LLMFailure as failure:
+        if failure.kind == "model":  # no model listing, but a server answered
+            return f"{settings.model} at {settings.base_url}"
+        why = {"auth": "it refused llm.api_key", "unreachable": "nothing answers there",
+               "timeout": "it did not answer in time"}.get(failure.kind, f"it answered with an error ({failure.kind})")
+        return (f"{settings.model}; but the LLM at {settings.base_url} cannot be used now: {why}. Start the server or "
+                "fix llm.base_url, then try again")
+    if settings.model in ids or not ids:
+        return f"{settings.model} at {settings.base_url}"
+    if len(ids) == 1:
+        return f"{ids[0]} at {settings.base_url}, which serves it for llm.model {settings.model!r}"
+    return f"{settings.model} at {settings.base_url}, which does not list it"
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     config = _config(args, platforms=False)
     persona = args.persona or config.default_persona
@@ -172,8 +192,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_interrupt)
         await bridge.start()
-        print(f"Talking to the {persona!r} persona ({config.llm.model}). /help for commands; Ctrl-C stops an "
-              "answer; Ctrl-D or /quit to leave.", flush=True)
+        assert bridge.llm is not None
+        print(f"Talking to the {persona!r} persona ({await served_model(bridge.llm, config.llm)}). /help for "
+              "commands; Ctrl-C stops an answer; Ctrl-D or /quit to leave.", flush=True)
         try:
             finished = asyncio.create_task(console.finished.wait())
             quitting = asyncio.create_task(quit_.wait())
@@ -202,10 +223,12 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 summaries = await store.sessions()
                 if not summaries:
                     print("no sessions yet")
+                    return 0
+                print(f"{'id':>5}  {'session':<40}  {'persona':<16}  {'messages':>12}  last active")
                 for s in summaries:
                     when = dt.datetime.fromtimestamp(s.session.updated_at).strftime("%Y-%m-%d %H:%M")
-                    print(f"{s.session.id:>5}  {s.session.key:<40}  {s.session.persona:<16}  "
-                          f"{s.messages:>4} msgs  {when}")
+                    count = f"{s.messages} message{'' if s.messages == 1 else 's'}"
+                    print(f"{s.session.id:>5}  {s.session.key:<40}  {s.session.persona:<16}  {count:>12}  {when}")
                 return 0
             session = await store.find_session(args.id)
             if session is None:
@@ -330,9 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_logging(verbose: bool, command: str) -> None:
-    # In `bridge chat` the log shares the terminal with the conversation: warnings only. `bridge check`
+    # In `bridge chat` the log shares the terminal with the conversation: errors only. `bridge check`
     # prints its own report: the libraries' narration (sign-ins, retry handlers) would only blur it.
-    quiet = {"chat": logging.WARNING, "check": logging.ERROR}
+    # A failed answer is already said in the chat in a plain sentence.
+    quiet = {"chat": logging.ERROR, "check": logging.ERROR}
     level = logging.DEBUG if verbose else quiet.get(command, logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
