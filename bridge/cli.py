@@ -227,8 +227,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 print(f"{'id':>5}  {'session':<40}  {'persona':<16}  {'messages':>12}  last active")
                 for s in summaries:
                     when = dt.datetime.fromtimestamp(s.session.updated_at).strftime("%Y-%m-%d %H:%M")
-                    count = f"{s.messages} message{'' if s.messages == 1 else 's'}"
-                    print(f"{s.session.id:>5}  {s.session.key:<40}  {s.session.persona:<16}  {count:>12}  {when}")
+                    shown = f"{s.messages} message{'' if s.messages == 1 else 's'}"
+                    print(f"{s.session.id:>5}  {s.session.key:<40}  {s.session.persona:<16}  {shown:>12}  {when}")
                 return 0
             session = await store.find_session(args.id)
             if session is None:
