@@ -150,9 +150,12 @@ async def _use_persona(config: Config, thread_key: str, persona: str) -> None:
         await store.close()
 
 
-async def served_model(llm: LLMClient, settings: LLMConfig) -> str:
+async def served_model(settings: LLMConfig) -> str:
     """What the chat talks to: the model the server says it runs (a llama.cpp server runs one
     model whatever ``llm.model`` says), or a plain sentence when nobody answers at that address."""
+    from bridge.metrics import Metrics
+
+    llm = LLMClient(settings, Metrics())
     try:
         ids = await llm.models()
     except LLMFailure as failure:
@@ -162,10 +165,12 @@ async def served_model(llm: LLMClient, settings: LLMConfig) -> str:
                "timeout": "it did not answer in time"}.get(failure.kind, f"it answered with an error ({failure.kind})")
         return (f"{settings.model}; but the LLM at {settings.base_url} cannot be used now: {why}. Start the server or "
                 "fix llm.base_url, then try again")
+    finally:
+        await llm.close()
     if settings.model in ids or not ids:
         return f"{settings.model} at {settings.base_url}"
-    if len(ids) == 1:
-        return f"{ids[0]} at {settings.base_url}, which serves it for llm.model {settings.model!r}"
+    if len(ids) == 1:  # llama.cpp names its model by the file's path: the file name says enough
+        return f"{Path(ids[0]).name} at {settings.base_url}, which serves it for llm.model {settings.model!r}"
     return f"{settings.model} at {settings.base_url}, which does not list it"
 
 
@@ -191,10 +196,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 quit_.set()
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_interrupt)
-        await bridge.start()
-        assert bridge.llm is not None
-        print(f"Talking to the {persona!r} persona ({await served_model(bridge.llm, config.llm)}). /help for "
+        print(f"Talking to the {persona!r} persona ({await served_model(config.llm)}). /help for "
               "commands; Ctrl-C stops an answer; Ctrl-D or /quit to leave.", flush=True)
+        await bridge.start()
         try:
             finished = asyncio.create_task(console.finished.wait())
             quitting = asyncio.create_task(quit_.wait())
