@@ -3,6 +3,8 @@ refused when the config loads, with the key and the fix; GitHub names match as G
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bridge.config import ConfigError, parse_config
@@ -101,3 +103,18 @@ def test_a_placeholder_message_shows_only_a_short_prefix() -> None:
 def test_real_looking_secrets_pass() -> None:
     config = parse_config("llm: {api_key: sk-proj-AbC123dEf456}\n", env={})
     assert config.llm.api_key.get_secret_value() == "sk-proj-AbC123dEf456"
+
+
+async def test_bridge_check_refuses_each_wrong_place_the_docs_warn_about(tmp_path: Path) -> None:
+    from tests.test_cli import ROOT, bridge_cli
+
+    path = tmp_path / "bridge.yaml"
+    path.write_text(f"personas_dir: {ROOT / 'prompts'}\n" + rules(
+        "{platform: slack, where: '#general'}", "{platform: slack, where: general}",
+        "{platform: discord, where: '12345'}", "{platform: github, where: octo-org}"))
+    code, out, err = await bridge_cli("check", "--config", str(path))
+    assert code == 1, out
+    for i in range(4):
+        assert f"channels[{i}].where" in err
+    assert "Traceback" not in err
+    assert "config OK" not in out
