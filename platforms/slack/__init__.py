@@ -255,6 +255,12 @@ class SlackPlatform:
 
         return await diagnose_slack(self._settings, self.client)
 
+    async def check_places(self, places: list[tuple[int, str]]) -> list[Finding]:
+        """``bridge check --online``: each channel a rule names, member and allowed to post? (places.py)."""
+        from platforms.slack.places import check_slack_places
+
+        return await check_slack_places(self.client, places)
+
 
 def create(settings: Any, config: Config) -> SlackPlatform:
     """The ``bridge.platforms`` entry point."""

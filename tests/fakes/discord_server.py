@@ -595,6 +595,11 @@ class FakeDiscord:
             return _json({"url": self.gateway_url, "shards": 1,
                           "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
                                                   "max_concurrency": 1}})
+        if method == "GET" and path == f"/guilds/{GUILD_ID}":  # `bridge check --online`: the roles
+            return _json(self.guild_payload())
+        if method == "GET" and (m := re.fullmatch(rf"/guilds/{GUILD_ID}/members/(\d+)", path)):
+            found = self.members.get(int(m.group(1)))
+            return _json(found) if found else _json({"message": "Unknown Member", "code": 10007}, 404)
         m = re.fullmatch(r"/channels/(\d+)(/typing|/messages(?:/(\d+))?)?", path)
         if m is None:
             return _json({"message": "404: Not Found", "code": 0}, 404)

@@ -205,6 +205,7 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self._port = 0
         self.connections = 0
+        self.conversations: dict[str, dict[str, Any]] = {}  # conversations.info, by channel id
         self.scopes = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
                        "users:read")  # the bot token's, sent as X-OAuth-Scopes
 
@@ -362,7 +363,8 @@ class FakeSlack:
         handler = {"auth.test": self._auth_test, "users.info": self._users_info,
                    "chat.postMessage": self._post_message, "chat.update": self._update,
                    "conversations.replies": self._replies, "conversations.history": self._history,
-                   "apps.connections.open": self._connections_open}.get(method)
+                   "apps.connections.open": self._connections_open,
+                   "conversations.info": self._conversation_info}.get(method)
         if handler is None:
             return self._error("unknown_method")
         return handler(args)
@@ -493,6 +495,17 @@ class FakeSlack:
             return self._error("thread_not_found")
         replies = [m for m in everything if m.get("thread_ts") == ts and m["ts"] != ts]
         return self._page(parent + replies, args)  # the parent first, then the replies, oldest first
+
+    def _conversation_info(self, args: dict[str, Any]) -> web.Response:
+        """``conversations.info`` of a channel added with :meth:`add_conversation`; others are not found."""
+        channel = self.conversations.get(str(args.get("channel", "")))
+        if channel is None:
+            return self._error("channel_not_found")
+        return web.json_response({"ok": True, "channel": channel})
+
+    def add_conversation(self, channel: str, name: str, *, member: bool = True, archived: bool = False) -> None:
+        self.conversations[channel] = {"id": channel, "name": name, "is_channel": True, "is_member": member,
+                                       "is_archived": archived, "is_private": False}
 
     def _history(self, args: dict[str, Any]) -> web.Response:
         channel = str(args.get("channel", ""))
