@@ -96,3 +96,43 @@ def test_the_places_the_docs_warn_about_are_the_ones_check_refuses() -> None:
         assert place_problem(platform, where) is not None
     assert "owner/repo#123" in reference
     assert "never a `#name` or a bare name" in reference
+
+
+def shell_blocks(text: str) -> list[str]:
+    """The contents of the ```sh fences."""
+    blocks: list[str] = []
+    current: list[str] | None = None
+    inside = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if inside:
+                if current is not None:
+                    blocks.append("\n".join(current))
+                inside, current = False, None
+            else:
+                inside, current = True, [] if line.strip() == "```sh" else None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_every_bridge_command_in_the_docs_parses() -> None:
+    import shlex
+
+    import pytest
+
+    from bridge.cli import build_parser
+
+    command = re.compile(r"(?:^|[\s/`])bridge ((?:run|check|chat|sessions|usage|backup|migrate)\b[^\n#&|;`]*)")
+    seen = 0
+    for page in [ROOT / "README.md", *DOCS]:
+        for fence in shell_blocks(page.read_text()):
+            for args in command.findall(fence):
+                if "$(" in args:
+                    continue
+                try:
+                    build_parser().parse_args(shlex.split(args))
+                except SystemExit:
+                    pytest.fail(f"{page.name}: `bridge {args.strip()}` is not a valid command")
+                seen += 1
+    assert seen >= 8
