@@ -48,3 +48,20 @@ async def test_sessions_list_has_a_header_and_plurals(config: str, tmp_path: Pat
     assert header.split() == ["id", "session", "persona", "messages", "last", "active"]
     assert "2 messages" in row
     assert "msgs" not in out
+
+
+async def test_one_message_is_singular(config: str, tmp_path: Path) -> None:  # noqa: F811
+    from bridge.store.store import Store
+    from bridge.types import Author, ThreadRef
+
+    (tmp_path / "data").mkdir()
+    store = await Store.open(str(tmp_path / "data" / "bridge.db"))
+    try:
+        thread = ThreadRef("github", "", "octo-org/octo-repo", "9")
+        await store.accept(event_id="e1", session_key=thread.key, persona="assistant", thread=thread,
+                           author=Author("ann", "ann"), content="one question")
+    finally:
+        await store.close()
+    code, out, err = await bridge_cli("sessions", "list", "--config", config)
+    assert code == 0, err
+    assert "1 message  " in out.splitlines()[1]
