@@ -1,14 +1,20 @@
-# bridge in a container: `docker compose up -d` (see compose.yaml and README → Deploy).
+# bridge in a container: `docker compose up -d` (see compose.yaml and docs/deploy.md).
 FROM python:3.12-slim
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
-# Dependencies first, so code changes do not reinstall them.
-COPY pyproject.toml README.md ./
+# Dependencies first, in a layer of their own: read from pyproject.toml alone, so a code change
+# reuses this layer and only the small install of the code itself below runs again.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
+
+COPY README.md ./
 COPY bridge ./bridge
 COPY platforms ./platforms
-RUN pip install .
+RUN pip install --no-deps .
 
 COPY bridge.yaml ./
 COPY prompts ./prompts

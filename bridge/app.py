@@ -254,8 +254,13 @@ async def run(config: Config, stop: asyncio.Event) -> None:
     except BaseException:
         await bridge.stop()
         raise
+    from bridge.llm.reachable import warn_if_unreachable
+
+    assert bridge.llm is not None
+    llm_check = asyncio.create_task(warn_if_unreachable(bridge.llm, config.llm.base_url))
     try:
         await stop.wait()
     finally:
+        llm_check.cancel()
         log.info("stopping")
         await bridge.stop()

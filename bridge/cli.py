@@ -15,11 +15,12 @@ from typing import Any
 
 from bridge import __version__
 from bridge.app import Bridge, check_personas, run
-from bridge.config import ChannelRule, Config, ConfigError, load_config
+from bridge.config import ChannelRule, Config, ConfigError, LLMConfig, load_config
+from bridge.llm.client import LLMClient, LLMFailure
 from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
 from bridge.store.attachments import StoredFile
-from bridge.store.files import backup, folder_note, open_store, storage_problem
+from bridge.store.files import folder_note, open_store, storage_problem
 
 log = logging.getLogger("bridge")
 
@@ -150,6 +151,30 @@ async def _use_persona(config: Config, thread_key: str, persona: str) -> None:
         await store.close()
 
 
+async def served_model(settings: LLMConfig) -> str:
+    """What the chat talks to: the model the server says it runs (a llama.cpp server runs one
+    model whatever ``llm.model`` says), or a plain sentence when nobody answers at that address."""
+    from bridge.metrics import Metrics
+
+    llm = LLMClient(settings, Metrics())
+    try:
+        ids = await llm.models()
+    except LLMFailure as failure:
+        if failure.kind == "model":  # no model listing, but a server answered
+            return f"{settings.model} at {settings.base_url}"
+        why = {"auth": "it refused llm.api_key", "unreachable": "nothing answers there",
+               "timeout": "it did not answer in time"}.get(failure.kind, f"it answered with an error ({failure.kind})")
+        return (f"{settings.model}; but the LLM at {settings.base_url} cannot be used now: {why}. Start the server or "
+                "fix llm.base_url, then try again")
+    finally:
+        await llm.close()
+    if settings.model in ids or not ids:
+        return f"{settings.model} at {settings.base_url}"
+    if len(ids) == 1:  # llama.cpp names its model by the file's path: the file name says enough
+        return f"{Path(ids[0]).name} at {settings.base_url}, which serves it for llm.model {settings.model!r}"
+    return f"{settings.model} at {settings.base_url}, which does not list it"
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     config = _config(args, platforms=False)
     persona = args.persona or config.default_persona
@@ -172,9 +197,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 quit_.set()
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_interrupt)
+        print(f"Talking to the {persona!r} persona ({await served_model(config.llm)}). /help for "
+              "commands; Ctrl-C stops an answer; Ctrl-D or /quit to leave.", flush=True)
         await bridge.start()
-        print(f"Talking to the {persona!r} persona ({config.llm.model}). /help for commands; Ctrl-C stops an "
-              "answer; Ctrl-D or /quit to leave.", flush=True)
         try:
             finished = asyncio.create_task(console.finished.wait())
             quitting = asyncio.create_task(quit_.wait())
@@ -203,10 +228,12 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 summaries = await store.sessions()
                 if not summaries:
                     print("no sessions yet")
+                    return 0
+                print(f"{'id':>5}  {'session':<40}  {'persona':<16}  {'messages':>12}  last active")
                 for s in summaries:
                     when = dt.datetime.fromtimestamp(s.session.updated_at).strftime("%Y-%m-%d %H:%M")
-                    print(f"{s.session.id:>5}  {s.session.key:<40}  {s.session.persona:<16}  "
-                          f"{s.messages:>4} msgs  {when}")
+                    shown = f"{s.messages} message{'' if s.messages == 1 else 's'}"
+                    print(f"{s.session.id:>5}  {s.session.key:<40}  {s.session.persona:<16}  {shown:>12}  {when}")
                 return 0
             session = await store.find_session(args.id)
             if session is None:
@@ -275,9 +302,10 @@ def cmd_usage(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    from bridge.store.backups import backup_to
+
     config = _config(args, platforms=False)
-    target = Path(args.path)
-    pages = backup(config, target)
+    target, pages = backup_to(config, args.path, overwrite=args.overwrite)
     size = target.stat().st_size
     print(f"backed up {config.db_path} to {target} ({pages} pages, {size} bytes)")
     return 0
@@ -332,7 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="one row per ... (default: user)")
     usage.set_defaults(func=cmd_usage)
     backup_ = add("backup", "copy the SQLite store to PATH, online (safe while `bridge run` runs)")
-    backup_.add_argument("path", help="the backup file to create")
+    backup_.add_argument("path", nargs="?", default=None,
+                         help="the backup file to create, or a folder (ending in /) to put a timestamped copy in; "
+                              "default: a timestamped copy in the backups/ folder beside the database")
+    backup_.add_argument("--overwrite", action="store_true", help="replace PATH when it exists")
     backup_.set_defaults(func=cmd_backup)
     migrate = add("migrate", "copy the SQLite store to PostgreSQL (before running several replicas)")
     migrate.add_argument("--to", required=True, metavar="URL",
@@ -342,8 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_logging(verbose: bool, command: str) -> None:
-    # In `bridge chat` the log shares the terminal with the conversation: warnings only.
-    level = logging.DEBUG if verbose else logging.WARNING if command == "chat" else logging.INFO
+    # In `bridge chat` the log shares the terminal with the conversation: errors only. `bridge check`
+    # prints its own report: the libraries' narration (sign-ins, retry handlers) would only blur it.
+    # A failed answer is already said in the chat in a plain sentence.
+    quiet = {"chat": logging.ERROR, "check": logging.ERROR}
+    level = logging.DEBUG if verbose else quiet.get(command, logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
         for noisy in NOISY_LOGGERS:

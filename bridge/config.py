@@ -32,7 +32,10 @@ from bridge.policy.config import AccessList, Admins, Limits, Price, check_rule_a
 
 PLATFORM_NAMES = ("github", "slack", "discord")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_PLACEHOLDERS = re.compile(r"^(changeme|change-me|xxx+|todo|your[-_ ].*|<.*>|\.\.\.)$", re.IGNORECASE)
+# A whole value that is a template word, or a template marker anywhere in it (``sk-...``,
+# ``xoxb-your-token-here``, ``<token>``, ``changeme123``): README examples pasted as they are.
+_PLACEHOLDERS = re.compile(r"^(xxx+|todo)$|change-?me|\.\.\.|…|your[-_ ].*[-_ ]here|^your[-_ ]|<[^<>]*>",
+                           re.IGNORECASE)
 
 
 class ConfigError(Exception):
@@ -60,9 +63,11 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
 def _reject_placeholder(value: SecretStr | None, info: ValidationInfo | None = None) -> SecretStr | None:
     if info is not None and info.data.get("enabled") is False:
         return value  # a switched-off platform's values are not used: a template may stay in place
-    if value is not None and _PLACEHOLDERS.match(value.get_secret_value().strip()):
-        raise ValueError("looks like a placeholder, not a real secret: put the real value in an environment "
-                         "variable and reference it as ${VAR}")
+    text = value.get_secret_value().strip() if value is not None else ""
+    if _PLACEHOLDERS.search(text):
+        shown = f" (it starts {text[:5]!r})" if len(text) > 5 else ""  # a short prefix, never the whole value
+        raise ValueError(f"looks like a placeholder, not a real secret{shown}: put the real value in an "
+                         "environment variable and reference it as ${VAR}")
     return value
 
 
@@ -268,6 +273,17 @@ class Config(_Model):
             if rule.platform not in present:
                 raise ValueError(f"channels.{i}.platform: {rule.platform!r} has no block under platforms:; "
                                  f"add platforms.{rule.platform} or remove this rule")
+        return self
+
+    @model_validator(mode="after")
+    def _places_exist(self) -> Config:
+        """A ``where`` no place can have would silently match nothing: refuse it with the fix."""
+        from bridge.places import place_problem
+
+        problems = [f"channels[{i}].where: {p}" for i, rule in enumerate(self.channels)
+                    if (p := place_problem(rule.platform, rule.where)) is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")

@@ -38,6 +38,29 @@ class Diagnosable(Protocol):
         """Sign in (without connecting or taking events) and report identity, scopes and intents."""
 
 
+@runtime_checkable
+class PlaceCheckable(Protocol):
+    async def check_places(self, places: list[tuple[int, str]]) -> list[Finding]:
+        """For each ``(rule index, where)``, whether the bot can see that place and post there."""
+
+
+def place_label(index: int, platform: str, where: str) -> str:
+    return f"{platform}: channels[{index}] {where}"
+
+
+async def _check_places(name: str, platform: object, config: Config) -> list[Finding]:
+    """Each rule's concrete place looked up; a pattern (``*``, ``octo-org/*``) names no one place."""
+    from bridge.places import concrete
+
+    rules = [(i, r.where) for i, r in enumerate(config.channels) if r.platform == name]
+    places = [(i, w) for i, w in rules if concrete(w)]
+    found = [Finding("ok", f"{place_label(i, name, w)}: a pattern; every place the bot can see that matches")
+             for i, w in rules if not concrete(w)]
+    if places and isinstance(platform, PlaceCheckable):
+        found += await platform.check_places(places)
+    return found
+
+
 async def diagnose_llm(config: Config, personas: dict[str, Persona]) -> list[Finding]:
     """The server answers, lists the configured models, and (where it says) the context window."""
     llm = LLMClient(config.llm, Metrics())
@@ -95,7 +118,10 @@ async def diagnose_platforms(config: Config) -> list[Finding]:
         platform = load_factory(name)(settings, config)
         try:
             if isinstance(platform, Diagnosable):
-                found += await platform.diagnose()
+                signed_in = await platform.diagnose()
+                found += signed_in
+                if not any(f.level == "missing" for f in signed_in):  # refused credentials see nothing
+                    found += await _check_places(name, platform, config)
             else:
                 found.append(Finding("warning", f"{name}: this adapter has no online check"))
         except Exception as exc:  # an SDK's text may carry URLs or tokens: only the class name

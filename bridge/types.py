@@ -1,6 +1,7 @@
 """The core's vocabulary: what every platform adapter translates its native events into.
 
-Identities are small frozen dataclasses, never strings to be parsed later (STYLE.md, lesson 3).
+Identities are small frozen dataclasses, never strings to be parsed later: a string's parts
+are easy to mix up and cannot be checked by the type checker.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _free() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One reply to deliver, and what is already known of its delivery (STYLE.md, lesson 12).
+    """One reply to deliver, and what is already known of its delivery (so a restart resumes it).
 
     - ``key``: the reply's identity, stable across restarts (the id of the message it answers).
       Adapters mark what they post with it where the platform allows (a hidden GitHub marker,

@@ -23,9 +23,12 @@ from aiohttp import web
 
 from bridge.attachments.hosts import FileHosts
 from bridge.config import Config
+from bridge.conversation.answering import TRUNCATED_NOTE
 from bridge.platform import Inbox
 from bridge.types import Attachment, Author, Incoming, Outgoing, ThreadRef
 from platforms.console_input import is_terminal, raw_input_mode, read_lines, read_terminal
+
+PLAIN_TRUNCATED_NOTE = "\n\n(" + TRUNCATED_NOTE.strip().strip("_").strip("()") + ")"
 
 
 class ConsolePlatform:
@@ -139,7 +142,8 @@ class ConsolePlatform:
 
     async def _show(self, snapshots: AsyncIterator[str]) -> None:
         shown = ""
-        async for snapshot in snapshots:
+        async for raw in snapshots:
+            snapshot = raw.replace(TRUNCATED_NOTE, PLAIN_TRUNCATED_NOTE)  # a terminal shows no Markdown
             # Print what is new; if the text was rewritten (an error note), print the remainder.
             new = snapshot[len(shown):] if snapshot.startswith(shown) else "\n" + snapshot
             self._stdout.write(new)

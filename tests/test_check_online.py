@@ -104,3 +104,77 @@ async def test_fine_grained_token_is_explained(fakes: Fakes, tmp_path: Path) -> 
     assert code == 0
     assert "warning github: a fine-grained token (GitHub does not tell its permissions)" in out
     assert "ok      llm: the server does not tell its context window; llm.context_tokens (1000)" in out
+
+
+async def test_the_check_is_quiet_even_with_the_platform_variables_exported(fakes: Fakes, tmp_path: Path) -> None:
+    env = fakes.env(SLACK_BOT_TOKEN=slack_server.BOT_TOKEN, SLACK_APP_TOKEN=slack_server.APP_TOKEN,
+                    SLACK_SIGNING_SECRET="s3cret-signing")
+    code, out, err = await bridge_cli("check", "--online", "--config", config(tmp_path), env=env)
+    assert code == 0, out + err
+    assert err == ""  # no library narration: "token will be unused", "A retry handler found", "logging in"
+    assert "token will be unused" not in out
+
+
+PLACES = """
+channels:
+  - {platform: github, where: octo-org/seen}
+  - {platform: github, where: "Octo-Org/Seen#5"}
+  - {platform: github, where: octo-org/hidden}
+  - {platform: github, where: "octo-org/seen#404"}
+  - {platform: github, where: octo-org/read-only}
+  - {platform: github, where: "octo-org/*"}
+  - {platform: slack, where: C0GENERAL}
+  - {platform: slack, where: C0OUTSIDE}
+  - {platform: slack, where: C0GONE}
+  - {platform: discord, where: "%(general)s"}
+  - {platform: discord, where: "112233445566779999"}
+  - {platform: discord, where: "%(random)s"}
+  - {platform: discord, where: "*"}
+"""
+
+
+async def test_each_rule_says_whether_the_bot_can_see_its_place_and_post_there(fakes: Fakes,
+                                                                                tmp_path: Path) -> None:
+    fakes.gh.add_repo("Octo-Org/Seen", issues=(5,))
+    fakes.gh.add_repo("octo-org/read-only", push=False, private=True)
+    fakes.slack.add_conversation("C0GENERAL", "general")
+    fakes.slack.add_conversation("C0OUTSIDE", "outside", member=False)
+    everyone = str(discord_server.GUILD_ID)
+    fakes.discord.channels[discord_server.RANDOM]["permission_overwrites"] = [
+        {"id": everyone, "type": 0, "allow": "0", "deny": str(1 << 11)}]  # read-only for everyone, the bot too
+    path = tmp_path / "bridge.yaml"
+    path.write_text(CONFIG + PLACES % {"general": discord_server.GENERAL, "random": discord_server.RANDOM})
+    code, out, err = await bridge_cli("check", "--online", "--config", str(path), env=fakes.env())
+    assert code == 1, out + err
+    assert "ok      github: channels[0] octo-org/seen: the bot can see octo-org/seen and comment there" in out
+    assert "ok      github: channels[1] Octo-Org/Seen#5: the bot can see Octo-Org/Seen and comment there" in out
+    assert "MISSING github: channels[2] octo-org/hidden: the token cannot see octo-org/hidden" in out
+    assert "MISSING github: channels[3] octo-org/seen#404: octo-org/seen has no issue or pull request #404" in out
+    assert "MISSING github: channels[4] octo-org/read-only: the token may read octo-org/read-only but not" in out
+    assert "ok      github: channels[5] octo-org/*: a pattern" in out
+    assert "ok      slack: channels[6] C0GENERAL: the bot is in #general and may post there" in out
+    assert "MISSING slack: channels[7] C0OUTSIDE: the bot is not in #outside" in out
+    assert "MISSING slack: channels[8] C0GONE: the bot cannot see this channel" in out
+    general, random = discord_server.GENERAL, discord_server.RANDOM
+    assert f"ok      discord: channels[9] {general}: the bot can see #general and post there" in out
+    assert "MISSING discord: channels[10] 112233445566779999: the bot cannot see this channel" in out
+    assert f"MISSING discord: channels[11] {random}: the bot can see #random but not post" in out
+    assert "ok      discord: channels[12] *: a pattern" in out
+    assert "7 thing(s) missing" in out
+    assert err == ""
+    assert not fakes.discord.connections, "looked up over REST, the gateway was never opened"
+
+
+def test_discord_permissions_are_worked_out_as_discord_does() -> None:
+    from platforms.discord.places import SEND_MESSAGES, VIEW_CHANNEL, permissions
+
+    roles = [{"id": "1", "permissions": str(VIEW_CHANNEL | SEND_MESSAGES)}, {"id": "2", "permissions": "8"},
+             {"id": "3", "permissions": "0"}]
+    deny_send = [{"id": "1", "allow": "0", "deny": str(SEND_MESSAGES)}]
+    assert not permissions("1", roles, ["3"], "9", deny_send) & SEND_MESSAGES
+    assert permissions("1", roles, ["3"], "9", [*deny_send, {"id": "3", "allow": str(SEND_MESSAGES), "deny": "0"}]) \
+        & SEND_MESSAGES  # a role's allow beats @everyone's deny
+    assert not permissions("1", roles, ["3"], "9", [*deny_send, {"id": "3", "allow": str(SEND_MESSAGES), "deny": "0"},
+                                                    {"id": "9", "allow": "0", "deny": str(SEND_MESSAGES)}]) \
+        & SEND_MESSAGES  # the member's own overwrite comes last
+    assert permissions("1", roles, ["2"], "9", deny_send) & SEND_MESSAGES  # administrators may do anything

@@ -103,7 +103,7 @@ async def test_list_and_reset_count_the_same_messages(config: str, tmp_path: Pat
     (tmp_path / "data").mkdir()
     await seed(tmp_path / "data" / "bridge.db")
     _, out, _ = await bridge_cli("sessions", "list", "--config", config)
-    assert "   2 msgs" in out
+    assert "  2 messages  " in out
     _, out, _ = await bridge_cli("sessions", "reset", "1", "--config", config)
     assert "forgot 2 message(s)" in out
 

@@ -1,7 +1,7 @@
 """Answering one stored message: a command, or persona + history → LLM → the platform.
 
 Runs inside a session's lane, so it never races another answer in the same session. Every step is
-written to the store as it happens (STYLE.md, lesson 12): the attempt, each platform message posted,
+written to the store as it happens, so a crash loses no step: the attempt, each platform message posted,
 the final text before it is delivered, then delivered or failed. A restart reads that record and
 continues: a final text is delivered without asking the LLM again, a command is never run twice,
 and messages already posted are edited, not posted again.

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
-
 from bridge.config import ChannelRule
+from bridge.places import matches
 from bridge.types import Incoming, ThreadRef
 
 
 def match_rule(rules: list[ChannelRule], thread: ThreadRef) -> ChannelRule | None:
     """The first rule for this platform whose ``where`` matches the channel (``*`` globs allowed)."""
     for rule in rules:
-        if rule.platform == thread.platform and fnmatchcase(thread.channel, rule.where):
+        if rule.platform == thread.platform and matches(rule.where, thread):
             return rule
     return None
 

@@ -47,6 +47,19 @@ def folder_note(config: Config) -> str:
     return ""
 
 
+def create_private(path: Path) -> None:
+    """Create ``path`` empty, readable by its owner only, unless it exists.
+
+    Conversation history is private: SQLite gives its ``-wal`` and ``-shm`` files the mode of the
+    database file, so a database created 0600 keeps all three away from other local users.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    os.chmod(path, 0o600)  # the process umask may have taken bits away, never added: this is exact
+
+
 async def open_store(config: Config) -> Store:
     """Open (and migrate) the store, creating its folder; problems become a :class:`ConfigError`."""
     if config.storage.is_postgres:
@@ -68,7 +81,11 @@ async def open_store(config: Config) -> Store:
                                                   f"({exc.strerror})"]) from None
             log.info("created the folder %s for the database", folder)
     try:
+        if config.db_path != ":memory:":
+            create_private(Path(config.db_path))
         return await Store.open(config.db_path)
+    except OSError as exc:
+        raise ConfigError(config.source, [f"storage.url: cannot create {config.db_path} ({exc.strerror})"]) from None
     except sqlite3.Error as exc:
         raise ConfigError(config.source, [f"storage.url: cannot open the database {config.db_path} ({exc})"]) from None
     except RuntimeError as exc:  # a schema newer than this bridge

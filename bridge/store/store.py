@@ -1,6 +1,6 @@
 """The SQLite store: sessions, the threads bound to them, their messages, replies and seen events.
 
-Everything a restart must not forget lives here (STYLE.md, lessons 4 and 12): which thread belongs
+Everything a restart must not forget lives here, because a process can die at any line: which thread belongs
 to which session, the history, which messages still wait for an answer, and — for every reply —
 its text and the platform messages already posted for it, written as each is posted. Only the
 core uses it.
@@ -184,7 +184,7 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """The delivery record of the answer to one message (STYLE.md, lesson 12).
+    """The delivery record of the answer to one message, written as delivery goes, so a restart resumes it.
 
     ``final`` says ``text`` is the whole answer (the LLM finished, or a command's confirmation):
     recovery then delivers it without asking again. ``platform_ids`` are the platform messages

@@ -380,6 +380,12 @@ class DiscordPlatform:
 
         return await diagnose_discord(self._settings)
 
+    async def check_places(self, places: list[tuple[int, str]]) -> list[Finding]:
+        """``bridge check --online``: each channel a rule names, visible and writable? (see places.py)."""
+        from platforms.discord.diagnose import diagnose_discord
+
+        return await diagnose_discord(self._settings, places)
+
 
 def create(settings: DiscordConfig, config: Config) -> DiscordPlatform:
     """The ``bridge.platforms`` entry point."""

@@ -15,11 +15,16 @@ async def _ignore(_: discord.Message) -> None:
     return None
 
 
-async def diagnose_discord(settings: DiscordConfig) -> list[Finding]:
+async def diagnose_discord(settings: DiscordConfig, places: list[tuple[int, str]] | None = None) -> list[Finding]:
+    """Sign in over REST; with ``places``, look those channels up instead (see places.py)."""
     client = BridgeClient(api_url=settings.api_url, on_message=_ignore)
     token = settings.token.get_secret_value() if settings.token is not None else ""
     try:
         await client.login(token)  # GET /users/@me, then GET /oauth2/applications/@me
+        if places is not None:
+            from platforms.discord.places import check_discord_places
+
+            return await check_discord_places(client, places)
         found = [Finding("ok", f"discord: signed in as {client.user} (id {client.user.id if client.user else '?'})")]
         app = client.application
         if app is None:

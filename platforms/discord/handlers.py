@@ -1,7 +1,7 @@
 """A :class:`discord.Message` translated into the core's :class:`~bridge.types.Incoming`: pure, no I/O.
 
 The adapter decides the facts (where, who, addressed or not, direct or not); the router decides
-what to do with them (STYLE.md, lesson 2).
+what to do with them, so that every platform is answered by the same rules.
 
 - Where: ``workspace`` is the guild id ("" for DMs); ``channel`` is the channel a rule's ``where``
   names — for a thread, its *parent* channel, so a rule for a channel covers its threads too;

@@ -287,6 +287,19 @@ class GitHubPlatform:
 
         return await diagnose_github(self._settings, self._base_dir, self._github)
 
+    async def check_places(self, places: list[tuple[int, str]]) -> list[Finding]:
+        """``bridge check --online``: each repository a rule names, seen and writable? (see places.py)."""
+        from platforms.github.places import check_github_places
+
+        s = self._settings
+        if s.token is not None:
+            return await check_github_places(self._github(TokenAuthStrategy(s.token.get_secret_value())), places,
+                                             app=False)
+        assert s.app_id is not None
+        assert s.private_key is not None
+        key = _private_key(s.private_key.get_secret_value(), self._base_dir)
+        return await check_github_places(self._github(AppAuthStrategy(s.app_id, key)), places, app=True)
+
 
 def create(settings: GitHubConfig, config: Config) -> GitHubPlatform:
     return GitHubPlatform(settings, config)

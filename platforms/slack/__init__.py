@@ -35,6 +35,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -110,6 +111,13 @@ class _OrderedApp(AsyncApp):
             return await super().async_dispatch(req)
         finally:
             place.release()
+_TOKEN_SKIPPED = warning_client_prioritized_and_token_skipped()
+
+
+def without_token_skipped(record: logging.LogRecord) -> bool:
+    """Bolt reads ``SLACK_BOT_TOKEN`` from the environment by itself, and warns that it goes unused
+    since the bridge gives it a client: true, expected, and alarming to whoever exported it."""
+    return record.getMessage() != _TOKEN_SKIPPED
 
 
 class SlackPlatform:
@@ -134,6 +142,7 @@ class SlackPlatform:
         bolt_logger = logging.getLogger(f"{__name__}.bolt")
         if not any(isinstance(f, BoundedMessages) for f in bolt_logger.filters):
             bolt_logger.addFilter(BoundedMessages())
+            bolt_logger.addFilter(without_token_skipped)
         # process_before_response: the event is stored before Slack gets its ack, so a crash in
         # between means a Slack retry, not a lost message (storing takes milliseconds).
         # authorize: Bolt's default calls auth.test for every request until the first call returns
@@ -314,6 +323,12 @@ class SlackPlatform:
         from platforms.slack.diagnose import diagnose_slack
 
         return await diagnose_slack(self._settings, self.client)
+
+    async def check_places(self, places: list[tuple[int, str]]) -> list[Finding]:
+        """``bridge check --online``: each channel a rule names, member and allowed to post? (places.py)."""
+        from platforms.slack.places import check_slack_places
+
+        return await check_slack_places(self.client, places)
 
 
 def create(settings: Any, config: Config) -> SlackPlatform:

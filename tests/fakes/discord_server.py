@@ -48,11 +48,12 @@ TOKEN = "fake-bot-token.XYZ.discord-test"
 APP_ID = 800
 BOT_ID = 900
 GUILD_ID = 1000
-GENERAL = 2001    # a text channel with a mention rule
-HELP_DESK = 2002  # a text channel with an always rule
-RANDOM = 2003     # a text channel no rule names
-TEAM_A = 2004     # two channels sharing one session
-TEAM_B = 2005
+# Channel ids are snowflakes (17–20 digits), as `where:` requires of a Discord rule.
+GENERAL = 112233445566772001    # a text channel with a mention rule
+HELP_DESK = 112233445566772002  # a text channel with an always rule
+RANDOM = 112233445566772003     # a text channel no rule names
+TEAM_A = 112233445566772004     # two channels sharing one session
+TEAM_B = 112233445566772005
 THREAD = 3001     # a thread in GENERAL, known from GUILD_CREATE
 ALICE, BOB, CAROL, OTHER_BOT = 5001, 5002, 5003, 5004
 BOT_ROLE, MODS_ROLE = 6001, 6002
@@ -611,6 +612,11 @@ class FakeDiscord:
             return _json({"url": self.gateway_url, "shards": 1,
                           "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
                                                   "max_concurrency": 1}})
+        if method == "GET" and path == f"/guilds/{GUILD_ID}":  # `bridge check --online`: the roles
+            return _json(self.guild_payload())
+        if method == "GET" and (m := re.fullmatch(rf"/guilds/{GUILD_ID}/members/(\d+)", path)):
+            found = self.members.get(int(m.group(1)))
+            return _json(found) if found else _json({"message": "Unknown Member", "code": 10007}, 404)
         m = re.fullmatch(r"/channels/(\d+)(/typing|/messages(?:/(\d+))?)?", path)
         if m is None:
             return _json({"message": "404: Not Found", "code": 0}, 404)

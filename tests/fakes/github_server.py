@@ -136,6 +136,8 @@ class FakeGitHub:
         self.delivery_listings: list[str] = []  # the cursor of every deliveries page asked for ("" = the first)
         self.deliveries_status: int | None = None  # answer every deliveries request with this error (403, 404)
         self.redelivery_requests: list[int] = []  # delivery ids asked to be redelivered
+        # GET /repos/OWNER/REPO (`bridge check --online`): full name -> its fields; names match any case
+        self.repos: dict[str, dict[str, Any]] = {}
         self.url = ""
         self._next_id = 1000
         self._runner: web.AppRunner | None = None
@@ -153,6 +155,8 @@ class FakeGitHub:
             web.get("/app", self._app),
             web.post("/app/installations/{id}/access_tokens", self._access_token),
             web.get("/repos/{owner}/{repo}/installation", self._repo_installation),
+            web.get("/repos/{owner}/{repo}", self._repo),
+            web.get("/repos/{owner}/{repo}/issues/{number}", self._issue),
             web.post("/repos/{owner}/{repo}/issues/{number}/comments", self._comment),
             web.get("/orgs/{org}/teams/{team}/memberships/{login}", self._team_membership),
             web.get("/repos/{owner}/{repo}/issues/{number}/comments", self._list_comments),
@@ -250,6 +254,27 @@ class FakeGitHub:
         return web.json_response({"token": f"ghs_installation{inst}", "expires_at": expires,
                                   "permissions": {"issues": "write"}, "repository_selection": "all"},
                                  status=201)
+
+    def add_repo(self, full_name: str, *, push: bool = True, private: bool = True,
+                 issues: tuple[int, ...] = ()) -> None:
+        self.repos[full_name.lower()] = {"full_name": full_name, "private": private, "archived": False,
+                                         "has_issues": True, "issue_numbers": list(issues),
+                                         "permissions": {"admin": False, "push": push, "pull": True}}
+
+    def _find_repo(self, request: web.Request) -> dict[str, Any] | None:
+        return self.repos.get(f"{request.match_info['owner']}/{request.match_info['repo']}".lower())
+
+    async def _repo(self, request: web.Request) -> web.Response:
+        repo = self._find_repo(request)
+        if repo is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.json_response({k: v for k, v in repo.items() if k != "issue_numbers"})
+
+    async def _issue(self, request: web.Request) -> web.Response:
+        repo = self._find_repo(request)
+        if repo is None or int(request.match_info["number"]) not in repo["issue_numbers"]:
+            return web.json_response({"message": "Not Found"}, status=404)
+        return web.json_response({"number": int(request.match_info["number"]), "state": "open"})
 
     async def _repo_installation(self, request: web.Request) -> web.Response:
         inst = copy.deepcopy(fixture("installation.created.1")["installation"])

@@ -52,6 +52,7 @@ class FakeOpenAI:
         self.chaos_faults: dict[str, int] = {}
         self.report_usage = True  # False: a server that never says how many tokens it used
         self.latency = 0.0  # seconds before answering (a slow model), for load benchmarks
+        self.finish_reason = "stop"  # "length": an answer cut off at max_tokens
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -140,7 +141,7 @@ class FakeOpenAI:
             return web.json_response({
                 **base, "object": "chat.completion",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop"}],
+                             "finish_reason": self.finish_reason}],
                 **({"usage": {"prompt_tokens": 10, "completion_tokens": len(text) // 4,
                               "total_tokens": 10 + len(text) // 4}} if self.report_usage else {}),
             })
@@ -163,7 +164,7 @@ class FakeOpenAI:
                          "choices": [{"index": 0, "delta": {"content": text[i:i + self.chunk_size]},
                                       "finish_reason": None}]})
         await event({**base, "object": "chat.completion.chunk",
-                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                     "choices": [{"index": 0, "delta": {}, "finish_reason": self.finish_reason}]})
         if (body.get("stream_options") or {}).get("include_usage") and self.report_usage:
             await event({**base, "object": "chat.completion.chunk", "choices": [],
                          "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})

@@ -222,6 +222,7 @@ class FakeSlack:
         self.connections = 0
         self.hold_users_info: dict[str, asyncio.Event] = {}  # user id -> users.info answers once set
         self.files = FileShelf(f"Bearer {BOT_TOKEN}", refuse_with_html=True)  # files-pri: the bot token only
+        self.conversations: dict[str, dict[str, Any]] = {}  # conversations.info, by channel id
         self.scopes = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
                        "users:read,files:read")  # the bot token's, sent as X-OAuth-Scopes
 
@@ -385,7 +386,8 @@ class FakeSlack:
         handler = {"auth.test": self._auth_test, "users.info": self._users_info,
                    "chat.postMessage": self._post_message, "chat.update": self._update,
                    "conversations.replies": self._replies, "conversations.history": self._history,
-                   "apps.connections.open": self._connections_open}.get(method)
+                   "apps.connections.open": self._connections_open,
+                   "conversations.info": self._conversation_info}.get(method)
         if handler is None:
             return self._error("unknown_method")
         return handler(args)
@@ -516,6 +518,17 @@ class FakeSlack:
             return self._error("thread_not_found")
         replies = [m for m in everything if m.get("thread_ts") == ts and m["ts"] != ts]
         return self._page(parent + replies, args)  # the parent first, then the replies, oldest first
+
+    def _conversation_info(self, args: dict[str, Any]) -> web.Response:
+        """``conversations.info`` of a channel added with :meth:`add_conversation`; others are not found."""
+        channel = self.conversations.get(str(args.get("channel", "")))
+        if channel is None:
+            return self._error("channel_not_found")
+        return web.json_response({"ok": True, "channel": channel})
+
+    def add_conversation(self, channel: str, name: str, *, member: bool = True, archived: bool = False) -> None:
+        self.conversations[channel] = {"id": channel, "name": name, "is_channel": True, "is_member": member,
+                                       "is_archived": archived, "is_private": False}
 
     def _history(self, args: dict[str, Any]) -> web.Response:
         channel = str(args.get("channel", ""))
