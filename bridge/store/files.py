@@ -90,38 +90,3 @@ async def open_store(config: Config) -> Store:
         raise ConfigError(config.source, [f"storage.url: cannot open the database {config.db_path} ({exc})"]) from None
     except RuntimeError as exc:  # a schema newer than this bridge
         raise ConfigError(config.source, [f"storage.url: {exc}"]) from None
-
-
-def backup(config: Config, target: Path) -> int:
-    """Copy the database to ``target`` with SQLite's online backup API; returns the pages copied.
-
-    Safe while ``bridge run`` is writing: the backup is a consistent snapshot (WAL included).
-    """
-    if config.storage.is_postgres:
-        raise ConfigError(config.source, ["storage.url: bridge backup copies SQLite files; back up PostgreSQL "
-                                          "with pg_dump (README, Running more than one)"])
-    source = Path(config.db_path)
-    if config.db_path == ":memory:" or not source.exists():
-        raise ConfigError(config.source, [f"storage.url: there is no database at {source} to back up yet"])
-    if target.exists():
-        raise ConfigError(str(target), ["the backup file already exists: choose a new name (backups never "
-                                        "overwrite)"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    src = sqlite3.connect(source)
-    dst = sqlite3.connect(target)
-    try:
-        pages = 0
-
-        def progress(_status: int, remaining: int, total: int) -> None:
-            nonlocal pages
-            pages = total
-
-        src.backup(dst, pages=256, progress=progress)
-        return pages
-    except sqlite3.Error as exc:
-        dst.close()
-        target.unlink(missing_ok=True)
-        raise ConfigError(str(target), [f"the backup failed ({exc})"]) from None
-    finally:
-        src.close()
-        dst.close()
