@@ -12,7 +12,7 @@ days from ``--users`` people, in time order (as they are written). Then, on the 
 
 It prints the median and the 99th percentile in milliseconds, wall and CPU. The same script runs on older code
 (it uses only ``Store.open``, ``first_exceeded`` and ``forget_events_before``), which is how the
-before/after numbers in docs/benchmarks-budgets.md were made.
+before/after numbers in docs/benchmarks.md were made.
 
 Run: ``python -m bench.bench_budgets [--events 750000] [--per-day 100000] [--days 3] [--repeat 200]``
 """
