@@ -168,6 +168,9 @@ class SlackConfig(_PlatformModel):
     max_reply_chars: int = Field(3000, ge=200, le=12000)  # markdown_text takes at most 12,000
     edit_interval_s: float = Field(1.0, ge=0)
     reply_deadline_s: float = Field(120.0, gt=0)  # how long Slack may keep refusing a reply's message
+    assistant: bool = True     # Slack's AI-app surface: greeting, suggested prompts, status, thread titles
+    streaming: Literal["native", "edit"] = "native"  # chat.startStream/appendStream/stopStream, or chat.update
+    feedback: bool = False     # thumbs up/down buttons under each final answer, stored per person
 
     @field_validator("bot_token", "app_token", "signing_secret")
     @classmethod

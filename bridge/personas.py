@@ -16,7 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.config import ConfigError
 
+MAX_SUGGESTED_PROMPTS = 4  # Slack's assistant pane shows at most four
 _PLACEHOLDER = re.compile(r"\{(user|platform|channel|date)\}")
+
+
+class SuggestedPrompt(BaseModel):
+    """One button in Slack's assistant pane: a short title, and the message it sends when clicked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1, max_length=75)
+    message: str = Field(min_length=1, max_length=2000)
 
 
 class Persona(BaseModel):
@@ -31,6 +41,9 @@ class Persona(BaseModel):
     # Extension: prefix each user turn with its author's name, so the model sees who said what in
     # group threads. Shared sessions always do this.
     speaker_names: bool = False
+    # What a person opening Slack's assistant pane (or asking Discord's /help) is offered first.
+    greeting: str = Field("", max_length=2000)
+    suggested_prompts: tuple[SuggestedPrompt, ...] = Field((), max_length=MAX_SUGGESTED_PROMPTS)
 
     def render_system(self, *, user: str, platform: str, channel: str, today: dt.date | None = None) -> str:
         values = {"user": user, "platform": platform, "channel": channel,

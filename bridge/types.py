@@ -83,6 +83,7 @@ class Outgoing:
       or a retry): edit them, do not post again.
     - ``record``: call it with the whole list of posted ids each time it grows, right after posting.
     - ``recovering``: an earlier attempt ran; something may have been posted but not recorded.
+    - ``asker``: the platform id of who wrote the message answered (Slack streams to a recipient).
     """
 
     thread: ThreadRef
@@ -91,3 +92,4 @@ class Outgoing:
     posted: tuple[str, ...] = ()
     record: Callable[[list[str]], Awaitable[None]] = _ignore
     recovering: bool = False
+    asker: str = ""

@@ -85,7 +85,8 @@ class Responder:
         assert reply is not None  # start_attempt made it
         out = Outgoing(thread=msg.thread, key=msg.event_id or f"message:{msg.id}",
                        answers=msg.event_id.partition(":")[2], posted=reply.platform_ids,
-                       record=functools.partial(self._store.record_posted, msg.id), recovering=earlier > 0)
+                       record=functools.partial(self._store.record_posted, msg.id), recovering=earlier > 0,
+                       asker=msg.author.id)
         started = time.monotonic()
         if reply.final:  # the text is known (a command already run, or an answer finished): deliver it
             await self._deliver(platform, out, msg, _once(reply.text))

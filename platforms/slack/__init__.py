@@ -46,6 +46,7 @@ from bridge.untrusted.logs import BoundedMessages, excerpt
 from platforms.slack import intake
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
+from platforms.slack.stream import native_for, stop_leftovers
 from platforms.slack.users import UserNames
 
 __all__ = ["MARKDOWN_TEXT_LIMIT", "PLACEHOLDER", "SlackPlatform", "create"]
@@ -112,6 +113,7 @@ class SlackPlatform:
         self._team = ""
         self._socket: AsyncSocketModeHandler | None = None
         self._limit = min(settings.max_reply_chars, MARKDOWN_TEXT_LIMIT)
+        self._no_streams: set[str] = set()  # workspaces that refused the streaming methods: edits there
 
     # ------------------------------------------------------------------------------- lifecycle
 
@@ -232,9 +234,22 @@ class SlackPlatform:
         Messages an earlier attempt posted are edited instead (see :mod:`.delivery`). Raises
         (SlackApiError) only when Slack refused past ``reply_deadline_s``: the core marks it failed.
         """
+        deadline_s = self._settings.reply_deadline_s
+        native = None
+        if self._settings.streaming == "native" and reply.thread.workspace not in self._no_streams:
+            if reply.recovering:  # an interrupted stream is finished before it is edited
+                await stop_leftovers(self.client, reply, self._bot or BotIdentity(""), deadline_s)
+            native = native_for(self.client, reply, team=self._team, deadline_s=deadline_s,
+                                refused=lambda error: self._streams_refused(reply.thread.workspace, error))
         calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
-                              interval=self._settings.edit_interval_s, deadline_s=self._settings.reply_deadline_s)
+                              interval=self._settings.edit_interval_s, deadline_s=deadline_s, native=native)
         log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)
+
+    def _streams_refused(self, workspace: str, error: str) -> None:
+        if workspace not in self._no_streams:
+            log.info("slack: workspace %s refused native streaming (%s); answering with edits there",
+                     workspace or "?", excerpt(error))
+        self._no_streams.add(workspace)
 
     # ------------------------------------------------------------------------------- diagnosis
 

@@ -1,0 +1,150 @@
+"""Slack's AI-app surface end to end: native streaming (and its fallback to edits), the assistant pane
+(greeting, suggested prompts, status, titles, context), and the 👍/👎 feedback buttons. A real Bridge,
+slack-bolt unmodified, the loopback Slack and the loopback OpenAI server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from bridge.app import Bridge
+from bridge.config import Config
+from platforms.slack.delivery import REPLY_EVENT
+from tests.crash import crash_on_record
+from tests.fakes import slack_server as slack
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
+from tests.test_slack import ALICE, BOB, DM, GENERAL, MENTION, YAML, fake_slack
+from tests.waiting import until
+
+__all__ = ["fake_slack"]  # the fixture shared with tests/test_slack.py
+
+AI_YAML = YAML.replace("    streaming: ${STREAMING:-edit}\n", """    streaming: ${STREAMING:-native}
+    assistant: ${ASSISTANT:-true}
+    feedback: ${FEEDBACK:-false}
+    reply_deadline_s: 30
+""")
+assert AI_YAML != YAML
+STREAM_METHODS = ("chat.startStream", "chat.appendStream", "chat.stopStream")
+WRITES = ("chat.postMessage", "chat.update", *STREAM_METHODS)
+
+Start = Callable[..., Awaitable[Bridge]]
+
+
+@pytest.fixture
+async def start(fake_llm: FakeOpenAI, fake_slack: FakeSlack,
+                make_config: Callable[..., Config]) -> AsyncIterator[Start]:
+    """Start a Bridge in Socket Mode (or HTTP with ``mode="http"``); all share one SQLite file."""
+    bridges: list[Bridge] = []
+
+    async def start_bridge(mode: str = "socket", *, grace: float = 20.0, **env: Any) -> Bridge:
+        base = {"LLM_URL": fake_llm.url, "SLACK_BOT_TOKEN": slack.BOT_TOKEN, "SLACK_API_URL": fake_slack.url}
+        base["SLACK_APP_TOKEN" if mode == "socket" else "SLACK_SIGNING_SECRET"] = (
+            slack.APP_TOKEN if mode == "socket" else slack.SIGNING_SECRET)
+        bridge = Bridge(make_config(AI_YAML, **{**base, **env}), shutdown_grace_s=grace)
+        bridges.append(bridge)
+        await bridge.start()
+        return bridge
+
+    yield start_bridge
+    for bridge in bridges:
+        await bridge.stop()
+
+
+def writes(fake: FakeSlack) -> list[str]:
+    return [c.method for c in fake.calls if c.method in WRITES and c.status == 200]
+
+
+# ------------------------------------------------------------------------------ native streaming
+
+
+async def test_native_stream_starts_appends_and_stops_one_message(start: Start, fake_slack: FakeSlack,
+                                                                  fake_llm: FakeOpenAI) -> None:
+    await start()
+    answer = "A contract is an agreement the law will enforce. " * 4
+    fake_llm.reply = lambda _: answer
+    fake_llm.chunk_delay = 0.02
+    mention = slack.app_mention(f"{MENTION} define contract", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(mention))
+    reply = await fake_slack.wait_reply(GENERAL, mention["ts"], answer)
+    await until(lambda: not reply.streaming)
+    assert reply.streamed, "Slack's own streaming, not a posted message"
+    methods = writes(fake_slack)
+    assert methods[0] == "chat.startStream", methods
+    assert methods[-1] == "chat.stopStream", methods
+    assert methods.count("chat.startStream") == 1
+    assert methods.count("chat.stopStream") == 1
+    assert methods.count("chat.appendStream") >= 1, "the answer grows while it is written"
+    assert "chat.update" not in methods
+    assert "chat.postMessage" not in methods
+    start_call = fake_slack.calls_to("chat.startStream")[0]
+    assert start_call.args["recipient_user_id"] == ALICE
+    assert start_call.args["recipient_team_id"] == slack.TEAM
+    assert reply.versions[0], "the first text at once, not a placeholder"
+    assert answer.startswith(reply.versions[0])
+    assert reply.metadata is not None
+    assert reply.metadata["event_type"] == REPLY_EVENT, "found again after a crash"
+
+
+async def test_long_native_answer_is_split_into_several_streams(start: Start, fake_slack: FakeSlack,
+                                                                fake_llm: FakeOpenAI) -> None:
+    await start()
+    answer = "\n\n".join(f"Paragraph {i}: " + "the quick brown fox jumps over the lazy dog. " * 6
+                         for i in range(24))
+    assert len(answer) > 6000
+    fake_llm.reply = lambda _: answer
+    fake_llm.chunk_size = 400
+    mention = slack.app_mention(f"{MENTION} write a lot", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(mention))
+    thread = mention["ts"]
+    await until(lambda: len(fake_slack.calls_to("chat.stopStream")) >= 3
+                and not any(p.streaming for p in fake_slack.replies(GENERAL, thread)))
+    parts = fake_slack.replies(GENERAL, thread)
+    assert len(parts) >= 3
+    assert all(p.streamed for p in parts)
+    assert all(len(p.text) <= 3000 for p in parts), "each message within the configured limit"
+    assert "\n\n".join(p.text for p in parts) == answer
+
+
+async def test_refused_streaming_falls_back_to_edits_for_the_workspace(start: Start, fake_slack: FakeSlack,
+                                                                       fake_llm: FakeOpenAI) -> None:
+    fake_slack.refuse_streaming = "not_allowed_token_type"
+    await start()
+    first = slack.app_mention(f"{MENTION} hello", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(first))
+    await fake_slack.wait_reply(GENERAL, first["ts"], "You said: hello")
+    second = slack.app_mention(f"{MENTION} again", user=BOB, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(second))
+    await fake_slack.wait_reply(GENERAL, second["ts"], "You said: again")
+    assert len(fake_slack.calls_to("chat.startStream")) == 1, "refused once: the workspace is not asked again"
+    assert not any("not_allowed" in p.text or "⚠" in p.text for p in fake_slack.posted), "no error shown"
+    assert all(not p.streamed for p in fake_slack.posted)
+
+
+async def test_dm_top_level_is_answered_with_edits(start: Start, fake_slack: FakeSlack) -> None:
+    await start()
+    dm = slack.message("hello there", user=ALICE, channel=DM, channel_type="im")
+    await fake_slack.push(slack.event_callback(dm))
+    await fake_slack.wait_reply(DM, None, "You said: hello there")
+    assert fake_slack.calls_to("chat.startStream") == [], "a stream is a reply in a thread"
+
+
+async def test_stream_interrupted_by_a_crash_is_stopped_and_finished(start: Start, fake_slack: FakeSlack,
+                                                                     fake_llm: FakeOpenAI) -> None:
+    answer = "The complete answer, after the restart. " * 3
+    fake_llm.reply = lambda _: answer
+    first = await start(grace=0.1)
+    hanging = crash_on_record(first)  # the stream is started; the store never hears of it
+    mention = slack.app_mention(f"{MENTION} tell me", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(mention))
+    await until(hanging.is_set)
+    await first.stop()
+    left = fake_slack.replies(GENERAL, mention["ts"])
+    assert len(left) == 1
+    assert left[0].streaming, "the crash left a stream open"
+    await start()
+    reply = await fake_slack.wait_reply(GENERAL, mention["ts"], answer, timeout=15)
+    await until(lambda: not reply.streaming)
+    assert len(fake_slack.replies(GENERAL, mention["ts"])) == 1, "finished in place, not answered twice"
