@@ -36,14 +36,16 @@ Start = Callable[..., Awaitable[Bridge]]
 @pytest.fixture
 async def start(fake_llm: FakeOpenAI, fake_slack: FakeSlack,
                 make_config: Callable[..., Config]) -> AsyncIterator[Start]:
-    """Start a Bridge in Socket Mode (or HTTP with ``mode="http"``); all share one SQLite file."""
+    """Start a Bridge in Socket Mode (or HTTP with ``mode="http"``); all share one SQLite file.
+    ``rule`` is a channel rule put first."""
     bridges: list[Bridge] = []
 
-    async def start_bridge(mode: str = "socket", *, grace: float = 20.0, **env: Any) -> Bridge:
+    async def start_bridge(mode: str = "socket", *, grace: float = 20.0, rule: str = "", **env: Any) -> Bridge:
         base = {"LLM_URL": fake_llm.url, "SLACK_BOT_TOKEN": slack.BOT_TOKEN, "SLACK_API_URL": fake_slack.url}
         base["SLACK_APP_TOKEN" if mode == "socket" else "SLACK_SIGNING_SECRET"] = (
             slack.APP_TOKEN if mode == "socket" else slack.SIGNING_SECRET)
-        bridge = Bridge(make_config(AI_YAML, **{**base, **env}), shutdown_grace_s=grace)
+        text = AI_YAML.replace("channels:\n", f"channels:\n  - {rule}\n") if rule else AI_YAML
+        bridge = Bridge(make_config(text, **{**base, **env}), shutdown_grace_s=grace)
         bridges.append(bridge)
         await bridge.start()
         return bridge
@@ -148,3 +150,88 @@ async def test_stream_interrupted_by_a_crash_is_stopped_and_finished(start: Star
     reply = await fake_slack.wait_reply(GENERAL, mention["ts"], answer, timeout=15)
     await until(lambda: not reply.streaming)
     assert len(fake_slack.replies(GENERAL, mention["ts"])) == 1, "finished in place, not answered twice"
+
+
+# ------------------------------------------------------------------------------ the assistant pane
+
+
+async def open_pane(fake: FakeSlack, *, user: str = ALICE, channel: str = DM) -> str:
+    """The person opens the assistant pane; return the new thread's ts."""
+    started = slack.assistant_thread_started(user=user, channel=channel, context_channel=GENERAL)
+    await fake.push(slack.event_callback(started))
+    return str(started["assistant_thread"]["thread_ts"])
+
+
+async def test_opening_the_pane_greets_with_the_personas_greeting_and_prompts(start: Start,
+                                                                              fake_slack: FakeSlack) -> None:
+    await start()
+    thread = await open_pane(fake_slack)
+    greeting = await until(lambda: fake_slack.replies(DM, thread))
+    assert greeting[0].text == "Hi! Ask me anything; I answer right here in this thread.", "default_persona's"
+    await until(lambda: (DM, thread) in fake_slack.suggested)
+    prompts = fake_slack.suggested[(DM, thread)]["prompts"]
+    assert [p["title"] for p in prompts] == ["Summarise a text", "Explain code", "Draft a reply"]
+    assert prompts[0]["message"].startswith("Please summarise")
+
+
+async def test_pane_of_a_dm_rule_uses_that_rules_persona(start: Start, fake_slack: FakeSlack) -> None:
+    await start(rule="{platform: slack, where: D0*, persona: legal-adviser}")
+    thread = await open_pane(fake_slack)
+    greeting = await until(lambda: fake_slack.replies(DM, thread))
+    assert greeting[0].text.startswith("Ask me about a contract")
+    await until(lambda: (DM, thread) in fake_slack.suggested)
+    assert [p["title"] for p in fake_slack.suggested[(DM, thread)]["prompts"]] == ["Review a contract",
+                                                                                  "Explain a letter"]
+
+
+async def test_pane_question_shows_a_status_is_titled_and_answered(start: Start, fake_slack: FakeSlack,
+                                                                   fake_llm: FakeOpenAI) -> None:
+    await start()
+    thread = await open_pane(fake_slack)
+    await until(lambda: fake_slack.replies(DM, thread))
+    first = slack.message("What is a force majeure clause?\nIn short please", user=ALICE, channel=DM,
+                          channel_type="im", thread_ts=thread)
+    await fake_slack.push(slack.event_callback(first))
+    await fake_slack.wait_reply(DM, thread, "You said: What is a force majeure clause?\nIn short please")
+    await until(lambda: fake_slack.status_now(DM, thread) == "")
+    shown = [status for c, t, status in fake_slack.statuses if (c, t) == (DM, thread)]
+    assert shown == ["is thinking…", ""], "a status while the answer is written, cleared once it is there"
+    assert fake_slack.titles[(DM, thread)] == "What is a force majeure clause?", "titled from the first question"
+    second = slack.message("and a hardship clause?", user=ALICE, channel=DM, channel_type="im", thread_ts=thread)
+    await fake_slack.push(slack.event_callback(second))
+    await fake_slack.wait_reply(DM, thread, "You said: and a hardship clause?")
+    assert fake_slack.titles[(DM, thread)] == "What is a force majeure clause?", "only the first question titles"
+    assert [c.method for c in fake_slack.calls].count("assistant.threads.setTitle") == 1
+
+
+async def test_status_is_cleared_when_the_answer_fails(start: Start, fake_slack: FakeSlack,
+                                                       fake_llm: FakeOpenAI) -> None:
+    await start()
+    thread = await open_pane(fake_slack)
+    await until(lambda: fake_slack.replies(DM, thread))
+    fake_llm.fail_next(500, "boom", times=5)  # the model fails: a plain sentence instead of an answer
+    question = slack.message("hello?", user=ALICE, channel=DM, channel_type="im", thread_ts=thread)
+    await fake_slack.push(slack.event_callback(question))
+    await until(lambda: any("⚠️" in p.text for p in fake_slack.replies(DM, thread)))
+    await until(lambda: fake_slack.status_now(DM, thread) == "")
+    fake_slack.refuse_streaming = "not_allowed_token_type"
+    fake_slack.fail_next("chat.postMessage", "is_archived")  # now Slack refuses the answer itself
+    again = slack.message("hello again?", user=ALICE, channel=DM, channel_type="im", thread_ts=thread)
+    await fake_slack.push(slack.event_callback(again))
+    await until(lambda: fake_slack.calls_to("chat.postMessage")
+                and fake_slack.calls_to("chat.postMessage")[-1].args.get("markdown_text") is not None)
+    await until(lambda: [s for c, t, s in fake_slack.statuses if (c, t) == (DM, thread)].count("") == 2)
+
+
+async def test_pane_is_off_with_assistant_false(start: Start, fake_slack: FakeSlack) -> None:
+    await start(ASSISTANT="false")
+    started = slack.assistant_thread_started(user=ALICE, channel=DM)
+    ack = await fake_slack.push(slack.event_callback(started))
+    assert "envelope_id" in ack, "acknowledged all the same"
+    dm = slack.message("hi", user=ALICE, channel=DM, channel_type="im", thread_ts=started["assistant_thread"]
+                       ["thread_ts"])
+    await fake_slack.push(slack.event_callback(dm))
+    await fake_slack.wait_reply(DM, dm["thread_ts"], "You said: hi")
+    assert fake_slack.suggested == {}
+    assert fake_slack.statuses == []
+    assert [p.text for p in fake_slack.replies(DM, dm["thread_ts"])] == ["You said: hi"], "no greeting"

@@ -20,6 +20,7 @@ calls keep doing so until ``reply_deadline_s``, and each reply is posted once ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -44,6 +45,7 @@ from bridge.types import Outgoing
 from bridge.untrusted.jsonbody import BadBody
 from bridge.untrusted.logs import BoundedMessages, excerpt
 from platforms.slack import intake
+from platforms.slack.assistant import AssistantPane
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
 from platforms.slack.stream import native_for, stop_leftovers
@@ -79,7 +81,7 @@ async def _close(handler: AsyncSocketModeHandler) -> None:
 class SlackPlatform:
     name = "slack"
 
-    def __init__(self, settings: SlackConfig) -> None:
+    def __init__(self, settings: SlackConfig, config: Config | None = None) -> None:
         if settings.bot_token is None:
             raise ValueError("platforms.slack.bot_token is required")
         self._settings = settings
@@ -106,6 +108,9 @@ class SlackPlatform:
         self._app.event("app_mention")(self._on_message)
         self._app.event("message")(self._on_message)
         self._app.event(re.compile(".*"))(self._on_other)  # acknowledge what we do not use
+        self._pane = AssistantPane(self.client, config, self._on_message) if settings.assistant and config else None
+        if self._pane is not None:
+            self._app.assistant(self._pane.middleware)
         self._names = UserNames(self.client)
         self._inbox: Inbox | None = None
         self._bot: BotIdentity | None = None
@@ -119,6 +124,8 @@ class SlackPlatform:
 
     async def start(self, inbox: Inbox) -> None:
         self._inbox = inbox
+        if self._pane is not None:
+            await self._pane.load()
         try:
             auth = await self.client.auth_test()
         except SlackApiError as exc:
@@ -241,8 +248,9 @@ class SlackPlatform:
                 await stop_leftovers(self.client, reply, self._bot or BotIdentity(""), deadline_s)
             native = native_for(self.client, reply, team=self._team, deadline_s=deadline_s,
                                 refused=lambda error: self._streams_refused(reply.thread.workspace, error))
-        calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
-                              interval=self._settings.edit_interval_s, deadline_s=deadline_s, native=native)
+        async with self._pane.thinking(reply) if self._pane is not None else contextlib.nullcontext():
+            calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
+                                  interval=self._settings.edit_interval_s, deadline_s=deadline_s, native=native)
         log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)
 
     def _streams_refused(self, workspace: str, error: str) -> None:
@@ -264,4 +272,4 @@ def create(settings: Any, config: Config) -> SlackPlatform:
     """The ``bridge.platforms`` entry point."""
     if not isinstance(settings, SlackConfig):
         raise TypeError("platforms.slack: expected the slack settings block")
-    return SlackPlatform(settings)
+    return SlackPlatform(settings, config)
