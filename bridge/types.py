@@ -84,6 +84,7 @@ class Outgoing:
     - ``record``: call it with the whole list of posted ids each time it grows, right after posting.
     - ``recovering``: an earlier attempt ran; something may have been posted but not recorded.
     - ``asker``: the platform id of who wrote the message answered (Slack streams to a recipient).
+    - ``rateable``: a model's answer (not a command's confirmation or a notice): 👍/👎 may go under it.
     """
 
     thread: ThreadRef
@@ -93,3 +94,18 @@ class Outgoing:
     record: Callable[[list[str]], Awaitable[None]] = _ignore
     recovering: bool = False
     asker: str = ""
+    rateable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A person's 👍 (+1) or 👎 (-1) on an answer, named by the answer's ``Outgoing.key``."""
+
+    platform: str
+    key: str
+    user_id: str
+    value: int
+
+
+RatingSink = Callable[[Rating], Awaitable[bool]]
+"""Records a rating; True when it named an answer the bridge gave (see ``Platform.accept_ratings``)."""

@@ -4,11 +4,16 @@ slack-bolt unmodified, the loopback Slack and the loopback OpenAI server."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from bridge import cli
 from bridge.app import Bridge
 from bridge.config import Config
 from platforms.slack.delivery import REPLY_EVENT
@@ -16,8 +21,8 @@ from tests.crash import crash_on_record, settled
 from tests.fakes import slack_server as slack
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
-from tests.test_slack import ALICE, BOB, DM, GENERAL, MENTION, YAML, fake_slack
-from tests.waiting import until
+from tests.test_slack import ALICE, BOB, DM, GENERAL, LEGAL, MENTION, YAML, events_url, fake_slack
+from tests.waiting import until, until_async
 
 __all__ = ["fake_slack"]  # the fixture shared with tests/test_slack.py
 
@@ -234,3 +239,98 @@ async def test_pane_is_off_with_assistant_false(start: Start, fake_slack: FakeSl
     assert fake_slack.suggested == {}
     assert fake_slack.statuses == []
     assert [p.text for p in fake_slack.replies(DM, dm["thread_ts"])] == ["You said: hi"], "no greeting"
+
+
+# ------------------------------------------------------------------------------ feedback
+
+
+def feedback_values(posted: slack.Posted) -> tuple[str, str]:
+    """The values of the 👍 and 👎 buttons under a message (fails when there are none)."""
+    blocks = posted.fields.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    [actions] = [b for b in blocks if b.get("type") == "context_actions"]
+    [element] = actions["elements"]
+    assert element["type"] == "feedback_buttons"
+    return element["positive_button"]["value"], element["negative_button"]["value"]
+
+
+async def metrics_text(bridge: Bridge) -> str:
+    assert bridge.server is not None
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{bridge.server.port}/metrics") as r:
+        return await r.text()
+
+
+async def test_feedback_buttons_under_the_answer_one_rating_per_person(start: Start, fake_slack: FakeSlack,
+                                                                       fake_llm: FakeOpenAI, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    bridge = await start(FEEDBACK="true")
+    answer = "A long enough answer to be streamed in a few pieces. " * 3
+    fake_llm.reply = lambda _: answer
+    mention = slack.app_mention(f"{MENTION} rate me", user=ALICE, channel=LEGAL)
+    await fake_slack.push(slack.event_callback(mention))
+    reply = await fake_slack.wait_reply(LEGAL, mention["ts"], answer)
+    await until(lambda: not reply.streaming and reply.fields.get("blocks"))
+    up, down = feedback_values(reply)
+    assert bridge.store is not None
+
+    async def click(user: str, value: str) -> None:
+        ack = await fake_slack.push_interactive(slack.block_actions(
+            user=user, channel=LEGAL, message_ts=reply.ts, thread_ts=mention["ts"], action=slack.feedback_click(value)))
+        assert "envelope_id" in ack
+
+    await click(ALICE, up)
+    await until_async(lambda: _report(bridge, [("legal-adviser", 1, 0)]))
+    await click(ALICE, down)  # a second click changes her rating
+    await until_async(lambda: _report(bridge, [("legal-adviser", 0, 1)]))
+    await click(BOB, up)
+    await until_async(lambda: _report(bridge, [("legal-adviser", 1, 1)]))
+    text = await metrics_text(bridge)
+    assert 'bridge_feedback_total{persona="legal-adviser",platform="slack",rating="up"} 2.0' in text
+    assert 'bridge_feedback_total{persona="legal-adviser",platform="slack",rating="down"} 1.0' in text
+
+    for variable in ("LLM_URL", "SLACK_BOT_TOKEN", "SLACK_API_URL", "SLACK_APP_TOKEN"):
+        monkeypatch.setenv(variable, {"LLM_URL": fake_llm.url, "SLACK_BOT_TOKEN": slack.BOT_TOKEN,
+                                      "SLACK_API_URL": fake_slack.url, "SLACK_APP_TOKEN": slack.APP_TOKEN}[variable])
+    path = str(tmp_path / "bridge.yaml")
+    assert await asyncio.to_thread(cli.main, ["usage", "--config", path, "--by", "feedback"]) == 0
+    out = capsys.readouterr().out
+    assert ["legal-adviser", "1", "1", "50%"] in [line.split() for line in out.splitlines()], out
+
+
+async def _report(bridge: Bridge, want: list[tuple[str, int, int]]) -> bool:
+    assert bridge.store is not None
+    return [(line.persona, line.up, line.down) for line in await bridge.store.feedback_report(0)] == want
+
+
+async def test_feedback_click_over_http_with_edits(start: Start, fake_slack: FakeSlack) -> None:
+    bridge = await start("http", FEEDBACK="true", STREAMING="edit")
+    mention = slack.app_mention(f"{MENTION} hello", user=ALICE, channel=GENERAL)
+    status, _ = await fake_slack.post_http(events_url(bridge), slack.event_callback(mention))
+    assert status == 200
+    reply = await fake_slack.wait_reply(GENERAL, mention["ts"], "You said: hello")
+    await until(lambda: reply.fields.get("blocks"))
+    up, _ = feedback_values(reply)
+    assert reply.fields["blocks"][0] == {"type": "markdown", "text": "You said: hello"}, "the text stays"
+    click = slack.block_actions(user=BOB, channel=GENERAL, message_ts=reply.ts, action=slack.feedback_click(up))
+    status, _ = await fake_slack.post_interactive(events_url(bridge), click)
+    assert status == 200
+    await until_async(lambda: _report(bridge, [("assistant", 1, 0)]))
+    forged = slack.block_actions(user=BOB, channel=GENERAL, message_ts=reply.ts,
+                                 action=slack.feedback_click("up slack:C0GENERAL:1.000001"))
+    status, _ = await fake_slack.post_interactive(events_url(bridge), forged)
+    assert status == 200, "acknowledged, and nothing recorded"
+    status, _ = await fake_slack.post_interactive(events_url(bridge), click, secret="wrong")
+    assert status == 401
+    assert await _report(bridge, [("assistant", 1, 0)])
+
+
+async def test_no_buttons_without_feedback_or_under_a_command(start: Start, fake_slack: FakeSlack) -> None:
+    await start(FEEDBACK="true")
+    command = slack.app_mention(f"{MENTION} /personas", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(command))
+    await until(lambda: fake_slack.replies(GENERAL, command["ts"])
+                and not fake_slack.replies(GENERAL, command["ts"])[-1].streaming
+                and "legal-adviser" in fake_slack.replies(GENERAL, command["ts"])[-1].text)
+    assert not fake_slack.replies(GENERAL, command["ts"])[-1].fields.get("blocks"), "a command is not rated"

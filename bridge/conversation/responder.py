@@ -10,6 +10,7 @@ and messages already posted are edited, not posted again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -231,7 +232,7 @@ class Responder:
         await self.budgets.discover(self._llm, model, persona.max_tokens or self._config.llm.max_tokens)
         producer = asyncio.create_task(produce())
         try:
-            sent = await self._send(platform, out, msg, aiter(channel))
+            sent = await self._send(platform, dataclasses.replace(out, rateable=True), msg, aiter(channel))
         finally:
             if not producer.done():
                 producer.cancel()

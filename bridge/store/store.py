@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from bridge.store import sqlite
+from bridge.store.feedback import FEEDBACK_MIGRATION, FeedbackQueries
 from bridge.store.postgres import PgConn, PgDatabase
 from bridge.store.sql import statements
 from bridge.store.usage import USAGE_MIGRATION, Connection, UsageQueries
@@ -143,6 +144,7 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE sessions ADD COLUMN lease_until REAL;
     CREATE INDEX messages_pending_by_session ON messages(session_id, id) WHERE status = 'pending'
     """,
+    FEEDBACK_MIGRATION,  # feedback: one 👍/👎 per person per answer (bridge/store/feedback.py)
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -235,7 +237,7 @@ def _session(row: Sequence[Any]) -> Session:
     return Session(int(id_), str(key), str(persona), float(created), float(updated))
 
 
-class Store(UsageQueries):
+class Store(UsageQueries, FeedbackQueries):
     """SQLite (one connection in WAL mode, used from the event loop: :mod:`bridge.store.sqlite`) or
     PostgreSQL (a pool, :mod:`bridge.store.postgres`); writes that belong together run in one transaction."""
 

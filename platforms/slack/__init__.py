@@ -41,12 +41,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.config import Config, SlackConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.types import Outgoing
+from bridge.types import Outgoing, RatingSink
 from bridge.untrusted.jsonbody import BadBody
 from bridge.untrusted.logs import BoundedMessages, excerpt
 from platforms.slack import intake
 from platforms.slack.assistant import AssistantPane
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
+from platforms.slack.feedback import ACTION_ID, buttons, rating_of
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
 from platforms.slack.stream import native_for, stop_leftovers
 from platforms.slack.users import UserNames
@@ -108,6 +109,8 @@ class SlackPlatform:
         self._app.event("app_mention")(self._on_message)
         self._app.event("message")(self._on_message)
         self._app.event(re.compile(".*"))(self._on_other)  # acknowledge what we do not use
+        self._app.action(ACTION_ID)(self._on_rating)
+        self._ratings: RatingSink | None = None
         self._pane = AssistantPane(self.client, config, self._on_message) if settings.assistant and config else None
         if self._pane is not None:
             self._app.assistant(self._pane.middleware)
@@ -233,6 +236,16 @@ class SlackPlatform:
     async def _on_other(self) -> None:
         return None
 
+    def accept_ratings(self, sink: RatingSink) -> None:
+        self._ratings = sink
+
+    async def _on_rating(self, ack: Any, body: dict[str, Any]) -> None:
+        """A 👍/👎 click: acknowledged at once (Slack shows the choice), then recorded."""
+        await ack()
+        rating = rating_of(body)
+        if rating is not None and self._ratings is not None:
+            await self._ratings(rating)
+
     # ------------------------------------------------------------------------------- outbound
 
     async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
@@ -250,7 +263,9 @@ class SlackPlatform:
                                 refused=lambda error: self._streams_refused(reply.thread.workspace, error))
         async with self._pane.thinking(reply) if self._pane is not None else contextlib.nullcontext():
             calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
-                                  interval=self._settings.edit_interval_s, deadline_s=deadline_s, native=native)
+                                  interval=self._settings.edit_interval_s, deadline_s=deadline_s, native=native,
+                                  final_blocks=buttons(reply.key) if self._settings.feedback and reply.rateable
+                                  else None)
         log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)
 
     def _streams_refused(self, workspace: str, error: str) -> None:
