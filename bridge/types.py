@@ -64,6 +64,7 @@ class Incoming:
     in_thread: bool = False   # part of a thread the bot may already be in (Slack thread replies)
     roles: tuple[str, ...] = ()      # the author's Discord role ids, for ``allow:``/``deny:``
     association: str | None = None   # GitHub ``author_association`` (OWNER, MEMBER, NONE...)
+    context: str = ""         # what the author looks at beside the conversation (Slack pane: a channel id)
     raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core
 
 

@@ -334,3 +334,24 @@ async def test_no_buttons_without_feedback_or_under_a_command(start: Start, fake
                 and not fake_slack.replies(GENERAL, command["ts"])[-1].streaming
                 and "legal-adviser" in fake_slack.replies(GENERAL, command["ts"])[-1].text)
     assert not fake_slack.replies(GENERAL, command["ts"])[-1].fields.get("blocks"), "a command is not rated"
+
+
+async def test_the_channel_in_view_is_the_personas_channel_and_kept_with_the_session(
+        start: Start, fake_slack: FakeSlack, fake_llm: FakeOpenAI) -> None:
+    first = await start()
+    thread = await open_pane(fake_slack)  # looking at #general
+    await until(lambda: fake_slack.replies(DM, thread))
+
+    async def ask(text: str) -> str:
+        question = slack.message(text, user=ALICE, channel=DM, channel_type="im", thread_ts=thread)
+        await fake_slack.push(slack.event_callback(question))
+        await fake_slack.wait_reply(DM, thread, f"You said: {text}")
+        return str(fake_llm.requests[-1]["messages"][0]["content"])
+
+    assert f"(in {GENERAL})" in await ask("one")
+    changed = slack.assistant_thread_context_changed(user=ALICE, channel=DM, thread_ts=thread, context_channel=LEGAL)
+    await fake_slack.push(slack.event_callback(changed))
+    assert f"(in {LEGAL})" in await ask("two"), "the new channel in view"
+    await first.stop()
+    await start()
+    assert f"(in {LEGAL})" in await ask("three"), "kept with the session across a restart"

@@ -171,7 +171,8 @@ class Responder:
         assert msg.thread is not None
         model = persona.model or self._config.llm.model
         # A display name is anyone's to choose: it never goes into the system prompt, only into user turns.
-        system = persona.render_system(user="the user", platform=msg.thread.platform, channel=msg.thread.channel)
+        channel = await self._store.context(session.id) or msg.thread.channel  # the Slack pane: where they look
+        system = persona.render_system(user="the user", platform=msg.thread.platform, channel=channel)
         shared = session.key.startswith("share:")
         named = shared or persona.speaker_names
 

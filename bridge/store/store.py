@@ -144,7 +144,9 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE sessions ADD COLUMN lease_until REAL;
     CREATE INDEX messages_pending_by_session ON messages(session_id, id) WHERE status = 'pending'
     """,
-    FEEDBACK_MIGRATION,  # feedback: one 👍/👎 per person per answer (bridge/store/feedback.py)
+    # feedback: one 👍/👎 per person per answer (bridge/store/feedback.py); sessions.context: what the
+    # person is looking at beside the conversation (Slack's assistant pane), for the persona's {channel}.
+    FEEDBACK_MIGRATION + ";\n    ALTER TABLE sessions ADD COLUMN context TEXT",
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -552,6 +554,17 @@ class Store(UsageQueries, FeedbackQueries):
                                     (int(ref) if by_id else ref,)) as cur:
             row = await cur.fetchone()
         return _session(row) if row else None
+
+    async def set_context(self, session_id: int, context: str) -> None:
+        """Remember what the person looks at beside the conversation (a Slack channel id)."""
+        async with self._tx() as db:
+            await db.execute("UPDATE sessions SET context = ? WHERE id = ?", (context, session_id))
+
+    async def context(self, session_id: int) -> str:
+        """The last context :meth:`set_context` kept for a session ("" when none)."""
+        async with self._db.execute("SELECT context FROM sessions WHERE id = ?", (session_id,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row and row[0] else ""
 
     async def set_persona(self, session_id: int, persona: str) -> None:
         async with self._tx() as db:

@@ -33,4 +33,5 @@ def storable_incoming(msg: Incoming) -> Incoming:
         author=dataclasses.replace(author, id=storable(author.id), name=storable(author.name)),
         event_id=storable(msg.event_id),
         text=storable(msg.text),
+        context=storable(msg.context),
     )

@@ -228,6 +228,8 @@ class SlackPlatform:
         msg = translate(body, bot, names)
         if msg is None:
             return
+        if self._pane is not None:
+            msg = self._pane.with_context(msg)
         inbox = self._inbox
         if inbox is None:  # not started, or stopping: fail, so Slack delivers it again later
             raise Stopping("slack: event received while the bridge is not running")

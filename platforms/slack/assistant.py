@@ -6,8 +6,9 @@ the persona that answers the DM.
 - the first question of such a thread becomes its title in the pane's history;
 - while an answer is written the thread shows a status ("is thinking…"), cleared when the
   answer is complete or has failed (:meth:`AssistantPane.thinking`);
-- ``assistant_thread_context_changed`` (the person looks at another channel) is acknowledged and
-  kept by Bolt's default context store, with the thread.
+- the channel the person looks at (``assistant_thread_started`` and
+  ``assistant_thread_context_changed``) rides along with their next question into the session,
+  where the persona's system prompt reads it as ``{channel}``.
 
 User messages in the pane go through the adapter's ordinary message handler, so they are stored,
 deduplicated and answered like every DM.
@@ -16,7 +17,9 @@ deduplicated and answered like every DM.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,7 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.config import Config
 from bridge.conversation.rules import match_rule
 from bridge.personas import Persona, load_personas
-from bridge.types import Outgoing, ThreadRef
+from bridge.types import Incoming, Outgoing, ThreadRef
 from platforms.slack.delivery import NETWORK_ERRORS, patience
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ DEFAULT_GREETING = "Hi! Ask me anything: I answer in this thread."
 THINKING = "is thinking…"
 TITLE_CHARS = 60  # the pane's history shows about this much of a title
 MAX_UNTITLED = 10_000  # threads opened and not yet asked anything, remembered for their title
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 
 MessageHandler = Callable[[dict[str, Any], AsyncBoltContext], Awaitable[None]]
 
@@ -59,7 +63,9 @@ class AssistantPane:
         self._personas: dict[str, Persona] = {}
         self._untitled: dict[tuple[str, str], None] = {}  # opened, no question yet (insertion-ordered)
         self.middleware = AsyncAssistant(logger=logging.getLogger(f"{__name__}.bolt"))
+        self._contexts: dict[tuple[str, str], str] = {}  # pane thread → channel the person looks at
         self.middleware.thread_started(self._started)
+        self.middleware.thread_context_changed(self._context_changed)
         self.middleware.user_message(self._user_message)
 
     async def load(self) -> None:
@@ -85,6 +91,26 @@ class AssistantPane:
         self._untitled[(channel, thread_ts)] = None
         while len(self._untitled) > MAX_UNTITLED:
             del self._untitled[next(iter(self._untitled))]
+        self._keep_context(thread)
+
+    async def _context_changed(self, payload: dict[str, Any]) -> None:
+        self._keep_context(payload.get("assistant_thread") or {})
+
+    def _keep_context(self, thread: dict[str, Any]) -> None:
+        """Until the next question carries it to the session (bounded like the titles)."""
+        context = thread.get("context") or {}
+        looked_at = context.get("channel_id") if isinstance(context, dict) else None
+        where = (str(thread.get("channel_id") or ""), str(thread.get("thread_ts") or ""))
+        if isinstance(looked_at, str) and _CHANNEL_ID.match(looked_at):
+            self._contexts.pop(where, None)
+            self._contexts[where] = looked_at
+            while len(self._contexts) > MAX_UNTITLED:
+                del self._contexts[next(iter(self._contexts))]
+
+    def with_context(self, msg: Incoming) -> Incoming:
+        """A pane question carries the channel the person looks at, which the core keeps with the session."""
+        looked_at = self._contexts.get((msg.thread.channel, msg.thread.thread))
+        return dataclasses.replace(msg, context=looked_at) if looked_at else msg
 
     async def _user_message(self, payload: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext,
                             set_title: AsyncSetTitle) -> None:
