@@ -60,6 +60,8 @@ async def test_everything_reachable(fakes: Fakes, tmp_path: Path) -> None:
     assert f"ok      slack: signed in as bridge ({slack_server.BOT_USER}) in team Fake Team" in out
     assert "ok      slack: bot scopes cover mentions, threads, DMs and posting" in out
     assert "ok      slack: the app token may open Socket Mode connections" in out
+    assert "ok      slack: assistant pane allowed (assistant:write): greeting, prompts, status, titles" in out
+    assert "ok      slack: native streaming allowed (chat.startStream)" in out
     assert "ok      discord: signed in as bridge-bot" in out
     assert "ok      discord: the MESSAGE CONTENT intent is on" in out
     assert out.rstrip().endswith("online check OK")
@@ -73,6 +75,7 @@ async def test_what_is_missing_is_said(fakes: Fakes, tmp_path: Path) -> None:
     fakes.gh.scopes = "read:org"
     fakes.slack.scopes = "app_mentions:read,channels:history,groups:history,im:history,mpim:history"
     fakes.discord.message_content_enabled = False
+    fakes.slack.refuse_streaming = "not_allowed_token_type"
     code, out, err = await bridge_cli("check", "--online", "--config", config(tmp_path),
                                       env=fakes.env(MODEL="gpt-4o-mni"))
     assert code == 1, out + err
@@ -80,6 +83,9 @@ async def test_what_is_missing_is_said(fakes: Fakes, tmp_path: Path) -> None:
     assert "MISSING github: the token's scopes (read:org) cannot comment: add repo" in out
     assert "MISSING slack: the bot token lacks the scopes chat:write" in out
     assert "warning slack: without users:read the model sees user ids, not names" in out
+    assert "warning slack: assistant: true, but the bot token lacks assistant:write" in out
+    assert ("warning slack: native streaming refused (not_allowed_token_type): answers are streamed with edits "
+            "instead (or set streaming: edit)") in out
     assert "MISSING discord: the MESSAGE CONTENT intent is off" in out
     assert "4 thing(s) missing" in out
     assert "Traceback" not in err

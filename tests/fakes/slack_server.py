@@ -263,7 +263,7 @@ class FakeSlack:
         self.limits.update({"chat.startStream": Limit(per_s=1.0, burst=5),
                             "chat.appendStream": Limit(per_s=50 / 60, burst=20)})
         self.scopes = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
-                       "users:read")  # the bot token's, sent as X-OAuth-Scopes
+                       "users:read,assistant:write")  # the bot token's, sent as X-OAuth-Scopes
 
     # ----------------------------------------------------------------- setup and scripting
 
