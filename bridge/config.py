@@ -195,6 +195,7 @@ class DiscordConfig(_PlatformModel):
     # Catch-up after start and reconnects (Discord does not redeliver what the bot missed):
     catchup_max_age_s: float = Field(86400.0, ge=0)  # look back at most this far; 0: no catch-up
     catchup_max_messages: int = Field(100, ge=0, le=1000)  # per channel
+    commands: bool = True  # application commands: /ask, /reset, /persona, /personas, /usage, /help
 
     @field_validator("token")
     @classmethod

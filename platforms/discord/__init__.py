@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,10 +29,12 @@ from aiohttp import web
 from bridge.config import ChannelRule, Config, DiscordConfig
 from bridge.diagnosis import Finding
 from bridge.llm.streaming import render_stream
+from bridge.personas import load_personas
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.types import Outgoing
 from platforms.discord import catchup
 from platforms.discord.client import BridgeClient
+from platforms.discord.commands import SlashCommands, routed_context
 from platforms.discord.delivery import edit_part, find_first_part, post_part
 from platforms.discord.handlers import to_incoming
 
@@ -60,7 +63,8 @@ class DiscordPlatform:
     name = "discord"
 
     def __init__(self, settings: DiscordConfig, *, rules: Sequence[ChannelRule] = (),
-                 ready_timeout_s: float = 60.0, guild_ready_timeout_s: float = 2.0) -> None:
+                 ready_timeout_s: float = 60.0, guild_ready_timeout_s: float = 2.0,
+                 personas_dir: Path | None = None) -> None:
         self._settings = settings
         self._token = settings.token.get_secret_value() if settings.token is not None else ""
         self._ready_timeout = ready_timeout_s
@@ -80,6 +84,9 @@ class DiscordPlatform:
         self._catchup: asyncio.Task[None] | None = None
         self._seen: dict[int, int] = {}  # channel id → newest message id delivered (or read back)
         self._started_id = 0  # bot messages older than this were posted by an earlier run
+        self._personas_dir = personas_dir
+        self._persona_names: list[str] = []
+        self._commands: SlashCommands | None = None
 
     # ------------------------------------------------------------------------------- lifecycle
 
@@ -91,6 +98,10 @@ class DiscordPlatform:
         client = BridgeClient(api_url=self._settings.api_url, on_message=self._on_message,
                               on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout)
         self._client = client
+        if self._settings.commands:
+            self._commands = SlashCommands(client, api_url=self._settings.api_url, inbox=lambda: self._inbox,
+                                           personas=lambda: self._persona_names,
+                                           interval=self._settings.edit_interval_s)
         try:
             await client.login(self._token)
         except discord.LoginFailure:
@@ -109,7 +120,12 @@ class DiscordPlatform:
         client = self._client
         assert client is not None
         self._accepting = True
-        self._gateway = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
+        if self._commands is not None and self._personas_dir is not None:
+            self._persona_names = sorted(await asyncio.to_thread(load_personas, self._personas_dir))
+        # Interaction responses go through discord.py's webhook adapter: routed to api_url for the
+        # gateway task and every handler it starts.
+        self._gateway = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway",
+                                            context=routed_context(self._settings.api_url))
         ready = asyncio.create_task(client.wait_until_ready())
         try:
             await asyncio.wait({ready, self._gateway}, timeout=self._ready_timeout,
@@ -121,6 +137,8 @@ class DiscordPlatform:
             await self.stop()
             raise DiscordStartError(_gateway_problem(failure, self._ready_timeout))
         self._gateway.add_done_callback(self._gateway_ended)
+        if self._commands is not None:
+            await self._commands.sync(list(client.guilds))
         user = client.user
         log.info("discord: connected as %s (id %s) in %d server(s)", user, user.id if user else "?",
                  len(client.guilds))
@@ -276,6 +294,9 @@ class DiscordPlatform:
     async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
         if self._client is None:
             raise RuntimeError("the Discord adapter is not started")
+        if self._commands is not None and self._commands.owns(reply):  # the answer to a slash command
+            await self._commands.send(reply, snapshots)
+            return
         thread = reply.thread
         channel = self._client.get_partial_messageable(
             int(thread.thread), guild_id=int(thread.workspace) if thread.workspace else None)
@@ -333,4 +354,4 @@ class DiscordPlatform:
 
 def create(settings: DiscordConfig, config: Config) -> DiscordPlatform:
     """The ``bridge.platforms`` entry point."""
-    return DiscordPlatform(settings, rules=config.channels)
+    return DiscordPlatform(settings, rules=config.channels, personas_dir=config.personas_dir)
