@@ -49,8 +49,9 @@ channels:
 SLACK_WRITES = ("chat.postMessage", "chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream")
 
 
-async def slack_run(llm_url: str, streaming: str) -> tuple[int, float, float]:
-    """Write calls, their span, and seconds from the mention's delivery to the first text of the answer."""
+async def slack_run(llm_url: str, streaming: str) -> tuple[int, float, float, int]:
+    """Write calls, their span, seconds from the mention's delivery to the answer's first text, and the
+    characters of text the calls carried (an edit resends the whole text; an append only what is new)."""
     fake = await FakeSlack().start()
     fake.echo = False
     fake.add_user("U0ALICE", "alice")
@@ -68,7 +69,8 @@ async def slack_run(llm_url: str, streaming: str) -> tuple[int, float, float]:
             first = next(c for c in calls if (c.args.get("markdown_text") or "").strip() not in ("", PLACEHOLDER))
     finally:
         await fake.stop()
-    return len(calls), calls[-1].at - calls[0].at, first.at - sent
+    sent_chars = sum(len(c.args.get("markdown_text") or c.args.get("text") or "") for c in calls)
+    return len(calls), calls[-1].at - calls[0].at, first.at - sent, sent_chars
 
 
 async def discord_run(llm_url: str) -> tuple[int, float]:
@@ -90,22 +92,24 @@ async def discord_run(llm_url: str) -> tuple[int, float]:
 async def main(seconds: float, runs: int) -> None:
     chunk = 12
     delay = seconds / (len(ANSWER) / chunk)
-    rows: dict[str, list[tuple[int, float, float]]] = {"Slack, native streaming": [], "Slack, edits": [],
+    rows: dict[str, list[tuple[int, float, float, int]]] = {"Slack, native streaming": [], "Slack, edits": [],
                                                        "Discord": []}
     async with llm_process(ANSWER, chunk=chunk, delay=delay) as llm_url:
         for _ in range(runs):
             rows["Slack, native streaming"].append(await slack_run(llm_url, "native"))
             rows["Slack, edits"].append(await slack_run(llm_url, "edit"))
             calls, span = await discord_run(llm_url)
-            rows["Discord"].append((calls, span, float("nan")))
+            rows["Discord"].append((calls, span, float("nan"), 0))
     print(f"\n| one streamed answer ({len(ANSWER)} chars over {seconds:g} s, edit_interval_s 1) "
-          f"| calls per answer | calls per second | first text after (s) |\n|---|---|---|---|")
+          f"| calls per answer | calls per second | first text after (s) | text sent (chars) |\n|---|---|---|---|---|")
     for name, results in rows.items():
-        per_answer = [float(n) for n, _, _ in results]
-        per_second = [n / max(span, 1e-6) for n, span, _ in results]
-        firsts = [f for _, _, f in results if f == f]
+        per_answer = [float(n) for n, _, _, _ in results]
+        per_second = [n / max(span, 1e-6) for n, span, _, _ in results]
+        firsts = [f for _, _, f, _ in results if f == f]
         first = f"{statistics.median(firsts):.2f} ({min(firsts):.2f}–{max(firsts):.2f})" if firsts else "-"
-        print(f"| {name} | {spread(per_answer)} | {spread(per_second)} | {first} |")
+        chars = [float(c) for _, _, _, c in results]
+        print(f"| {name} | {spread(per_answer)} | {spread(per_second)} | {first} | "
+              f"{spread(chars) if any(chars) else '-'} |")
 
 
 if __name__ == "__main__":

@@ -196,6 +196,7 @@ class DiscordConfig(_PlatformModel):
     catchup_max_age_s: float = Field(86400.0, ge=0)  # look back at most this far; 0: no catch-up
     catchup_max_messages: int = Field(100, ge=0, le=1000)  # per channel
     commands: bool = True  # application commands: /ask, /reset, /persona, /personas, /usage, /help
+    feedback: bool = False  # thumbs up/down buttons under each final answer, stored per person
 
     @field_validator("token")
     @classmethod

@@ -17,7 +17,7 @@ from tests.fakes import discord_server as fk
 from tests.fakes.discord_server import FakeDiscord, Interaction
 from tests.fakes.openai_server import FakeOpenAI
 from tests.test_discord import MENTION, YAML, discord, reply
-from tests.waiting import until
+from tests.waiting import until, until_async
 
 __all__ = ["discord"]  # the fixture shared with tests/test_discord.py
 
@@ -143,3 +143,40 @@ async def test_commands_off(start: Start, discord: FakeDiscord) -> None:
     await discord.say(f"{MENTION} still there?")
     await reply(discord, fk.GENERAL, "You said: still there?")
     assert discord.commands == {}, "nothing registered"
+
+
+# ------------------------------------------------------------------------------ feedback
+
+
+async def test_feedback_buttons_under_mention_and_command_answers(start: Start, discord: FakeDiscord) -> None:
+    bridge = await start(YAML.replace("    edit_interval_s: 0.05\n", "    edit_interval_s: 0.05\n    feedback: true\n"))
+    await discord.say(f"{MENTION} rate this")
+    answer = await reply(discord, fk.GENERAL, "You said: rate this")
+    await until(lambda: discord.buttons_under(answer.id))
+    up, down = discord.buttons_under(answer.id)
+    assert bridge.store is not None
+    store = bridge.store
+
+    async def report() -> list[tuple[str, int, int]]:
+        return [(line.persona, line.up, line.down) for line in await store.feedback_report(0)]
+
+    clicked = await discord.click(answer.id, up)
+    await until(lambda: clicked.callbacks)
+    assert clicked.callbacks[0][1]["type"] == 6, "acknowledged without changing the message"
+    await until_async(lambda: _equals(report, [("assistant", 1, 0)]))
+    await discord.click(answer.id, down)  # the same person changes their mind
+    await until_async(lambda: _equals(report, [("assistant", 0, 1)]))
+    await discord.click(answer.id, up, author=fk.BOB)
+    await until_async(lambda: _equals(report, [("assistant", 1, 1)]))
+
+    asked = await discord.interact("ask", {"question": "and this?"})
+    await until(lambda: asked.original is not None and discord.buttons_under(asked.original))
+    command = await discord.interact("personas")
+    await until(lambda: "rust-tutor" in response(discord, command))
+    assert command.original is not None
+    assert discord.buttons_under(command.original) == [], "a command's confirmation is not rated"
+
+
+async def _equals(report: Callable[[], Awaitable[list[tuple[str, int, int]]]],
+                  want: list[tuple[str, int, int]]) -> bool:
+    return await report() == want

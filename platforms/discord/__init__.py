@@ -31,11 +31,12 @@ from bridge.diagnosis import Finding
 from bridge.llm.streaming import render_stream
 from bridge.personas import load_personas
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.types import Outgoing
+from bridge.types import Outgoing, RatingSink
 from platforms.discord import catchup
 from platforms.discord.client import BridgeClient
 from platforms.discord.commands import SlashCommands, routed_context
 from platforms.discord.delivery import edit_part, find_first_part, post_part
+from platforms.discord.feedback import add_buttons, buttons, rating_of
 from platforms.discord.handlers import to_incoming
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class DiscordPlatform:
         self._personas_dir = personas_dir
         self._persona_names: list[str] = []
         self._commands: SlashCommands | None = None
+        self._ratings: RatingSink | None = None
 
     # ------------------------------------------------------------------------------- lifecycle
 
@@ -96,7 +98,8 @@ class DiscordPlatform:
         if self._client is not None and not self._client.is_closed():
             return
         client = BridgeClient(api_url=self._settings.api_url, on_message=self._on_message,
-                              on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout)
+                              on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout,
+                              on_interaction=self._on_interaction)
         self._client = client
         if self._settings.commands:
             self._commands = SlashCommands(client, api_url=self._settings.api_url, inbox=lambda: self._inbox,
@@ -189,6 +192,21 @@ class DiscordPlatform:
     async def _on_message(self, message: discord.Message) -> None:
         await self._gate.wait()  # a catch-up delivers older messages first
         await self._deliver(message)
+
+    def accept_ratings(self, sink: RatingSink) -> None:
+        self._ratings = sink
+
+    async def _on_interaction(self, interaction: discord.Interaction) -> None:
+        """A 👍/👎 click: acknowledged (the message stays as it is), then recorded."""
+        rating = rating_of(interaction)
+        if rating is None:
+            return
+        try:
+            await interaction.response.defer()
+        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            log.info("discord: could not acknowledge a rating (%s)", type(exc).__name__)
+        if self._ratings is not None:
+            await self._ratings(rating)
 
     async def _deliver(self, message: discord.Message) -> None:
         client, inbox = self._client, self._inbox
@@ -294,8 +312,9 @@ class DiscordPlatform:
     async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
         if self._client is None:
             raise RuntimeError("the Discord adapter is not started")
+        view = buttons(reply.key) if self._settings.feedback and reply.rateable else None
         if self._commands is not None and self._commands.owns(reply):  # the answer to a slash command
-            await self._commands.send(reply, snapshots)
+            await self._commands.send(reply, snapshots, view=view)
             return
         thread = reply.thread
         channel = self._client.get_partial_messageable(
@@ -326,8 +345,10 @@ class DiscordPlatform:
         async def edit(message_id: str, text: str) -> None:
             await edit_part(channel, int(message_id), text)
 
-        await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,
-                            interval=self._settings.edit_interval_s, posted=posted, record=reply.record)
+        ids = await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,
+                                  interval=self._settings.edit_interval_s, posted=posted, record=reply.record)
+        if view is not None and ids:
+            await add_buttons(channel, int(ids[-1]), view)
 
     @staticmethod
     async def _typing_until_text(channel: discord.PartialMessageable, snapshots: AsyncIterator[str]) -> str | None:

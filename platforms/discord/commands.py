@@ -181,7 +181,8 @@ class SlashCommands:
     def owns(self, reply: Outgoing) -> bool:
         return reply.answers in self._waiting
 
-    async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
+    async def send(self, reply: Outgoing, snapshots: AsyncIterator[str], *,
+                   view: discord.ui.View | None = None) -> None:
         """The answer as the interaction's response (edited while it streams), then follow-ups."""
         interaction = self._waiting.pop(reply.answers)
         original: list[str] = list(reply.posted[:1])  # an earlier attempt's response is edited
@@ -201,5 +202,10 @@ class SlashCommands:
                 await interaction.followup.edit_message(int(message_id), content=text, allowed_mentions=NO_PINGS)
 
         with routed(self._api_url):
-            await render_stream(snapshots, post=post, edit=edit, limit=MESSAGE_LIMIT, interval=self._interval,
-                                posted=reply.posted, record=reply.record)
+            ids = await render_stream(snapshots, post=post, edit=edit, limit=MESSAGE_LIMIT, interval=self._interval,
+                                      posted=reply.posted, record=reply.record)
+            if view is not None and ids:  # the 👍/👎 buttons under the last message
+                if ids[-1] == original[0]:
+                    await interaction.edit_original_response(view=view)
+                else:
+                    await interaction.followup.edit_message(int(ids[-1]), view=view)

@@ -472,6 +472,37 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return record
 
+    async def click(self, message_id: int, custom_id: str, *, author: int = ALICE) -> Interaction:
+        """A person clicks a button (kind 3, a component interaction) on one of the bot's messages."""
+        posted = self.posted[message_id]
+        channel = posted.channel_id
+        where = self.channels[channel]
+        iid = self.next_id()
+        token = f"interaction-token-{iid}"
+        payload: dict[str, Any] = {
+            "id": str(iid), "application_id": str(APP_ID), "type": 3, "channel_id": str(channel), "channel": where,
+            "data": {"custom_id": custom_id, "component_type": 2}, "message": self._stored(channel, message_id),
+            "token": token, "version": 1, "app_permissions": str((1 << 53) - 1), "locale": "en-US",
+            "entitlements": [], "authorizing_integration_owners": {"0": str(GUILD_ID)}, "context": 0,
+            "attachment_size_limit": 10_485_760}
+        if "guild_id" in where:
+            payload["guild_id"] = where["guild_id"]
+            payload["guild_locale"] = "en-US"
+            payload["member"] = {**self.members[author], "permissions": str(EVERYONE_PERMISSIONS)}
+        else:
+            payload["user"] = self.users[author]
+        record = Interaction(iid, token, 3, channel, time.monotonic())
+        self.interactions[token] = record
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return record
+
+    def buttons_under(self, message_id: int) -> list[str]:
+        """The custom ids of the buttons the bot put under one of its messages (latest edit)."""
+        for body in reversed(self.posted[message_id].bodies):
+            if "components" in body:
+                return [c["custom_id"] for row in body["components"] for c in row.get("components", [])]
+        return []
+
     async def autocomplete(self, name: str, options: dict[str, str], **kwargs: Any) -> Interaction:
         return await self.interact(name, options, kind=4, **kwargs)
 
