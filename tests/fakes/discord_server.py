@@ -308,6 +308,7 @@ class FakeDiscord:
         self.commands: dict[int, list[dict[str, Any]]] = {}  # guild → its application commands
         self.interactions: dict[str, Interaction] = {}        # by token
         self.interaction_ttl_s = 900.0                        # Discord: a token works for 15 minutes
+        self.commands_scope = True  # False: invited without applications.commands (403 Missing Access)
         self.url = ""
         self._last_id = 0
         self._nonces: dict[tuple[int, str], tuple[int, float]] = {}
@@ -717,7 +718,14 @@ class FakeDiscord:
 
     async def _interaction_route(self, method: str, path: str, body: Any, query: Any) -> web.Response | None:
         """Command registration, interaction callbacks and the follow-up webhook; None: not one of these."""
+        if method == "GET" and path == "/users/@me/guilds":
+            return _json([{"id": str(GUILD_ID), "name": "Test Server", "icon": None, "owner": False,
+                           "permissions": str(EVERYONE_PERMISSIONS), "features": []}])
         m = re.fullmatch(r"/applications/(\d+)/guilds/(\d+)/commands", path)
+        if m is not None and not self.commands_scope:
+            return _json({"message": "Missing Access", "code": 50001}, 403)
+        if m is not None and method == "GET":
+            return _json(self.commands.get(int(m.group(2)), []))
         if m is not None and method == "PUT":
             if int(m.group(1)) != APP_ID:
                 return _json({"message": "Unknown Application", "code": 10002}, 404)
