@@ -22,6 +22,7 @@ discord.com itself; :class:`RoutedWebhookAdapter` sends them to ``api_url`` like
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -87,6 +88,7 @@ class SlashCommands:
         self._client, self._api_url, self._inbox, self._personas = client, api_url, inbox, personas
         self._interval = interval
         self._waiting: dict[str, discord.Interaction] = {}  # interaction id → the interaction
+        self._turns: dict[str, asyncio.Lock] = {}
         self.tree = app_commands.CommandTree(client)
         self._define()
 
@@ -157,14 +159,22 @@ class SlashCommands:
             accepted = await inbox(msg)
         except Stopping:
             accepted = False
-        if not accepted and not self._answered(interaction):
-            # Ignored, or refused (a notice, if any, replaces this sentence when it is delivered).
-            await self._plain(interaction, NOT_ANSWERED)
+        if not accepted:
+            async with self._turn(interaction):  # never after a notice the core sends meanwhile
+                if not self._answered(interaction):  # a notice delivered later replaces this sentence
+                    await self._plain(interaction, NOT_ANSWERED)
 
     def _keep(self, interaction: discord.Interaction) -> None:
         self._waiting[str(interaction.id)] = interaction
+        self._turns[str(interaction.id)] = asyncio.Lock()
         while len(self._waiting) > MAX_KEPT:
             del self._waiting[next(iter(self._waiting))]
+        while len(self._turns) > MAX_KEPT:
+            del self._turns[next(iter(self._turns))]
+
+    def _turn(self, interaction: discord.Interaction) -> asyncio.Lock:
+        """One writer at a time per interaction: the plain sentence, or the core's reply."""
+        return self._turns.setdefault(str(interaction.id), asyncio.Lock())
 
     def _answered(self, interaction: discord.Interaction) -> bool:
         return str(interaction.id) not in self._waiting
@@ -185,6 +195,12 @@ class SlashCommands:
                    view: discord.ui.View | None = None) -> None:
         """The answer as the interaction's response (edited while it streams), then follow-ups."""
         interaction = self._waiting.pop(reply.answers)
+        async with self._turn(interaction):
+            await self._answer(interaction, reply, snapshots, view)
+        self._turns.pop(reply.answers, None)
+
+    async def _answer(self, interaction: discord.Interaction, reply: Outgoing, snapshots: AsyncIterator[str],
+                      view: discord.ui.View | None) -> None:
         original: list[str] = list(reply.posted[:1])  # an earlier attempt's response is edited
 
         async def post(text: str) -> str:
