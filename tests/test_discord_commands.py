@@ -101,6 +101,7 @@ async def test_persona_completes_names_and_switches(start: Start,
     assert "Rust tutor" in fake_llm.requests[-1]["messages"][0]["content"]
     helped = await discord.interact("help")
     await until(lambda: "/persona" in response(discord, helped))
+    assert response(discord, helped).startswith("Learn Rust"), "the persona's greeting first"
 
 
 async def test_a_channel_without_a_rule_gets_a_plain_sentence(start: Start,
