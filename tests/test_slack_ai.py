@@ -115,6 +115,22 @@ async def test_long_native_answer_is_split_into_several_streams(start: Start, fa
     assert "\n\n".join(p.text for p in parts) == answer
 
 
+async def test_refused_appends_still_end_with_the_whole_answer(start: Start, fake_slack: FakeSlack,
+                                                               fake_llm: FakeOpenAI) -> None:
+    await start()
+    answer = "Every word of this answer arrives, whatever Slack says about the appends. " * 5
+    fake_llm.reply = lambda _: answer
+    fake_llm.chunk_delay = 0.02
+    fake_slack.storm(30.0, methods=("chat.appendStream",), share=1.0)  # every append refused with a 429
+    mention = slack.app_mention(f"{MENTION} tell me", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(mention))
+    reply = await fake_slack.wait_reply(GENERAL, mention["ts"], answer, timeout=15)
+    await until(lambda: not reply.streaming)
+    assert [c.status for c in fake_slack.calls_to("chat.appendStream")][:1] == [429]
+    assert len(fake_slack.calls_to("chat.appendStream")) <= 3, "a refused append waits out Retry-After"
+    assert len(fake_slack.replies(GENERAL, mention["ts"])) == 1
+
+
 async def test_refused_streaming_falls_back_to_edits_for_the_workspace(start: Start, fake_slack: FakeSlack,
                                                                        fake_llm: FakeOpenAI) -> None:
     fake_slack.refuse_streaming = "not_allowed_token_type"

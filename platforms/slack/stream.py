@@ -197,7 +197,7 @@ async def stop_leftovers(client: AsyncWebClient, reply: Outgoing, bot: BotIdenti
             log.warning("slack: could not look for streams left open by %s (%s)", reply.key, type(exc).__name__)
     for part, ts in enumerate(ids):
         try:
-            with patience(0):
+            with patience(deadline_s):  # a 429 is waited out: an open stream cannot be edited
                 await client.chat_stopStream(channel=channel, ts=ts, metadata={
                     "event_type": REPLY_EVENT, "event_payload": {"key": reply.key, "part": part}})
         except (SlackApiError, *NETWORK_ERRORS):

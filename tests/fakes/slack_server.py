@@ -282,7 +282,9 @@ class FakeSlack:
         """The next call of ``method`` gets ``{"ok": false, "error": error}``."""
         self._errors.setdefault(method, []).append(error)
 
-    def storm(self, seconds: float, *, methods: tuple[str, ...] = ("chat.postMessage", "chat.update"),
+    def storm(self, seconds: float, *, methods: tuple[str, ...] = ("chat.postMessage", "chat.update",
+                                                                  "chat.startStream", "chat.appendStream",
+                                                                  "chat.stopStream"),
               share: float = 0.5, retry_after: int = 1) -> None:
         """For ``seconds`` from now, answer 429 to about ``share`` of the calls to ``methods``."""
         self._storm = _Storm(time.monotonic() + seconds, methods, share, retry_after)
