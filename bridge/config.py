@@ -142,6 +142,7 @@ class GitHubConfig(_PlatformModel):
     max_reply_chars: int = Field(65536, ge=1000, le=65536)
     # App auth: at start, failed webhook deliveries this recent are redelivered (0: off; GitHub keeps 3 days).
     redeliver_hours: float = Field(24, ge=0, le=72)
+    feedback: bool = False  # read 👍/👎 reactions on the bot's answers when the issue is next seen
 
     @field_validator("token", "private_key", "webhook_secret")
     @classmethod

@@ -371,3 +371,17 @@ async def test_the_channel_in_view_is_the_personas_channel_and_kept_with_the_ses
     await first.stop()
     await start()
     assert f"(in {LEGAL})" in await ask("three"), "kept with the session across a restart"
+
+
+async def test_pane_over_http_events(start: Start, fake_slack: FakeSlack) -> None:
+    bridge = await start("http")
+    started = slack.assistant_thread_started(user=ALICE, channel=DM, context_channel=GENERAL)
+    status, _ = await fake_slack.post_http(events_url(bridge), slack.event_callback(started))
+    assert status == 200
+    thread = str(started["assistant_thread"]["thread_ts"])
+    await until(lambda: fake_slack.replies(DM, thread) and (DM, thread) in fake_slack.suggested)
+    question = slack.message("over http?", user=ALICE, channel=DM, channel_type="im", thread_ts=thread)
+    status, _ = await fake_slack.post_http(events_url(bridge), slack.event_callback(question))
+    assert status == 200
+    await fake_slack.wait_reply(DM, thread, "You said: over http?")
+    assert fake_slack.titles[(DM, thread)] == "over http?"

@@ -9,6 +9,7 @@ each repository's installation token is used — the installation comes from the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,10 +25,11 @@ from httpx_aiohttp import AiohttpTransport
 from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.types import Outgoing
+from bridge.types import Outgoing, RatingSink, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from platforms.github import intake
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
+from platforms.github.feedback import read_ratings
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
 
@@ -87,6 +89,8 @@ class GitHubPlatform:
         self._redelivery: RedeliveryTask | None = None  # App auth: failed deliveries redelivered at start
         # Enough kept-alive connections for a busy bridge: httpx's default keeps 20 and churns past that.
         self._transport = _SharedTransport(limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
+        self._ratings: RatingSink | None = None
+        self._reading: set[asyncio.Task[None]] = set()  # reactions read in the background (feedback)
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -126,6 +130,9 @@ class GitHubPlatform:
     async def stop(self) -> None:
         self._inbox = None
         self._ok = False
+        for task in list(self._reading):
+            task.cancel()
+        await asyncio.gather(*self._reading, return_exceptions=True)
         await stop_redelivery(self._redelivery)
         await self._transport.close_for_real()
 
@@ -162,7 +169,29 @@ class GitHubPlatform:
             accepted = await self._inbox(result)
         except Stopping:
             return web.json_response({"error": "shutting down; redeliver later"}, status=503)
+        if self._settings.feedback and self._ratings is not None:
+            self._read_ratings_later(result.thread)
         return web.json_response({"accepted": accepted}, status=202)
+
+    def accept_ratings(self, sink: RatingSink) -> None:
+        self._ratings = sink
+
+    def _read_ratings_later(self, thread: ThreadRef) -> None:
+        """The issue is seen again: its reactions to the bot's answers, read without holding the webhook."""
+        async def read() -> None:
+            sink = self._ratings
+            if sink is None:
+                return
+            owner, repo = thread.channel.split("/", 1)
+            try:
+                client = await self._client_for(thread.channel)
+                await read_ratings(client, Issue(owner, repo, int(thread.thread)), login=self.bot_login, sink=sink)
+            except (GitHubException, ValueError) as exc:
+                log.info("github: could not read reactions in %s (%s)", thread.key, type(exc).__name__)
+
+        task = asyncio.create_task(read())
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
 
     # ------------------------------------------------------------------------ outbound
 
