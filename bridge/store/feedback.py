@@ -3,7 +3,9 @@
 Mixed into :class:`bridge.store.store.Store`. A click names the answer by the event id of the
 message it answers (the reply's key, which the platform carried in its button or reaction), so a
 click on something the store never answered finds nothing and changes nothing. The persona is the
-one that answered (the usage row), so the report stays right after a ``/persona`` switch.
+one that answered (the usage row), so the report stays right after a ``/persona`` switch. Like
+usage rows, ratings are not tied to messages by a foreign key: ``/reset`` forgets a conversation,
+not what people thought of its answers.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ Connection = sqlite.Connection | PgConn
 
 FEEDBACK_MIGRATION = """
     CREATE TABLE feedback (
-        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        message_id INTEGER NOT NULL,
         user_id TEXT NOT NULL,
         platform TEXT NOT NULL,
         persona TEXT NOT NULL,
