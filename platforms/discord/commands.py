@@ -51,6 +51,10 @@ HELP_TEXT = ("/ask QUESTION: ask me (the channel's conversation continues); /res
              "/persona NAME: switch who answers; /personas: list them; /usage: your usage and budget.")
 
 
+def _unguarded() -> None:
+    return None
+
+
 class RoutedWebhookAdapter(AsyncWebhookAdapter):
     """discord.py's webhook adapter, sending to ``api_url`` instead of discord.com."""
 
@@ -202,8 +206,11 @@ class SlashCommands:
     async def _answer(self, interaction: discord.Interaction, reply: Outgoing, snapshots: AsyncIterator[str],
                       view: discord.ui.View | None) -> None:
         original: list[str] = list(reply.posted[:1])  # an earlier attempt's response is edited
+        # Outgoing.guard, where the core fences writes (several replicas); none otherwise.
+        guard: Callable[[], None] = getattr(reply, "guard", _unguarded)
 
         async def post(text: str) -> str:
+            guard()
             if not original:  # the deferred "thinking…" response becomes the answer
                 message = await interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS)
                 original.append(str(message.id))
@@ -212,6 +219,7 @@ class SlashCommands:
             return str(follow.id)
 
         async def edit(message_id: str, text: str) -> None:
+            guard()
             if original and message_id == original[0]:
                 await interaction.edit_original_response(content=text, allowed_mentions=NO_PINGS)
             else:

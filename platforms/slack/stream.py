@@ -45,16 +45,21 @@ from platforms.slack.handlers import BotIdentity
 log = logging.getLogger(__name__)
 
 
+def _unguarded() -> None:
+    return None
+
+
 class NativeWriter:
     """Streams one reply's messages natively, handing over to ``edits`` where Slack will not stream."""
 
     def __init__(self, client: AsyncWebClient, edits: Writer, *, channel: str, thread_ts: str, team: str,
                  recipient: str, key: str, deadline_s: float, refused: Callable[[str], None],
-                 final_blocks: Sequence[dict[str, Any]] = ()) -> None:
+                 final_blocks: Sequence[dict[str, Any]] = (), guard: Callable[[], None] = _unguarded) -> None:
         self._client, self._edits = client, edits
         self._channel, self._thread_ts, self._team, self._recipient = channel, thread_ts, team, recipient
         self._key, self._deadline_s, self._refused = key, deadline_s, refused
         self._final_blocks = list(final_blocks)
+        self._guard = guard  # asked before every write (a replica that lost its lease must not write)
         self.native = True
         self._ts = ""     # the message now streaming ("" when none)
         self._sent = ""   # what that stream shows, as sent (mentions made inert)
@@ -86,6 +91,7 @@ class NativeWriter:
         if not self._channel.startswith("D"):  # outside DMs Slack streams to one recipient
             args.update(recipient_user_id=self._recipient, recipient_team_id=self._team)
         sent = neutralise(text)
+        self._guard()
         self.calls += 1
         try:
             with patience(self._deadline_s):
@@ -113,6 +119,7 @@ class NativeWriter:
         delta = new[len(self._sent):]
         if not delta or time.monotonic() < self._blocked_until:
             return
+        self._guard()
         self.calls += 1
         try:
             with patience(0):  # a courtesy while streaming, as edits are: the rest comes with the next one
@@ -139,6 +146,7 @@ class NativeWriter:
             args["blocks"] = self._final_blocks
         if rest:
             args["markdown_text"] = rest
+        self._guard()
         self.calls += 1
         with patience(self._deadline_s):
             await self._client.chat_stopStream(channel=self._channel, ts=ts, **args)
@@ -217,8 +225,10 @@ def native_for(client: AsyncWebClient, reply: Outgoing, *, team: str, deadline_s
         channel = reply.thread.channel
         if thread_ts is None or (not channel.startswith("D") and not reply.asker):
             return None
+        # Outgoing.guard, where the core fences writes (several replicas); none otherwise.
+        guard: Callable[[], None] = getattr(reply, "guard", _unguarded)
         return NativeWriter(client, edits, channel=channel, thread_ts=thread_ts, team=reply.thread.workspace or team,
                             recipient=reply.asker, key=reply.key, deadline_s=deadline_s, refused=refused,
-                            final_blocks=edits.final_blocks)
+                            final_blocks=edits.final_blocks, guard=guard)
 
     return make
