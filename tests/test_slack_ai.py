@@ -15,7 +15,8 @@ import pytest
 
 from bridge import cli
 from bridge.app import Bridge
-from bridge.config import Config
+from bridge.config import Config, ConfigError
+from bridge.personas import load_personas
 from platforms.slack.delivery import REPLY_EVENT
 from tests.crash import crash_on_record, settled
 from tests.fakes import slack_server as slack
@@ -385,3 +386,25 @@ async def test_pane_over_http_events(start: Start, fake_slack: FakeSlack) -> Non
     assert status == 200
     await fake_slack.wait_reply(DM, thread, "You said: over http?")
     assert fake_slack.titles[(DM, thread)] == "over http?"
+
+
+# ------------------------------------------------------------------------------ persona keys
+
+
+def test_persona_greeting_and_at_most_four_suggested_prompts(tmp_path: Path) -> None:
+    prompt = '  - {title: "T%d", message: "M%d"}\n'
+    (tmp_path / "ok.yaml").write_text("name: ok\nsystem: hi\ngreeting: Hello!\nsuggested_prompts:\n"
+                                      + "".join(prompt % (i, i) for i in range(4)))
+    personas = load_personas(tmp_path)
+    assert personas["ok"].greeting == "Hello!"
+    assert [p.title for p in personas["ok"].suggested_prompts] == ["T0", "T1", "T2", "T3"]
+    (tmp_path / "five.yaml").write_text("name: five\nsystem: hi\nsuggested_prompts:\n"
+                                        + "".join(prompt % (i, i) for i in range(5)))
+    (tmp_path / "typo.yaml").write_text("name: typo\nsystem: hi\nsuggested_prompts:\n  - {title: T, mesage: M}\n")
+    with pytest.raises(ConfigError) as err:
+        load_personas(tmp_path)
+    text = str(err.value)
+    assert ("five.yaml: suggested_prompts: at most 4 (Slack's assistant pane shows no more); this persona "
+            "lists 5") in text, text
+    assert "typo.yaml: suggested_prompts.0.mesage: unknown key. did you mean 'message'? Allowed: title, message" \
+        in text, text
