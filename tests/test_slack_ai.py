@@ -132,6 +132,21 @@ async def test_refused_appends_still_end_with_the_whole_answer(start: Start, fak
     assert len(fake_slack.replies(GENERAL, mention["ts"])) == 1
 
 
+async def test_stream_ended_by_slack_is_finished_with_edits(start: Start, fake_slack: FakeSlack,
+                                                             fake_llm: FakeOpenAI) -> None:
+    await start()
+    answer = "An answer whose stream Slack ends half-way, finished all the same. " * 5
+    fake_llm.reply = lambda _: answer
+    fake_llm.chunk_delay = 0.02
+    mention = slack.app_mention(f"{MENTION} tell me", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(mention))
+    await until(lambda: fake_slack.calls_to("chat.startStream"))
+    fake_slack.expire_streams()
+    await fake_slack.wait_reply(GENERAL, mention["ts"], answer, timeout=15)
+    assert len(fake_slack.replies(GENERAL, mention["ts"])) == 1, "the same message, edited"
+    assert fake_slack.calls_to("chat.update"), "finished with an edit"
+
+
 async def test_refused_streaming_falls_back_to_edits_for_the_workspace(start: Start, fake_slack: FakeSlack,
                                                                        fake_llm: FakeOpenAI) -> None:
     fake_slack.refuse_streaming = "not_allowed_token_type"

@@ -49,6 +49,10 @@ def _unguarded() -> None:
     return None
 
 
+def _error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error") if exc.response is not None else "error")
+
+
 class NativeWriter:
     """Streams one reply's messages natively, handing over to ``edits`` where Slack will not stream."""
 
@@ -99,9 +103,8 @@ class NativeWriter:
         except SlackApiError as exc:
             if status_of(exc) == 429:
                 raise  # refused past the reply's deadline: the core marks it failed
-            error = str(exc.response.get("error") if exc.response is not None else "error")
             self.native = False
-            self._refused(error)
+            self._refused(_error(exc))
             return ""
         self._ts, self._sent = str(resp["ts"]), sent
         self._edits.claim_part()
@@ -125,18 +128,23 @@ class NativeWriter:
             with patience(0):  # a courtesy while streaming, as edits are: the rest comes with the next one
                 await self._client.chat_appendStream(channel=self._channel, ts=ts, markdown_text=delta)
         except SlackApiError as exc:
-            if status_of(exc) != 429:
-                raise
+            if status_of(exc) != 429:  # the stream ended on Slack's side (expired): edits from here on
+                log.info("slack: a stream of %s ended early (%s); continuing with edits", self._key, _error(exc))
+                await self._stop()
+                await self._edits.edit(ts, text)
+                return
             self._blocked_until = time.monotonic() + retry_after(exc.response.headers)
             return
         self._sent = new
         self.shown[ts] = text
 
-    async def _stop(self, rest: str = "", *, last: bool = False) -> None:
-        """Stop the streaming message, adding ``rest``; the last one carries the metadata and blocks."""
+    async def _stop(self, rest: str = "", *, last: bool = False) -> bool:
+        """Stop the streaming message, adding ``rest``; the last one carries the metadata and blocks.
+
+        False when Slack had already ended the stream: the edit writer then sets the text."""
         ts, self._ts = self._ts, ""
         if not ts:
-            return
+            return False
         wait = self._blocked_until - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -148,8 +156,16 @@ class NativeWriter:
             args["markdown_text"] = rest
         self._guard()
         self.calls += 1
-        with patience(self._deadline_s):
-            await self._client.chat_stopStream(channel=self._channel, ts=ts, **args)
+        try:
+            with patience(self._deadline_s):
+                await self._client.chat_stopStream(channel=self._channel, ts=ts, **args)
+        except SlackApiError as exc:
+            if status_of(exc) == 429:
+                raise  # refused past the reply's deadline: the core marks it failed
+            log.info("slack: a stream of %s could not be stopped (%s); finishing it with an edit", self._key,
+                     _error(exc))
+            return False
+        return True
 
     async def finish(self, ids: list[str], final: str, limit: int) -> None:
         """The streaming part is stopped with the rest of its text; the others are edited if needed."""
@@ -161,8 +177,8 @@ class NativeWriter:
             last = i == len(ids) - 1
             if new.startswith(self._sent):
                 ts = self._ts
-                await self._stop(new[len(self._sent):], last=last)
-                self.shown[ts] = want
+                if await self._stop(new[len(self._sent):], last=last):
+                    self.shown[ts] = want
             else:
                 await self._stop(last=last)
         await self._edits.finish(ids, final, limit)

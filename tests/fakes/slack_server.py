@@ -622,6 +622,11 @@ class FakeSlack:
         self.titles[(str(args["channel_id"]), str(args["thread_ts"]))] = str(args["title"])
         return web.json_response({"ok": True})
 
+    def expire_streams(self) -> None:
+        """Slack ends every open stream on its side (as it does with streams left too long)."""
+        for p in self.posted:
+            p.streaming = False
+
     def status_now(self, channel: str, thread_ts: str) -> str | None:
         """The status the thread shows now ("" once cleared; None: never set)."""
         found = [status for c, t, status in self.statuses if (c, t) == (channel, thread_ts)]
