@@ -47,8 +47,7 @@ MESSAGE_LIMIT = 2000
 MAX_CHOICES = 25   # Discord shows at most 25 autocomplete choices
 MAX_KEPT = 1000    # interactions awaiting their answer (each token lives 15 minutes anyway)
 NOT_ANSWERED = "I don't answer here, or you may not ask me here. Mention me in a channel I'm set up for."
-HELP_TEXT = ("/ask QUESTION: ask me (the channel's conversation continues); /reset: forget it; "
-             "/persona NAME: switch who answers; /personas: list them; /usage: your usage and budget.")
+RESTARTING = "I am restarting; please ask again in a moment."
 
 
 def _unguarded() -> None:
@@ -150,7 +149,7 @@ class SlashCommands:
         await interaction.response.defer(thinking=True)
         inbox, user = self._inbox(), interaction.user
         if inbox is None or interaction.channel is None:
-            await self._plain(interaction, "I am restarting; please ask again in a moment.")
+            await self._plain(interaction, RESTARTING)
             return
         channel: Any = interaction.channel
         roles = tuple(str(r.id) for r in user.roles) if isinstance(user, discord.Member) else ()
@@ -161,8 +160,10 @@ class SlashCommands:
         self._keep(interaction)
         try:
             accepted = await inbox(msg)
-        except Stopping:
-            accepted = False
+        except Stopping:  # not stored: Discord does not send it again, so the person is asked to
+            self._waiting.pop(str(interaction.id), None)
+            await self._plain(interaction, RESTARTING)
+            return
         if not accepted:
             async with self._turn(interaction):  # never after a notice the core sends meanwhile
                 if not self._answered(interaction):  # a notice delivered later replaces this sentence
