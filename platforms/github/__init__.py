@@ -254,7 +254,11 @@ class GitHubPlatform:
         """``bridge check --online``: identity and token scopes or app permissions (see diagnose.py)."""
         from platforms.github.diagnose import diagnose_github
 
-        return await diagnose_github(self._settings, self._base_dir, self._github)
+        found = await diagnose_github(self._settings, self._base_dir, self._github)
+        if self._settings.feedback:
+            found.append(Finding("ok", "github: feedback on: 👍/👎 reactions on the bot's answers are read when the "
+                                       "issue is next seen (reading issues is enough)"))
+        return found
 
 
 def create(settings: GitHubConfig, config: Config) -> GitHubPlatform:
