@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bridge.config import Config, ConfigError
 from bridge.conversation.lanes import Lanes, LaneSet
+from bridge.conversation.ratings import Ratings
 from bridge.conversation.responder import Responder
 from bridge.conversation.router import Router
 from bridge.llm.client import LLMClient
@@ -22,6 +24,7 @@ from bridge.replicas.lanes import ClaimedLanes
 from bridge.server import Server, build_app
 from bridge.store.files import open_store
 from bridge.store.store import Store
+from bridge.types import RatingSink
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,11 @@ class Bridge:
         else:
             self.lanes = Lanes(self.responder.handle)
         self.router = Router(self.config, self.store, self.lanes, self.metrics, Access(self.config, self.platforms))
+        ratings = Ratings(self.store, self.metrics)
+        for platform in self.platforms.values():
+            accept: Callable[[RatingSink], None] | None = getattr(platform, "accept_ratings", None)
+            if accept is not None:
+                accept(ratings.record)
         routes = [r for p in self.platforms.values() for r in p.routes()]
         app = build_app(routes=routes, health=self.health, metrics=self.metrics,
                         max_body_bytes=self.config.server.max_body_bytes, ready=self.ready)

@@ -277,7 +277,7 @@ def describe_file(f: StoredFile) -> str:
 
 
 def cmd_usage(args: argparse.Namespace) -> int:
-    from bridge.policy.report import parse_since, render
+    from bridge.policy.report import parse_since, render, render_feedback
 
     config = _config(args, platforms=False)
     try:
@@ -289,6 +289,8 @@ def cmd_usage(args: argparse.Namespace) -> int:
     async def main() -> str:
         store = await open_store(config)
         try:
+            if args.by == "feedback":
+                return render_feedback(await store.feedback_report(since), since)
             lines = await store.usage_report(since, args.by)
         finally:
             await store.close()
@@ -356,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         config_option(p, argparse.SUPPRESS)
     usage = add("usage", "messages, tokens and estimated cost (llm.prices) from the store")
     usage.add_argument("--since", default="7d", help="a span (7d, 24h, 2w) or a date (2026-01-31); default 7d")
-    usage.add_argument("--by", default="user", choices=["user", "channel", "persona", "model", "day"],
+    usage.add_argument("--by", default="user", choices=["user", "channel", "persona", "model", "day", "feedback"],
                        help="one row per ... (default: user)")
     usage.set_defaults(func=cmd_usage)
     backup_ = add("backup", "copy the SQLite store to PATH, online (safe while `bridge run` runs)")

@@ -148,6 +148,7 @@ class GitHubConfig(_PlatformModel):
     max_reply_chars: int = Field(65536, ge=1000, le=65536)
     # App auth: at start, failed webhook deliveries this recent are redelivered (0: off; GitHub keeps 3 days).
     redeliver_hours: float = Field(24, ge=0, le=72)
+    feedback: bool = False  # read 👍/👎 reactions on the bot's answers when the issue is next seen
 
     @field_validator("token", "private_key", "webhook_secret")
     @classmethod
@@ -174,6 +175,9 @@ class SlackConfig(_PlatformModel):
     max_reply_chars: int = Field(3000, ge=200, le=12000)  # markdown_text takes at most 12,000
     edit_interval_s: float = Field(1.0, ge=0)
     reply_deadline_s: float = Field(120.0, gt=0)  # how long Slack may keep refusing a reply's message
+    assistant: bool = True     # Slack's AI-app surface: greeting, suggested prompts, status, thread titles
+    streaming: Literal["native", "edit"] = "native"  # chat.startStream/appendStream/stopStream, or chat.update
+    feedback: bool = False     # thumbs up/down buttons under each final answer, stored per person
 
     @field_validator("bot_token", "app_token", "signing_secret")
     @classmethod
@@ -198,6 +202,8 @@ class DiscordConfig(_PlatformModel):
     # Catch-up after start and reconnects (Discord does not redeliver what the bot missed):
     catchup_max_age_s: float = Field(86400.0, ge=0)  # look back at most this far; 0: no catch-up
     catchup_max_messages: int = Field(100, ge=0, le=1000)  # per channel
+    commands: bool = True  # application commands: /ask, /reset, /persona, /personas, /usage, /help
+    feedback: bool = False  # thumbs up/down buttons under each final answer, stored per person
 
     @field_validator("token")
     @classmethod

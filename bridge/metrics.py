@@ -31,6 +31,8 @@ class Metrics:
                              ["platform", "outcome"], registry=self.registry)
         self.refused = Counter("bridge_refused_total", "Messages not answered: access refused, or a budget used up",
                                ["platform", "reason"], registry=self.registry)
+        self.feedback = Counter("bridge_feedback_total", "Ratings people gave answers (a changed rating counts "
+                                "again)", ["platform", "persona", "rating"], registry=self.registry)
 
     def count_tokens(self, prompt: int | None, completion: int | None) -> None:
         self.llm_tokens.labels(kind="prompt").inc(prompt or 0)

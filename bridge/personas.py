@@ -12,11 +12,21 @@ import re
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bridge.config import ConfigError
 
+MAX_SUGGESTED_PROMPTS = 4  # Slack's assistant pane shows at most four
 _PLACEHOLDER = re.compile(r"\{(user|platform|channel|date)\}")
+
+
+class SuggestedPrompt(BaseModel):
+    """One button in Slack's assistant pane: a short title, and the message it sends when clicked."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1, max_length=75)
+    message: str = Field(min_length=1, max_length=2000)
 
 
 class Persona(BaseModel):
@@ -32,6 +42,17 @@ class Persona(BaseModel):
     # group threads. Shared sessions always do this.
     speaker_names: bool = False
     vision: bool = False  # shared images go to the model as image input (the model must see images)
+    # What a person opening Slack's assistant pane (or asking Discord's /help) is offered first.
+    greeting: str = Field("", max_length=2000)
+    suggested_prompts: tuple[SuggestedPrompt, ...] = ()
+
+    @field_validator("suggested_prompts")
+    @classmethod
+    def _at_most_four(cls, v: tuple[SuggestedPrompt, ...]) -> tuple[SuggestedPrompt, ...]:
+        if len(v) > MAX_SUGGESTED_PROMPTS:
+            raise ValueError(f"at most {MAX_SUGGESTED_PROMPTS} (Slack's assistant pane shows no more); "
+                             f"this persona lists {len(v)}")
+        return v
 
     def render_system(self, *, user: str, platform: str, channel: str, today: dt.date | None = None) -> str:
         values = {"user": user, "platform": platform, "channel": channel,
@@ -39,10 +60,11 @@ class Persona(BaseModel):
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.system)
 
 
-def _unknown_key(key: str) -> str:
-    close = difflib.get_close_matches(key, list(Persona.model_fields), n=1)
+def _unknown_key(key: str, nested: bool = False) -> str:
+    allowed = list((SuggestedPrompt if nested else Persona).model_fields)
+    close = difflib.get_close_matches(key, allowed, n=1)
     hint = f" did you mean {close[0]!r}?" if close else ""
-    return f"unknown key.{hint} Allowed: {', '.join(Persona.model_fields)}"
+    return f"unknown key.{hint} Allowed: {', '.join(allowed)}"
 
 
 def load_persona(path: Path) -> Persona:
@@ -59,7 +81,9 @@ def load_persona(path: Path) -> Persona:
     except ValidationError as exc:
         for e in exc.errors(include_url=False):
             loc = ".".join(str(p) for p in e["loc"])
-            msg = _unknown_key(str(loc)) if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
+            nested = len(e["loc"]) > 1 and e["loc"][0] == "suggested_prompts"
+            msg = (_unknown_key(str(e["loc"][-1] if nested else loc), nested) if e["type"] == "extra_forbidden"
+                   else e["msg"].removeprefix("Value error, "))
             problems.append(f"{loc}: {msg}")
         raise ConfigError(str(path), problems) from None
     if persona.name != path.stem:

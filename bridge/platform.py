@@ -64,6 +64,9 @@ class Platform(Protocol):
     def status(self) -> dict[str, Any]:
         """A small JSON-able health summary for ``/healthz``."""
 
+    # Optional: ``accept_ratings(sink: RatingSink) -> None``. A platform that shows 👍/👎 under its
+    # answers has it; the bridge hands it the sink before ``start`` (see bridge/conversation/ratings.py).
+
 
 PlatformFactory = Callable[[Any, "Config"], Platform]
 """``create(settings, config)``: an adapter module's entry point."""

@@ -81,6 +81,7 @@ class Incoming:
     roles: tuple[str, ...] = ()      # the author's Discord role ids, for ``allow:``/``deny:``
     association: str | None = None   # GitHub ``author_association`` (OWNER, MEMBER, NONE...)
     attachments: tuple[Attachment, ...] = ()  # files shared with the message, from the platform's own hosts
+    context: str = ""         # what the author looks at beside the conversation (Slack pane: a channel id)
     raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core
 
 
@@ -107,6 +108,8 @@ class Outgoing:
     - ``guard``: call it right before every platform call (post, edit, reaction, a timer's action): it
       raises when this process may no longer act for the reply (another replica took the session over
       while this one was frozen). Let that exception through: it is neither a refusal nor a failure.
+    - ``asker``: the platform id of who wrote the message answered (Slack streams to a recipient).
+    - ``rateable``: a model's answer (not a command's confirmation or a notice): 👍/👎 may go under it.
     """
 
     thread: ThreadRef
@@ -116,3 +119,19 @@ class Outgoing:
     record: Callable[[list[str]], Awaitable[None]] = _ignore
     recovering: bool = False
     guard: Callable[[], None] = _free
+    asker: str = ""
+    rateable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A person's 👍 (+1) or 👎 (-1) on an answer, named by the answer's ``Outgoing.key``."""
+
+    platform: str
+    key: str
+    user_id: str
+    value: int
+
+
+RatingSink = Callable[[Rating], Awaitable[bool]]
+"""Records a rating; True when it named an answer the bridge gave (see ``Platform.accept_ratings``)."""

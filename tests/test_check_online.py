@@ -60,8 +60,11 @@ async def test_everything_reachable(fakes: Fakes, tmp_path: Path) -> None:
     assert f"ok      slack: signed in as bridge ({slack_server.BOT_USER}) in team Fake Team" in out
     assert "ok      slack: bot scopes cover mentions, threads, DMs and posting" in out
     assert "ok      slack: the app token may open Socket Mode connections" in out
+    assert "ok      slack: assistant pane allowed (assistant:write): greeting, prompts, status, titles" in out
+    assert "ok      slack: native streaming allowed (chat.startStream)" in out
     assert "ok      discord: signed in as bridge-bot" in out
     assert "ok      discord: the MESSAGE CONTENT intent is on" in out
+    assert "ok      discord: application commands allowed in 1 server(s)" in out
     assert out.rstrip().endswith("online check OK")
     for secret in ("ghp_online_check", slack_server.BOT_TOKEN, slack_server.APP_TOKEN, discord_server.TOKEN):
         assert secret not in out + err
@@ -73,6 +76,8 @@ async def test_what_is_missing_is_said(fakes: Fakes, tmp_path: Path) -> None:
     fakes.gh.scopes = "read:org"
     fakes.slack.scopes = "app_mentions:read,channels:history,groups:history,im:history,mpim:history"
     fakes.discord.message_content_enabled = False
+    fakes.slack.refuse_streaming = "not_allowed_token_type"
+    fakes.discord.commands_scope = False
     code, out, err = await bridge_cli("check", "--online", "--config", config(tmp_path),
                                       env=fakes.env(MODEL="gpt-4o-mni"))
     assert code == 1, out + err
@@ -82,7 +87,12 @@ async def test_what_is_missing_is_said(fakes: Fakes, tmp_path: Path) -> None:
     assert "warning slack: without users:read the model sees user ids, not names" in out
     assert ("warning slack: the bot token lacks files:read: files shared in a conversation cannot be read; add it "
             "(OAuth & Permissions) and reinstall the app") in out
+    assert "warning slack: assistant: true, but the bot token lacks assistant:write" in out
+    assert ("warning slack: native streaming refused (not_allowed_token_type): answers are streamed with edits "
+            "instead (or set streaming: edit)") in out
     assert "MISSING discord: the MESSAGE CONTENT intent is off" in out
+    assert ("warning discord: commands: true, but the bot may not add commands in Test Server (1000): invite it "
+            "again with the applications.commands scope (mentions still work)") in out
     assert "4 thing(s) missing" in out
     assert "Traceback" not in err
 

@@ -385,8 +385,10 @@ def test_slack_reply_mentions_nobody(live: LiveBridge) -> None:
         live.until(lambda: any("docs" in p.text for p in live.slack.replies(SLACK_CHANNEL, ts)))
     finally:
         live.llm.reply = lambda request: f"You said: {request['messages'][-1]['content']}"
-    writes = [c.args["markdown_text"] for c in live.slack.calls if c.method in ("chat.postMessage", "chat.update")
-              and c.args.get("channel") == SLACK_CHANNEL and c.args.get("thread_ts", ts) == ts]
+    writes = [c.args["markdown_text"] for c in live.slack.calls if c.method in (
+              "chat.postMessage", "chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream")
+              and c.args.get("channel") == SLACK_CHANNEL and c.args.get("thread_ts", ts) == ts
+              and "markdown_text" in c.args]
     final = live.slack.replies(SLACK_CHANNEL, ts)[-1].text
     for text in [*writes, final]:
         assert SLACK_PINGS.findall(text.replace("&lt;", "<")) == [], text

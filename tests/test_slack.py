@@ -37,6 +37,7 @@ platforms:
     signing_secret: ${SLACK_SIGNING_SECRET:-}
     api_url: ${SLACK_API_URL}
     edit_interval_s: 0.05
+    streaming: ${STREAMING:-edit}
 channels:
   - {platform: slack, where: C0GENERAL, persona: assistant, trigger: mention}
   - {platform: slack, where: C0LEGAL, persona: legal-adviser, trigger: mention}

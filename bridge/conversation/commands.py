@@ -59,8 +59,9 @@ def parse_command(text: str) -> Command | None:
     return Command("reset" if name == "restart" else name, rest.strip())
 
 
-def help_text(current: str) -> str:
-    return (f"I'm answering as the *{current}* persona. Commands:\n"
+def help_text(current: str, greeting: str = "") -> str:
+    """The persona's greeting (if it has one), then the commands."""
+    return ((f"{greeting}\n\n" if greeting else "") + f"I'm answering as the *{current}* persona. Commands:\n"
             "- `/reset` (or `/restart`): forget this conversation and start afresh\n"
             "- `/persona NAME`: switch this conversation to another persona\n"
             "- `/personas`: list the personas\n"
@@ -101,6 +102,6 @@ async def run_command(cmd: Command, *, store: Store, message_id: int, current: s
     elif cmd.name == "personas":
         reply = personas_text(personas, current)
     else:
-        reply = help_text(current)
+        reply = help_text(current, personas[current].greeting if current in personas else "")
     await store.command_done(message_id, reply, reset=reset, persona=persona)
     return reply

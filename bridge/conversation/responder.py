@@ -128,7 +128,7 @@ class Responder:
         known = self._replying.get(msg.id)
         base = known[1] if known is not None else Outgoing(
             thread=msg.thread, key=msg.event_id or f"message:{msg.id}", answers=msg.event_id.partition(":")[2],
-            guard=fencing.guard)
+            guard=fencing.guard, asker=msg.author.id)
         self._replying[msg.id] = (platform, base)  # where to tell the user, should the store keep failing
         session = await self._store.session(msg.session_id)
         assert session is not None
@@ -260,7 +260,8 @@ class Responder:
         assert msg.thread is not None
         model = persona.model or self._config.llm.model
         # A display name is anyone's to choose: it never goes into the system prompt, only into user turns.
-        system = persona.render_system(user="the user", platform=msg.thread.platform, channel=msg.thread.channel)
+        channel = await self._store.context(session.id) or msg.thread.channel  # the Slack pane: where they look
+        system = persona.render_system(user="the user", platform=msg.thread.platform, channel=channel)
         shared = session.key.startswith("share:")
         named = shared or persona.speaker_names
 
@@ -355,7 +356,7 @@ class Responder:
         await self.budgets.discover(self._llm, model, persona.max_tokens or self._config.llm.max_tokens)
         producer = asyncio.create_task(produce())
         try:
-            sent = await self._send(platform, out, msg, aiter(channel))
+            sent = await self._send(platform, dataclasses.replace(out, rateable=True), msg, aiter(channel))
         finally:
             if not producer.done():
                 producer.cancel()

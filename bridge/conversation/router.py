@@ -78,6 +78,8 @@ class Router:
         if accepted is None:
             return self._outcome(msg, "duplicate")
         session, message_id = accepted
+        if msg.context:  # kept with the session: the persona's {channel} from now on
+            await self._store.set_context(session.id, msg.context)
         if not self.accepting:  # shutting down: stored, so the next start answers it (no platform must redeliver)
             return self._outcome(msg, "stored_for_next_start") or True
         self._lanes.submit(session.id, message_id)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bridge.policy.config import Price
+from bridge.store.feedback import FeedbackLine
 from bridge.store.usage import GroupBy, ReportLine
 
 _SINCE = re.compile(r"^(\d+)\s*([hdw])$")
@@ -85,3 +86,26 @@ def render(lines: list[ReportLine], by: GroupBy, prices: Mapping[str, Price], si
     elif total.unpriced:
         out.append("* some tokens are of a model without an llm.prices entry: not counted in the cost")
     return "\n".join(out)
+
+
+def render_feedback(lines: list[FeedbackLine], since: float) -> str:
+    """``bridge usage --by feedback``: 👍 and 👎 per persona (one per person per answer), and a total."""
+    table: list[tuple[str, ...]] = [("persona", "up", "down", "up share")]
+    up = down = 0
+    for line in lines:
+        table.append((line.persona, str(line.up), str(line.down), _share(line.up, line.down)))
+        up, down = up + line.up, down + line.down
+    table.append(("total", str(up), str(down), _share(up, down)))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    start = dt.datetime.fromtimestamp(since, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    out = [f"feedback since {start}, by persona (👍 up, 👎 down)"]
+    for row in table:
+        out.append("  ".join([row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:],
+                                                                                     strict=True))]).rstrip())
+    if not lines:
+        out.append("(no ratings yet: set platforms.slack.feedback: true to show the buttons)")
+    return "\n".join(out)
+
+
+def _share(up: int, down: int) -> str:
+    return f"{100 * up / (up + down):.0f}%" if up + down else "-"

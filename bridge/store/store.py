@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from bridge.store import fencing, sqlite
 from bridge.store.attachments import ATTACHMENTS_MIGRATION, AttachmentQueries, insert_files
+from bridge.store.feedback import FEEDBACK_MIGRATION, FeedbackQueries
 from bridge.store.health import WriteHealth
 from bridge.store.postgres import PgConn, PgDatabase
 from bridge.store.sql import statements
@@ -150,6 +151,9 @@ MIGRATIONS: list[Migration] = [
     # Fencing: each claim bumps the session's lease generation; work under a lease checks it (bridge/store/fencing.py).
     "ALTER TABLE sessions ADD COLUMN lease_gen INTEGER NOT NULL DEFAULT 0",
     USAGE_DAYS_MIGRATION,  # running usage totals per day (budgets), events indexed by time (pruning)
+    # feedback: one 👍/👎 per person per answer (bridge/store/feedback.py); sessions.context: what the
+    # person is looking at beside the conversation (Slack's assistant pane), for the persona's {channel}.
+    FEEDBACK_MIGRATION + ";\n    ALTER TABLE sessions ADD COLUMN context TEXT",
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -242,7 +246,7 @@ def _session(row: Sequence[Any]) -> Session:
     return Session(int(id_), str(key), str(persona), float(created), float(updated))
 
 
-class Store(UsageQueries, AttachmentQueries):
+class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
     """SQLite (one connection in WAL mode, used from the event loop: :mod:`bridge.store.sqlite`) or
     PostgreSQL (a pool, :mod:`bridge.store.postgres`); writes that belong together run in one transaction."""
 
@@ -597,6 +601,17 @@ class Store(UsageQueries, AttachmentQueries):
                                     (int(ref) if by_id else ref,)) as cur:
             row = await cur.fetchone()
         return _session(row) if row else None
+
+    async def set_context(self, session_id: int, context: str) -> None:
+        """Remember what the person looks at beside the conversation (a Slack channel id)."""
+        async with self._tx() as db:
+            await db.execute("UPDATE sessions SET context = ? WHERE id = ?", (context, session_id))
+
+    async def context(self, session_id: int) -> str:
+        """The last context :meth:`set_context` kept for a session ("" when none)."""
+        async with self._db.execute("SELECT context FROM sessions WHERE id = ?", (session_id,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row and row[0] else ""
 
     async def set_persona(self, session_id: int, persona: str) -> None:
         async with self._tx() as db:

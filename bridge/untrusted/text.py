@@ -35,4 +35,5 @@ def storable_incoming(msg: Incoming) -> Incoming:
         text=storable(msg.text),
         attachments=tuple(dataclasses.replace(a, name=storable(a.name), url=storable(a.url), mime=storable(a.mime))
                           for a in msg.attachments),
+        context=storable(msg.context),
     )

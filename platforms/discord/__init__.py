@@ -21,6 +21,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,11 +32,14 @@ from bridge.attachments.hosts import FileHosts, api_origin
 from bridge.config import ChannelRule, Config, DiscordConfig
 from bridge.diagnosis import Finding
 from bridge.llm.streaming import render_stream
+from bridge.personas import load_personas
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.types import Incoming, Outgoing, ThreadRef
+from bridge.types import Incoming, Outgoing, RatingSink, ThreadRef
 from platforms.discord import catchup
 from platforms.discord.client import BridgeClient
+from platforms.discord.commands import SlashCommands, routed_context
 from platforms.discord.delivery import edit_part, find_first_part, post_part
+from platforms.discord.feedback import add_buttons, buttons, rating_of
 from platforms.discord.handlers import to_incoming
 
 log = logging.getLogger(__name__)
@@ -67,7 +71,7 @@ class DiscordPlatform:
 
     def __init__(self, settings: DiscordConfig, *, rules: Sequence[ChannelRule] = (),
                  ready_timeout_s: float = 60.0, guild_ready_timeout_s: float = 2.0,
-                 store_retry_s: float = STORE_RETRY_S) -> None:
+                 store_retry_s: float = STORE_RETRY_S, personas_dir: Path | None = None) -> None:
         self._settings = settings
         self._token = settings.token.get_secret_value() if settings.token is not None else ""
         self._ready_timeout = ready_timeout_s
@@ -90,6 +94,10 @@ class DiscordPlatform:
         self._store_retry_s = store_retry_s
         self._stopped = asyncio.Event()
         self._started_id = 0  # bot messages older than this were posted by an earlier run
+        self._personas_dir = personas_dir
+        self._persona_names: list[str] = []
+        self._commands: SlashCommands | None = None
+        self._ratings: RatingSink | None = None
 
     # ------------------------------------------------------------------------------- lifecycle
 
@@ -99,8 +107,13 @@ class DiscordPlatform:
         if self._client is not None and not self._client.is_closed():
             return
         client = BridgeClient(api_url=self._settings.api_url, on_message=self._on_message,
-                              on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout)
+                              on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout,
+                              on_interaction=self._on_interaction)
         self._client = client
+        if self._settings.commands:
+            self._commands = SlashCommands(client, api_url=self._settings.api_url, inbox=lambda: self._inbox,
+                                           personas=lambda: self._persona_names,
+                                           interval=self._settings.edit_interval_s)
         try:
             await client.login(self._token)
         except discord.LoginFailure:
@@ -120,7 +133,12 @@ class DiscordPlatform:
         client = self._client
         assert client is not None
         self._accepting = True
-        self._gateway = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway")
+        if self._commands is not None and self._personas_dir is not None:
+            self._persona_names = sorted(await asyncio.to_thread(load_personas, self._personas_dir))
+        # Interaction responses go through discord.py's webhook adapter: routed to api_url for the
+        # gateway task and every handler it starts.
+        self._gateway = asyncio.create_task(client.connect(reconnect=True), name="discord-gateway",
+                                            context=routed_context(self._settings.api_url))
         ready = asyncio.create_task(client.wait_until_ready())
         try:
             await asyncio.wait({ready, self._gateway}, timeout=self._ready_timeout,
@@ -132,6 +150,8 @@ class DiscordPlatform:
             await self.stop()
             raise DiscordStartError(_gateway_problem(failure, self._ready_timeout))
         self._gateway.add_done_callback(self._gateway_ended)
+        if self._commands is not None:
+            await self._commands.sync(list(client.guilds))
         user = client.user
         log.info("discord: connected as %s (id %s) in %d server(s)", user, user.id if user else "?",
                  len(client.guilds))
@@ -189,6 +209,21 @@ class DiscordPlatform:
     async def _on_message(self, message: discord.Message) -> None:
         await self._gate.wait()  # a catch-up delivers older messages first
         await self._deliver(message)
+
+    def accept_ratings(self, sink: RatingSink) -> None:
+        self._ratings = sink
+
+    async def _on_interaction(self, interaction: discord.Interaction) -> None:
+        """A 👍/👎 click: acknowledged (the message stays as it is), then recorded."""
+        rating = rating_of(interaction)
+        if rating is None:
+            return
+        try:
+            await interaction.response.defer()
+        except (discord.HTTPException, aiohttp.ClientError) as exc:
+            log.info("discord: could not acknowledge a rating (%s)", type(exc).__name__)
+        if self._ratings is not None:
+            await self._ratings(rating)
 
     async def _deliver(self, message: discord.Message) -> None:
         client, inbox = self._client, self._inbox
@@ -324,6 +359,10 @@ class DiscordPlatform:
     async def send(self, reply: Outgoing, snapshots: AsyncIterator[str]) -> None:
         if self._client is None:
             raise RuntimeError("the Discord adapter is not started")
+        view = buttons(reply.key) if self._settings.feedback and reply.rateable else None
+        if self._commands is not None and self._commands.owns(reply):  # the answer to a slash command
+            await self._commands.send(reply, snapshots, view=view)
+            return
         thread = reply.thread
         channel = self._client.get_partial_messageable(
             int(thread.thread), guild_id=int(thread.workspace) if thread.workspace else None)
@@ -355,8 +394,10 @@ class DiscordPlatform:
             reply.guard()
             await edit_part(channel, int(message_id), text)
 
-        await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,
-                            interval=self._settings.edit_interval_s, posted=posted, record=reply.record)
+        ids = await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,
+                                  interval=self._settings.edit_interval_s, posted=posted, record=reply.record)
+        if view is not None and ids:
+            await add_buttons(channel, int(ids[-1]), view)
 
     @staticmethod
     async def _typing_until_text(channel: discord.PartialMessageable, snapshots: AsyncIterator[str]) -> str | None:
@@ -389,4 +430,4 @@ class DiscordPlatform:
 
 def create(settings: DiscordConfig, config: Config) -> DiscordPlatform:
     """The ``bridge.platforms`` entry point."""
-    return DiscordPlatform(settings, rules=config.channels)
+    return DiscordPlatform(settings, rules=config.channels, personas_dir=config.personas_dir)

@@ -73,7 +73,8 @@ class BridgeClient(discord.Client):
     """
 
     def __init__(self, *, api_url: str, on_message: Callable[[discord.Message], Awaitable[None]],
-                 on_gateway: Callable[[str], None] = _ignore, guild_ready_timeout: float = 2.0) -> None:
+                 on_gateway: Callable[[str], None] = _ignore, guild_ready_timeout: float = 2.0,
+                 on_interaction: Callable[[discord.Interaction], Awaitable[None]] | None = None) -> None:
         # No voice here: spare operators discord.py's "PyNaCl/davey is not installed" warnings.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -83,9 +84,14 @@ class BridgeClient(discord.Client):
         self._connection.http = self.http
         self._message_callback = on_message
         self._gateway_callback = on_gateway
+        self._interaction_callback = on_interaction
 
     async def on_message(self, message: discord.Message) -> None:
         await self._message_callback(message)
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if self._interaction_callback is not None:  # button clicks (slash commands go to the command tree)
+            await self._interaction_callback(interaction)
 
     async def on_ready(self) -> None:
         self._gateway_callback("ready")

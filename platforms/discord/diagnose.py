@@ -10,6 +10,8 @@ from bridge.config import DiscordConfig
 from bridge.diagnosis import Finding
 from platforms.discord.client import BridgeClient
 
+MAX_GUILDS = 200  # servers looked at; a bridge bot is in a handful
+
 
 async def _ignore(_: discord.Message) -> None:
     return None
@@ -34,6 +36,10 @@ async def diagnose_discord(settings: DiscordConfig, places: list[tuple[int, str]
         else:
             found.append(Finding("missing", "discord: the MESSAGE CONTENT intent is off: developer portal → your "
                                             "application → Bot → Privileged Gateway Intents"))
+        if settings.commands and app is not None:
+            found.extend(await _commands(client, app.id))
+        if settings.feedback:
+            found.append(Finding("ok", "discord: feedback buttons on (they need no extra permission)"))
         return found
     except discord.LoginFailure:
         return [Finding("missing", "discord: Discord refused platforms.discord.token (401): Bot → Reset Token")]
@@ -41,3 +47,19 @@ async def diagnose_discord(settings: DiscordConfig, places: list[tuple[int, str]
         return [Finding("missing", f"discord: cannot reach {settings.api_url} ({type(exc).__name__})")]
     finally:
         await client.close()
+
+
+async def _commands(client: BridgeClient, app_id: int) -> list[Finding]:
+    """Whether the bot may manage its commands in each server (the invite's ``applications.commands`` scope)."""
+    refused: list[str] = []
+    guilds = [guild async for guild in client.fetch_guilds(limit=MAX_GUILDS)]
+    for guild in guilds:
+        try:
+            await client.http.get_guild_commands(app_id, guild.id)
+        except discord.Forbidden:
+            refused.append(f"{guild.name} ({guild.id})")
+    if refused:
+        return [Finding("warning", f"discord: commands: true, but the bot may not add commands in "
+                                   f"{', '.join(refused)}: invite it again with the applications.commands scope "
+                                   "(mentions still work)")]
+    return [Finding("ok", f"discord: application commands allowed in {len(guilds)} server(s)")]

@@ -9,6 +9,7 @@ each repository's installation token is used — the installation comes from the
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
@@ -28,11 +29,12 @@ from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.policy.access import AccessUnknown
-from bridge.types import Outgoing, ThreadRef
+from bridge.types import Outgoing, RatingSink, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from platforms.arrival import Arrivals
 from platforms.github import intake
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
+from platforms.github.feedback import read_ratings
 from platforms.github.files import attachment_links
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
@@ -97,6 +99,8 @@ class GitHubPlatform:
         # githubkit's default cache (installation tokens among it) is one per process: this adapter's own,
         # so that two bridges in one process (tests, embedders) never use each other's App tokens.
         self._cache = MemCacheStrategy()
+        self._ratings: RatingSink | None = None
+        self._reading: set[asyncio.Task[None]] = set()  # reactions read in the background (feedback)
 
     # ------------------------------------------------------------------------ lifecycle
 
@@ -136,6 +140,9 @@ class GitHubPlatform:
     async def stop(self) -> None:
         self._inbox = None
         self._ok = False
+        for task in list(self._reading):
+            task.cancel()
+        await asyncio.gather(*self._reading, return_exceptions=True)
         await stop_redelivery(self._redelivery)
         await self._transport.close_for_real()
 
@@ -181,6 +188,8 @@ class GitHubPlatform:
             return web.json_response({"error": "shutting down; redeliver later"}, status=503)
         except AccessUnknown:  # not stored, nobody refused: a redelivery decides
             return web.json_response({"error": "could not check team membership; redeliver later"}, status=503)
+        if self._settings.feedback and self._ratings is not None:
+            self._read_ratings_later(result.thread)
         return web.json_response({"accepted": accepted}, status=202)
 
     def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts:
@@ -206,6 +215,26 @@ class GitHubPlatform:
             return ""
         created = await self._app.rest.apps.async_create_installation_access_token(inst)
         return str(created.parsed_data.token)
+
+    def accept_ratings(self, sink: RatingSink) -> None:
+        self._ratings = sink
+
+    def _read_ratings_later(self, thread: ThreadRef) -> None:
+        """The issue is seen again: its reactions to the bot's answers, read without holding the webhook."""
+        async def read() -> None:
+            sink = self._ratings
+            if sink is None:
+                return
+            owner, repo = thread.channel.split("/", 1)
+            try:
+                client = await self._client_for(thread.channel)
+                await read_ratings(client, Issue(owner, repo, int(thread.thread)), login=self.bot_login, sink=sink)
+            except (GitHubException, ValueError) as exc:
+                log.info("github: could not read reactions in %s (%s)", thread.key, type(exc).__name__)
+
+        task = asyncio.create_task(read())
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
 
     # ------------------------------------------------------------------------ outbound
 
@@ -285,7 +314,11 @@ class GitHubPlatform:
         """``bridge check --online``: identity and token scopes or app permissions (see diagnose.py)."""
         from platforms.github.diagnose import diagnose_github
 
-        return await diagnose_github(self._settings, self._base_dir, self._github)
+        found = await diagnose_github(self._settings, self._base_dir, self._github)
+        if self._settings.feedback:
+            found.append(Finding("ok", "github: feedback on: 👍/👎 reactions on the bot's answers are read when the "
+                                       "issue is next seen (reading issues is enough)"))
+        return found
 
     async def check_places(self, places: list[tuple[int, str]]) -> list[Finding]:
         """``bridge check --online``: each repository a rule names, seen and writable? (see places.py)."""

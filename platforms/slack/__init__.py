@@ -24,6 +24,7 @@ calls keep doing so until ``reply_deadline_s``, and each reply is posted once ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -48,13 +49,16 @@ from bridge.attachments.hosts import FileHosts, api_origin
 from bridge.config import Config, SlackConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.types import Outgoing, ThreadRef
+from bridge.types import Outgoing, RatingSink, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from bridge.untrusted.logs import BoundedMessages, excerpt
 from platforms.arrival import Arrivals, Place
 from platforms.slack import intake
+from platforms.slack.assistant import AssistantPane
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
+from platforms.slack.feedback import ACTION_ID, buttons, rating_of
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
+from platforms.slack.stream import native_for, stop_leftovers
 from platforms.slack.users import UserNames
 
 __all__ = ["MARKDOWN_TEXT_LIMIT", "PLACEHOLDER", "SlackPlatform", "create"]
@@ -123,7 +127,7 @@ def without_token_skipped(record: logging.LogRecord) -> bool:
 class SlackPlatform:
     name = "slack"
 
-    def __init__(self, settings: SlackConfig) -> None:
+    def __init__(self, settings: SlackConfig, config: Config | None = None) -> None:
         if settings.bot_token is None:
             raise ValueError("platforms.slack.bot_token is required")
         self._settings = settings
@@ -160,6 +164,11 @@ class SlackPlatform:
         self._app.event("app_mention")(self._on_message)
         self._app.event("message")(self._on_message)
         self._app.event(re.compile(".*"))(self._on_other)  # acknowledge what we do not use
+        self._app.action(ACTION_ID)(self._on_rating)
+        self._ratings: RatingSink | None = None
+        self._pane = AssistantPane(self.client, config, self._on_message) if settings.assistant and config else None
+        if self._pane is not None:
+            self._app.assistant(self._pane.middleware)
         self._names = UserNames(self.client)
         self._inbox: Inbox | None = None
         self._bot: BotIdentity | None = None
@@ -167,6 +176,7 @@ class SlackPlatform:
         self._team = ""
         self._socket: AsyncSocketModeHandler | None = None
         self._limit = min(settings.max_reply_chars, MARKDOWN_TEXT_LIMIT)
+        self._no_streams: set[str] = set()  # workspaces that refused the streaming methods: edits there
 
     def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts:
         """Slack's file URLs, opened with the bot token (``files:read``); an overridden ``api_url``'s origin too."""
@@ -194,6 +204,8 @@ class SlackPlatform:
 
     async def start(self, inbox: Inbox) -> None:
         self._inbox = inbox
+        if self._pane is not None:
+            await self._pane.load()
         try:
             auth = await asyncio.shield(self._auth_test())
         except SlackApiError as exc:
@@ -296,6 +308,8 @@ class SlackPlatform:
         place = context.get(ARRIVAL)
         if isinstance(place, Place):  # stored after what arrived before it in the channel, however slow that was
             await place.turn()
+        if self._pane is not None:
+            msg = self._pane.with_context(msg)
         inbox = self._inbox
         if inbox is None:  # not started, or stopping: fail, so Slack delivers it again later
             raise Stopping("slack: event received while the bridge is not running")
@@ -303,6 +317,16 @@ class SlackPlatform:
 
     async def _on_other(self) -> None:
         return None
+
+    def accept_ratings(self, sink: RatingSink) -> None:
+        self._ratings = sink
+
+    async def _on_rating(self, ack: Any, body: dict[str, Any]) -> None:
+        """A 👍/👎 click: acknowledged at once (Slack shows the choice), then recorded."""
+        await ack()
+        rating = rating_of(body)
+        if rating is not None and self._ratings is not None:
+            await self._ratings(rating)
 
     # ------------------------------------------------------------------------------- outbound
 
@@ -312,9 +336,25 @@ class SlackPlatform:
         Messages an earlier attempt posted are edited instead (see :mod:`.delivery`). Raises
         (SlackApiError) only when Slack refused past ``reply_deadline_s``: the core marks it failed.
         """
-        calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
-                              interval=self._settings.edit_interval_s, deadline_s=self._settings.reply_deadline_s)
+        deadline_s = self._settings.reply_deadline_s
+        native = None
+        if self._settings.streaming == "native" and reply.thread.workspace not in self._no_streams:
+            if reply.recovering:  # an interrupted stream is finished before it is edited
+                await stop_leftovers(self.client, reply, self._bot or BotIdentity(""), deadline_s)
+            native = native_for(self.client, reply, team=self._team, deadline_s=deadline_s,
+                                refused=lambda error: self._streams_refused(reply.thread.workspace, error))
+        async with self._pane.thinking(reply) if self._pane is not None else contextlib.nullcontext():
+            calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
+                                  interval=self._settings.edit_interval_s, deadline_s=deadline_s, native=native,
+                                  final_blocks=buttons(reply.key) if self._settings.feedback and reply.rateable
+                                  else None)
         log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)
+
+    def _streams_refused(self, workspace: str, error: str) -> None:
+        if workspace not in self._no_streams:
+            log.info("slack: workspace %s refused native streaming (%s); answering with edits there",
+                     workspace or "?", excerpt(error))
+        self._no_streams.add(workspace)
 
     # ------------------------------------------------------------------------------- diagnosis
 
@@ -335,4 +375,4 @@ def create(settings: Any, config: Config) -> SlackPlatform:
     """The ``bridge.platforms`` entry point."""
     if not isinstance(settings, SlackConfig):
         raise TypeError("platforms.slack: expected the slack settings block")
-    return SlackPlatform(settings)
+    return SlackPlatform(settings, config)

@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -39,7 +39,7 @@ PLACEHOLDER = "_Thinking…_"
 OUTSIDE_A_REPLY_RETRIES = 3   # calls without a deadline (auth.test, users.info) keep slack_sdk's usual count
 MAX_ATTEMPTS = 90             # slack_sdk's request loop stops at 100 attempts whatever the handlers say
 MAX_LOOKUP_PAGES = 10
-_NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 _deadline: ContextVar[float | None] = ContextVar("slack_deadline", default=None)
 
@@ -61,7 +61,7 @@ def _header(headers: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
-def _retry_after(headers: Mapping[str, Any]) -> float:
+def retry_after(headers: Mapping[str, Any]) -> float:
     value = _header(headers, "retry-after")
     try:
         return max(float(value), 0.0) if value is not None else 1.0
@@ -86,10 +86,10 @@ class UntilDeadline(AsyncRateLimitErrorRetryHandler):
         deadline = _deadline.get()
         if deadline is None:
             return state.current_attempt < OUTSIDE_A_REPLY_RETRIES
-        return time.monotonic() + _retry_after(response.headers) < deadline
+        return time.monotonic() + retry_after(response.headers) < deadline
 
 
-def _status(exc: SlackApiError) -> int:
+def status_of(exc: SlackApiError) -> int:
     return int(getattr(exc.response, "status_code", 0) or 0)
 
 
@@ -129,6 +129,20 @@ class Writer:
         self.shown: dict[str, str] = {}
         self.calls = 0
         self._blocked_until = 0.0
+        self.final_blocks: list[dict[str, Any]] = []  # under the last message once final (feedback buttons)
+
+    @property
+    def all_calls(self) -> int:
+        return self.calls
+
+    @property
+    def part(self) -> int:
+        """The part number the next message gets."""
+        return self._part
+
+    def claim_part(self) -> None:
+        """A message of this reply was posted another way (a native stream): the next part is later."""
+        self._part += 1
 
     async def post(self, text: str) -> str:
         """A new message, tagged with the reply and part; waits out 429s until the deadline."""
@@ -154,11 +168,11 @@ class Writer:
             with patience(0):
                 await self._client.chat_update(channel=self._channel, ts=ts, markdown_text=neutralise(text))
         except SlackApiError as exc:
-            if _status(exc) != 429:
+            if status_of(exc) != 429:
                 raise
-            self._blocked_until = time.monotonic() + _retry_after(exc.response.headers)
+            self._blocked_until = time.monotonic() + retry_after(exc.response.headers)
             return
-        except _NETWORK_ERRORS:
+        except NETWORK_ERRORS:
             return
         self.shown[ts] = text
 
@@ -168,7 +182,8 @@ class Writer:
         deadline = time.monotonic() + self._deadline_s
         for i, ts in enumerate(ids):
             want = parts[i] if i < len(parts) else SUPERSEDED
-            if self.shown.get(ts) == want:
+            with_blocks = bool(self.final_blocks) and i == len(ids) - 1
+            if self.shown.get(ts) == want and not with_blocks:
                 continue
             wait = self._blocked_until - time.monotonic()
             if wait > 0:  # Slack said when to come back
@@ -176,7 +191,11 @@ class Writer:
             self._guard()
             self.calls += 1
             with patience(deadline - time.monotonic()):
-                await self._client.chat_update(channel=self._channel, ts=ts, markdown_text=neutralise(want))
+                if with_blocks:  # markdown_text excludes blocks: the text goes in a markdown block
+                    await self._client.chat_update(channel=self._channel, ts=ts, text=want, blocks=[
+                        {"type": "markdown", "text": neutralise(want)}, *self.final_blocks])
+                else:
+                    await self._client.chat_update(channel=self._channel, ts=ts, markdown_text=neutralise(want))
             self.shown[ts] = want
 
 
@@ -200,7 +219,7 @@ async def _recover(client: AsyncWebClient, reply: Outgoing, channel: str, thread
         with patience(deadline_s):
             found = await find_posted(client, channel, thread_ts, after=reply.answers.partition(":")[2],
                                       key=reply.key, bot=bot)
-    except (SlackApiError, *_NETWORK_ERRORS) as exc:  # cannot look: better a duplicate than no answer
+    except (SlackApiError, *NETWORK_ERRORS) as exc:  # cannot look: better a duplicate than no answer
         error = exc.response.get("error") if isinstance(exc, SlackApiError) and exc.response is not None else None
         log.warning("slack: could not look for messages of %s posted before a restart (%s)", reply.key,
                     error or type(exc).__name__)
@@ -215,17 +234,37 @@ async def _recover(client: AsyncWebClient, reply: Outgoing, channel: str, thread
     return posted
 
 
+class Streaming(Protocol):
+    """What :func:`deliver` drives: the edit :class:`Writer` itself, or a native stream wrapping it."""
+
+    @property
+    def all_calls(self) -> int: ...
+    async def post(self, text: str) -> str: ...
+    async def edit(self, ts: str, text: str) -> None: ...
+    async def finish(self, ids: list[str], final: str, limit: int) -> None: ...
+
+
 async def deliver(client: AsyncWebClient, reply: Outgoing, snapshots: AsyncIterator[str], *, bot: BotIdentity,
-                  limit: int, interval: float, deadline_s: float) -> int:
-    """Stream the reply into a placeholder edited in place; return the number of Slack write calls."""
+                  limit: int, interval: float, deadline_s: float,
+                  native: Callable[[Writer, str | None], Streaming | None] | None = None,
+                  final_blocks: list[dict[str, Any]] | None = None) -> int:
+    """Stream the reply into a placeholder edited in place; return the number of Slack write calls.
+
+    ``native(writer, thread_ts)`` may return a writer that streams with Slack's own methods instead
+    (it then starts with the first text: no placeholder). ``final_blocks`` go under the last message.
+    """
     thread = reply.thread
     channel = thread.channel
     thread_ts = None if thread.thread == thread.channel else thread.thread  # DM top level
     posted = await _recover(client, reply, channel, thread_ts, bot, deadline_s) if reply.recovering \
         else list(reply.posted)
     writer = Writer(client, channel, thread_ts, reply.key, deadline_s, first_part=len(posted), guard=reply.guard)
+    writer.final_blocks = list(final_blocks or [])
+    streaming = native(writer, thread_ts) if native is not None else None
+    chosen: Streaming = streaming or writer
     last = _Last()
-    ids = await render_stream(last.tap(snapshots), post=writer.post, edit=writer.edit, limit=limit,
-                              interval=interval, placeholder=PLACEHOLDER, posted=posted, record=reply.record)
-    await writer.finish(ids, last.text if last.text.strip() else EMPTY_REPLY, limit)
-    return writer.calls
+    ids = await render_stream(last.tap(snapshots), post=chosen.post, edit=chosen.edit, limit=limit,
+                              interval=interval, placeholder=None if streaming else PLACEHOLDER, posted=posted,
+                              record=reply.record)
+    await chosen.finish(ids, last.text if last.text.strip() else EMPTY_REPLY, limit)
+    return chosen.all_calls

@@ -13,6 +13,10 @@ NEEDED_SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:
                  "chat:write")
 NICE_SCOPES = ("users:read",)
 FILES_SCOPE = "files:read"  # files shared in a thread are downloaded with the bot token
+ASSISTANT_SCOPE = "assistant:write"
+# What a workspace or token without the streaming feature answers (any other error: the method is there).
+STREAMING_REFUSALS = frozenset({"unknown_method", "not_allowed_token_type", "missing_scope", "feature_not_enabled",
+                                "not_authed", "method_deprecated", "team_access_not_granted"})
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -50,6 +54,13 @@ async def diagnose_slack(settings: SlackConfig, client: AsyncWebClient) -> list[
             found.append(Finding("warning", f"slack: the bot token lacks {FILES_SCOPE}: files shared in a "
                                             "conversation cannot be read; add it (OAuth & Permissions) and "
                                             "reinstall the app"))
+        if settings.assistant:
+            found.append(Finding("ok", "slack: assistant pane allowed (assistant:write): greeting, prompts, status, "
+                                       "titles") if ASSISTANT_SCOPE in scopes else Finding(
+                "warning", f"slack: assistant: true, but the bot token lacks {ASSISTANT_SCOPE}: the assistant pane "
+                           "gets no status, suggested prompts or titles (add the scope, turn on Agents & AI Apps, "
+                           "reinstall; or set assistant: false)"))
+    found.extend(await surfaces(settings, client))
     if settings.app_token is not None:
         app_client = AsyncWebClient(token=settings.app_token.get_secret_value(), base_url=client.base_url)
         try:
@@ -62,4 +73,26 @@ async def diagnose_slack(settings: SlackConfig, client: AsyncWebClient) -> list[
     if settings.signing_secret is not None:
         found.append(Finding("ok", "slack: HTTP mode: the signing secret is checked by Slack's URL "
                                    "verification, not here"))
+    return found
+
+
+async def surfaces(settings: SlackConfig, client: AsyncWebClient) -> list[Finding]:
+    """Native streaming (probed with a call that cannot post: no channel) and the feedback buttons."""
+    found: list[Finding] = []
+    if settings.streaming == "native":
+        try:
+            await client.chat_startStream(channel="", thread_ts="")
+            error = ""
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") if exc.response is not None else "error")
+        except OSError as exc:
+            error = type(exc).__name__
+        if error in STREAMING_REFUSALS:
+            found.append(Finding("warning", f"slack: native streaming refused ({error}): answers are streamed with "
+                                            "edits instead (or set streaming: edit)"))
+        else:
+            found.append(Finding("ok", "slack: native streaming allowed (chat.startStream)"))
+    if settings.feedback:
+        found.append(Finding("ok", "slack: feedback buttons on: clicks need Interactivity turned on in the app's "
+                                   "settings (Slack does not tell the API whether it is)"))
     return found

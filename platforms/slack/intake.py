@@ -4,12 +4,14 @@ Bolt decodes and parses the body before it verifies the signature, so a forged r
 that are not UTF-8, JSON that is not an object or nests 50,000 levels deep made it raise (HTTP 500,
 a traceback in the log), and a bad signature had its whole body logged. Here the signature is
 verified first, on the raw bytes, with slack_sdk's :class:`SignatureVerifier`; then the body must be
-a bounded JSON object of a shape Bolt handles (``url_verification``, ``event_callback``); anything
-else signed is acknowledged and ignored, with the reason. Pure functions.
+a bounded JSON object of a shape Bolt handles (``url_verification``, ``event_callback``, or a form
+post whose ``payload`` is a ``block_actions`` click); anything else signed is acknowledged and
+ignored, with the reason. Pure functions.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +23,7 @@ from bridge.untrusted.jsonbody import BadBody, parse_object
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 SIGNATURE_HEADER = "X-Slack-Signature"
 BOLT_TYPES = frozenset({"url_verification", "event_callback"})
+MAX_FORM_FIELDS = 20  # Slack's interactivity posts have one field (payload); commands about a dozen
 _OPTIONAL_STR = ("team_id", "enterprise_id", "api_app_id", "event_id", "context_team_id", "context_enterprise_id")
 
 
@@ -73,14 +76,32 @@ def _event_shape(body: Mapping[str, Any]) -> str:
     return ""
 
 
+def _form(text: str) -> Checked:
+    """Interactivity: button clicks (``block_actions``, the feedback buttons) go to Bolt; slash
+    commands and other forms are acknowledged and ignored."""
+    try:
+        fields = urllib.parse.parse_qs(text, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        raise BadBody(f"more than {MAX_FORM_FIELDS} form fields") from None
+    payload = fields.get("payload")
+    if not payload or len(payload) != 1:
+        return Checked(ignored="form requests other than button clicks are not used by the bridge")
+    data = parse_object(payload[0].encode("utf-8"))
+    if data.get("type") != "block_actions":
+        return Checked(ignored="interactivity other than button clicks is not used by the bridge")
+    if not isinstance(data.get("actions"), list) or not isinstance(data.get("user"), dict):
+        return Checked(ignored="block_actions without actions or user")
+    return Checked(text=text)
+
+
 def check(body: bytes, content_type: str) -> Checked:
     """What to do with a signed body; :class:`~bridge.untrusted.jsonbody.BadBody` when it is not readable."""
     if content_type == "application/x-www-form-urlencoded":  # slash commands, interactivity
         try:
-            body.decode("utf-8")
+            text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise BadBody("the body is not UTF-8") from None
-        return Checked(ignored="form requests (commands, interactivity) are not used by the bridge")
+        return _form(text)
     data = parse_object(body)
     text = body.decode("utf-8")  # parse_object proved it decodes
     kind = data.get("type")

@@ -23,6 +23,14 @@ discord.py, unmodified, is pointed at it through ``platforms.discord.api_url``:
   compressed the way the client asks in the URL: ``zlib-stream`` (one zlib stream per connection,
   each message ending in the Z_SYNC_FLUSH suffix), ``zstd-stream``, or plain JSON text.
 
+- Application commands: ``PUT /applications/{app}/guilds/{guild}/commands`` (bulk overwrite, kept in
+  :attr:`FakeDiscord.commands`); :meth:`FakeDiscord.interact` and :meth:`FakeDiscord.autocomplete`
+  send INTERACTION_CREATE over the gateway; ``POST /interactions/{id}/{token}/callback`` (recorded
+  with the time it came, to check Discord's 3 s) and the follow-up webhook
+  (``PATCH /webhooks/{app}/{token}/messages/@original``, ``POST /webhooks/{app}/{token}``, ``PATCH
+  /webhooks/{app}/{token}/messages/{id}``), which need no bot token (the interaction token is in the
+  URL) and answer 404 for a token they never issued or after ``interaction_ttl_s``.
+
 The world is small and fixed (ids below); tests add threads, DMs and failures as they need.
 """
 
@@ -174,6 +182,25 @@ class Posted:
 
 
 @dataclass
+class Interaction:
+    """One INTERACTION_CREATE sent, and what the app did with it."""
+
+    id: int
+    token: str
+    kind: int
+    channel_id: int
+    sent_at: float
+    callbacks: list[tuple[float, dict[str, Any]]] = field(default_factory=list)  # (when, body)
+    original: int | None = None        # the message id of the response, once it has one
+    followups: list[int] = field(default_factory=list)
+
+    @property
+    def choices(self) -> list[dict[str, Any]]:
+        """The autocomplete choices the app answered with."""
+        return [c for _, body in self.callbacks if body.get("type") == 8 for c in body["data"]["choices"]]
+
+
+@dataclass
 class _Bucket:
     """One rate-limit bucket: ``remaining`` requests until ``reset_at`` (loop time)."""
 
@@ -280,6 +307,10 @@ class FakeDiscord:
         self.hold_create: asyncio.Event | None = None  # set by a test: POSTs create, then wait to answer
         self.hold_after = 0                  # ... once this many creates were answered
         self.resumable = True                # False: a RESUME is refused (op 9), the client IDENTIFYs
+        self.commands: dict[int, list[dict[str, Any]]] = {}  # guild → its application commands
+        self.interactions: dict[str, Interaction] = {}        # by token
+        self.interaction_ttl_s = 900.0                        # Discord: a token works for 15 minutes
+        self.commands_scope = True  # False: invited without applications.commands (403 Missing Access)
         self.url = ""
         self.files = FileShelf()  # the CDN: signed URLs, no token
         self._last_id = 0
@@ -430,6 +461,70 @@ class FakeDiscord:
         await self._notify()
         return data
 
+    async def interact(self, name: str, options: dict[str, str] | None = None, *, channel: int = GENERAL,
+                       author: int = ALICE, kind: int = 2) -> Interaction:
+        """A person runs ``/name`` (kind 2) or types in one of its options (kind 4, autocomplete)."""
+        where = self.channels[channel]
+        guild_id = int(where["guild_id"]) if "guild_id" in where else None
+        iid = self.next_id()
+        token = f"interaction-token-{iid}"
+        command = next((c for c in self.commands.get(guild_id or 0, []) if c["name"] == name), None)
+        data: dict[str, Any] = {"id": command["id"] if command else str(self.next_id()), "name": name, "type": 1,
+                                "options": [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]}
+        if guild_id is not None:
+            data["guild_id"] = str(guild_id)
+        if kind == 4 and data["options"]:
+            data["options"][-1]["focused"] = True
+        payload: dict[str, Any] = {
+            "id": str(iid), "application_id": str(APP_ID), "type": kind, "data": data, "channel_id": str(channel),
+            "channel": where, "token": token, "version": 1, "app_permissions": str((1 << 53) - 1),
+            "locale": "en-US", "entitlements": [], "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "context": 0 if guild_id is not None else 1, "attachment_size_limit": 10_485_760}
+        if guild_id is not None:
+            payload["guild_id"] = str(guild_id)
+            payload["guild_locale"] = "en-US"
+            payload["member"] = {**self.members[author], "permissions": str(EVERYONE_PERMISSIONS)}
+        else:
+            payload["user"] = self.users[author]
+        record = Interaction(iid, token, kind, channel, time.monotonic())
+        self.interactions[token] = record
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return record
+
+    async def click(self, message_id: int, custom_id: str, *, author: int = ALICE) -> Interaction:
+        """A person clicks a button (kind 3, a component interaction) on one of the bot's messages."""
+        posted = self.posted[message_id]
+        channel = posted.channel_id
+        where = self.channels[channel]
+        iid = self.next_id()
+        token = f"interaction-token-{iid}"
+        payload: dict[str, Any] = {
+            "id": str(iid), "application_id": str(APP_ID), "type": 3, "channel_id": str(channel), "channel": where,
+            "data": {"custom_id": custom_id, "component_type": 2}, "message": self._stored(channel, message_id),
+            "token": token, "version": 1, "app_permissions": str((1 << 53) - 1), "locale": "en-US",
+            "entitlements": [], "authorizing_integration_owners": {"0": str(GUILD_ID)}, "context": 0,
+            "attachment_size_limit": 10_485_760}
+        if "guild_id" in where:
+            payload["guild_id"] = where["guild_id"]
+            payload["guild_locale"] = "en-US"
+            payload["member"] = {**self.members[author], "permissions": str(EVERYONE_PERMISSIONS)}
+        else:
+            payload["user"] = self.users[author]
+        record = Interaction(iid, token, 3, channel, time.monotonic())
+        self.interactions[token] = record
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return record
+
+    def buttons_under(self, message_id: int) -> list[str]:
+        """The custom ids of the buttons the bot put under one of its messages (latest edit)."""
+        for body in reversed(self.posted[message_id].bodies):
+            if "components" in body:
+                return [c["custom_id"] for row in body["components"] for c in row.get("components", [])]
+        return []
+
+    async def autocomplete(self, name: str, options: dict[str, str], **kwargs: Any) -> Interaction:
+        return await self.interact(name, options, kind=4, **kwargs)
+
     def _keep(self, data: dict[str, Any]) -> None:
         stored = {k: v for k, v in data.items() if k not in ("guild_id", "member", "nonce")}
         self.history.setdefault(int(data["channel_id"]), []).append(stored)
@@ -538,7 +633,8 @@ class FakeDiscord:
         call = Call(request.method, path, body)
         self.calls.append(call)
         try:
-            if request.headers.get("Authorization") != f"Bot {self.token}":
+            tokened = path.startswith(("/interactions/", "/webhooks/"))  # the token in the URL is the auth
+            if not tokened and request.headers.get("Authorization") != f"Bot {self.token}":
                 return _json({"message": "401: Unauthorized", "code": 0}, 401)
             for i, (what, status, err, headers) in enumerate(self.failures):
                 method, _, part = what.partition(" ")
@@ -617,6 +713,9 @@ class FakeDiscord:
         if method == "GET" and (m := re.fullmatch(rf"/guilds/{GUILD_ID}/members/(\d+)", path)):
             found = self.members.get(int(m.group(1)))
             return _json(found) if found else _json({"message": "Unknown Member", "code": 10007}, 404)
+        interaction = await self._interaction_route(method, path, body, query)
+        if interaction is not None:
+            return interaction
         m = re.fullmatch(r"/channels/(\d+)(/typing|/messages(?:/(\d+))?)?", path)
         if m is None:
             return _json({"message": "404: Not Found", "code": 0}, 404)
@@ -639,6 +738,87 @@ class FakeDiscord:
             if method == "PATCH" and m.group(3) is not None:
                 return self._edit(cid, int(m.group(3)), body)
         return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
+
+    async def _interaction_route(self, method: str, path: str, body: Any, query: Any) -> web.Response | None:
+        """Command registration, interaction callbacks and the follow-up webhook; None: not one of these."""
+        if method == "GET" and path == "/users/@me/guilds":
+            return _json([{"id": str(GUILD_ID), "name": "Test Server", "icon": None, "owner": False,
+                           "permissions": str(EVERYONE_PERMISSIONS), "features": []}])
+        m = re.fullmatch(r"/applications/(\d+)/guilds/(\d+)/commands", path)
+        if m is not None and not self.commands_scope:
+            return _json({"message": "Missing Access", "code": 50001}, 403)
+        if m is not None and method == "GET":
+            return _json(self.commands.get(int(m.group(2)), []))
+        if m is not None and method == "PUT":
+            if int(m.group(1)) != APP_ID:
+                return _json({"message": "Unknown Application", "code": 10002}, 404)
+            commands = [{**c, "id": str(self.next_id()), "application_id": str(APP_ID), "guild_id": m.group(2),
+                         "version": str(self.next_id()), "default_member_permissions": None, "type": c.get("type", 1),
+                         "dm_permission": True, "nsfw": False} for c in body or []]
+            self.commands[int(m.group(2))] = commands
+            return _json(commands)
+        m = re.fullmatch(r"/interactions/(\d+)/([^/]+)/callback", path)
+        with_response = str(query.get("with_response", "")).lower() in ("1", "true")
+        if m is not None and method == "POST":
+            found = self.interactions.get(m.group(2))
+            if found is None or str(found.id) != m.group(1) or self._expired(found):
+                return _json({"message": "Unknown interaction", "code": 10062}, 404)
+            if found.callbacks:
+                return _json({"message": "Interaction has already been acknowledged.", "code": 40060}, 400)
+            found.callbacks.append((time.monotonic(), body or {}))
+            kind = int((body or {}).get("type") or 0)
+            resource: dict[str, Any] = {"type": kind}
+            if kind == 4:  # answered at once with a message
+                found.original = await self._webhook_post(found, body["data"])
+                resource["message"] = self._stored(found.channel_id, found.original)
+            if not with_response:
+                return web.Response(status=204)
+            return _json({"interaction": {"id": str(found.id), "type": found.kind,
+                                          "response_message_id": str(found.original) if found.original else None,
+                                          "response_message_loading": kind == 5,
+                                          "response_message_ephemeral": False}, "resource": resource})
+        m = re.fullmatch(r"/webhooks/(\d+)/([^/]+)(?:/messages/(@original|\d+))?", path)
+        if m is None:
+            return None
+        found = self.interactions.get(m.group(2))
+        if int(m.group(1)) != APP_ID or found is None or self._expired(found):
+            return _json({"message": "Unknown Webhook", "code": 10015}, 404)
+        problem = self._invalid(body)
+        if problem is not None:
+            return _json(problem, 400)
+        target = m.group(3)
+        if method == "POST" and target is None:
+            if not found.callbacks:
+                return _json({"message": "Unknown Webhook", "code": 10015}, 404)  # respond first
+            mid = await self._webhook_post(found, body or {})
+            found.followups.append(mid)
+            return _json(self._stored(found.channel_id, mid))
+        if method == "PATCH" and target is not None:
+            if target == "@original" and found.original is None:
+                if not found.callbacks:
+                    return _json({"message": "Unknown Webhook", "code": 10015}, 404)
+                found.original = await self._webhook_post(found, body or {})  # the deferred response arrives
+                return _json(self._stored(found.channel_id, found.original))
+            mid = found.original if target == "@original" else int(target)
+            if mid is None or (mid != found.original and mid not in found.followups):
+                return _json({"message": "Unknown Message", "code": 10008}, 404)
+            return self._edit(found.channel_id, mid, body or {})
+        return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
+
+    def _expired(self, found: Interaction) -> bool:
+        return time.monotonic() - found.sent_at > self.interaction_ttl_s
+
+    async def _webhook_post(self, found: Interaction, body: dict[str, Any]) -> int:
+        """A message from the interaction's webhook, in its channel (no nonce, no reference)."""
+        data = self.make_message(body.get("content") or "", channel=found.channel_id, author=BOT_ID)
+        data["mentions"] = []
+        data["webhook_id"] = str(APP_ID)
+        data["interaction_metadata"] = {"id": str(found.id), "type": 2, "user": self.users[ALICE]}
+        self._keep(data)
+        self.posted[int(data["id"])] = Posted(int(data["id"]), found.channel_id, [data["content"]], [body])
+        if self.echo and self._session is not None and self._session.conn is not None:
+            await self.dispatch("MESSAGE_CREATE", data)
+        return int(data["id"])
 
     def _read(self, cid: int, query: Any) -> web.Response:
         """``GET /channels/{id}/messages``: newest first; ``after`` gives the oldest ones after it."""

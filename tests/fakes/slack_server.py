@@ -15,6 +15,13 @@ Slack's side of the conversation is here too: :meth:`FakeSlack.push` sends an ``
 envelope over the websocket and waits for the app's ack; :meth:`FakeSlack.post_http` delivers an
 Events API request signed exactly as Slack signs it. Like Slack, the app's own messages and edits
 are sent back to it as events (``echo``), so a bot that answers itself would be caught.
+
+Slack's AI-app surface too: the streaming methods (``chat.startStream`` / ``appendStream`` /
+``stopStream``, with Slack's 12,000-character chunks, recipients required outside DMs, and a message
+that ``chat.update`` cannot touch until its stream is stopped), or :attr:`FakeSlack.refuse_streaming`
+to answer them with an error as older workspaces do; ``assistant.threads.*`` (status, suggested
+prompts, titles) and the ``assistant_thread_*`` events; ``block_actions`` clicks delivered as Slack
+delivers them (a signed form post with ``payload=``, or an ``interactive`` Socket Mode envelope).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import json
 import math
 import random
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -121,6 +129,23 @@ def shared_file(fake: FakeSlack, name: str, data: bytes, mimetype: str, *, size:
             "mode": "hosted", "is_external": False, "is_public": False,
             "url_private": f"{base}/files-pri/{TEAM}-{file_id}/{name}",
             "url_private_download": f"{base}{path}"}
+def assistant_thread_started(*, user: str, channel: str, thread_ts: str | None = None,
+                             context_channel: str = "") -> dict[str, Any]:
+    """The user opened the assistant pane: Slack made a DM thread for it."""
+    now = next_ts()
+    context = {"channel_id": context_channel, "team_id": TEAM, "enterprise_id": None} if context_channel else {}
+    return {"type": "assistant_thread_started", "event_ts": now,
+            "assistant_thread": {"user_id": user, "context": context, "channel_id": channel,
+                                 "thread_ts": thread_ts or now}}
+
+
+def assistant_thread_context_changed(*, user: str, channel: str, thread_ts: str,
+                                     context_channel: str) -> dict[str, Any]:
+    """The user switched channels with the assistant pane open."""
+    return {"type": "assistant_thread_context_changed", "event_ts": next_ts(),
+            "assistant_thread": {"user_id": user, "channel_id": channel, "thread_ts": thread_ts,
+                                 "context": {"channel_id": context_channel, "team_id": TEAM,
+                                             "enterprise_id": None}}}
 
 
 def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
@@ -142,6 +167,28 @@ def sign(body: bytes, secret: str, timestamp: int) -> str:
 # ------------------------------------------------------------------------------------- the server
 
 
+def block_actions(*, user: str, channel: str, message_ts: str, action: dict[str, Any],
+                  thread_ts: str | None = None) -> dict[str, Any]:
+    """A click on a button of one of the app's messages (``block_actions`` interactivity payload)."""
+    message: dict[str, Any] = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "ts": message_ts, "text": ""}
+    if thread_ts:
+        message["thread_ts"] = thread_ts
+    return {"type": "block_actions", "team": {"id": TEAM, "domain": "fake-team"},
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+            "api_app_id": APP_ID, "token": "legacy-verification-token",
+            "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                          "is_ephemeral": False, "thread_ts": thread_ts},
+            "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex[:12]}",
+            "channel": {"id": channel, "name": "fake"}, "message": message, "state": {"values": {}},
+            "response_url": "https://hooks.slack.invalid/actions/T0/1/x", "actions": [action]}
+
+
+def feedback_click(value: str, *, action_id: str = "bridge_feedback") -> dict[str, Any]:
+    """The action of a click on a ``feedback_buttons`` element (its button's ``value``)."""
+    return {"type": "feedback_buttons", "action_id": action_id, "block_id": "bridge_feedback_block",
+            "value": value, "action_ts": next_ts()}
+
+
 @dataclass
 class Call:
     method: str
@@ -160,6 +207,8 @@ class Posted:
     fields: dict[str, Any]
     versions: list[str] = field(default_factory=list)
     metadata: dict[str, Any] | None = None
+    streaming: bool = False  # started with chat.startStream and not stopped yet
+    streamed: bool = False   # made by chat.startStream
 
     @property
     def text(self) -> str:
@@ -223,8 +272,14 @@ class FakeSlack:
         self.hold_users_info: dict[str, asyncio.Event] = {}  # user id -> users.info answers once set
         self.files = FileShelf(f"Bearer {BOT_TOKEN}", refuse_with_html=True)  # files-pri: the bot token only
         self.conversations: dict[str, dict[str, Any]] = {}  # conversations.info, by channel id
+        self.refuse_streaming = ""  # an error for the three streaming methods (older workspaces)
+        self.statuses: list[tuple[str, str, str]] = []  # (channel, thread_ts, status), in order
+        self.titles: dict[tuple[str, str], str] = {}
+        self.suggested: dict[tuple[str, str], dict[str, Any]] = {}
+        self.limits.update({"chat.startStream": Limit(per_s=1.0, burst=5),
+                            "chat.appendStream": Limit(per_s=50 / 60, burst=20)})
         self.scopes = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
-                       "users:read,files:read")  # the bot token's, sent as X-OAuth-Scopes
+                       "users:read,files:read,assistant:write")  # the bot token's, sent as X-OAuth-Scopes
 
     # ----------------------------------------------------------------- setup and scripting
 
@@ -243,7 +298,9 @@ class FakeSlack:
         """The next call of ``method`` gets ``{"ok": false, "error": error}``."""
         self._errors.setdefault(method, []).append(error)
 
-    def storm(self, seconds: float, *, methods: tuple[str, ...] = ("chat.postMessage", "chat.update"),
+    def storm(self, seconds: float, *, methods: tuple[str, ...] = ("chat.postMessage", "chat.update",
+                                                                  "chat.startStream", "chat.appendStream",
+                                                                  "chat.stopStream"),
               share: float = 0.5, retry_after: int = 1) -> None:
         """For ``seconds`` from now, answer 429 to about ``share`` of the calls to ``methods``."""
         self._storm = _Storm(time.monotonic() + seconds, methods, share, retry_after)
@@ -325,6 +382,27 @@ class FakeSlack:
             "retry_attempt": retry_attempt, "retry_reason": "timeout" if retry_attempt else ""}))
         return await asyncio.wait_for(ack, timeout)
 
+    async def push_interactive(self, payload: dict[str, Any], *, timeout: float = 5.0) -> dict[str, Any]:
+        """A button click over Socket Mode (an ``interactive`` envelope); return the app's ack."""
+        if self._ws is None:
+            raise AssertionError("no Socket Mode connection")
+        envelope_id = str(uuid.uuid4())
+        ack: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending_acks[envelope_id] = ack
+        await self._ws.send_str(json.dumps({"envelope_id": envelope_id, "payload": payload, "type": "interactive",
+                                            "accepts_response_payload": False}))
+        return await asyncio.wait_for(ack, timeout)
+
+    async def post_interactive(self, url: str, payload: dict[str, Any], *,
+                               secret: str = SIGNING_SECRET) -> tuple[int, str]:
+        """A button click over HTTP, as Slack sends it: a signed form post with one ``payload`` field."""
+        raw = urllib.parse.urlencode({"payload": json.dumps(payload)}).encode()
+        ts = int(time.time())
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": str(ts),
+                   "X-Slack-Signature": sign(raw, secret, ts)}
+        async with aiohttp.ClientSession() as session, session.post(url, data=raw, headers=headers) as resp:
+            return resp.status, await resp.text()
+
     async def disconnect(self, reason: str = "refresh_requested") -> None:
         """Ask the app to reconnect, as Slack does every few hours (``type: disconnect``)."""
         if self._ws is None:
@@ -387,7 +465,13 @@ class FakeSlack:
                    "chat.postMessage": self._post_message, "chat.update": self._update,
                    "conversations.replies": self._replies, "conversations.history": self._history,
                    "apps.connections.open": self._connections_open,
-                   "conversations.info": self._conversation_info}.get(method)
+                   "conversations.info": self._conversation_info,
+                   "chat.startStream": self._start_stream, "chat.appendStream": self._append_stream,
+                   "chat.stopStream": self._stop_stream, "assistant.threads.setStatus": self._set_status,
+                   "assistant.threads.setSuggestedPrompts": self._set_prompts,
+                   "assistant.threads.setTitle": self._set_title}.get(method)
+        if method.startswith("chat.") and method.endswith("Stream") and self.refuse_streaming:
+            return self._error(self.refuse_streaming)
         if handler is None:
             return self._error("unknown_method")
         return handler(args)
@@ -460,6 +544,8 @@ class FakeSlack:
         found = next((p for p in self.posted if p.channel == channel and p.ts == ts), None)
         if found is None:
             return self._error("message_not_found")
+        if found.streaming:
+            return self._error("message_is_streaming")  # finish it with chat.stopStream first
         metadata, meta_error = self._metadata(args)
         if meta_error:
             return self._error(meta_error)
@@ -470,6 +556,104 @@ class FakeSlack:
         self._echo(message_changed(channel, ts, content, user=BOT_USER) | {"message": self._bot_event(found)})
         return web.json_response({"ok": True, "channel": channel, "ts": ts, "text": content,
                                   "message": self._bot_event(found)})
+
+    # ----------------------------------------------------------------- streaming and assistant methods
+
+    @staticmethod
+    def _chunks_text(args: dict[str, Any]) -> tuple[str, str]:
+        """The text a streaming call adds (``markdown_text`` or markdown chunks), or an error."""
+        chunks = args.get("chunks")
+        if isinstance(chunks, str):
+            chunks = json.loads(chunks)
+        text = str(args.get("markdown_text") or "")
+        for chunk in chunks or []:
+            if not isinstance(chunk, dict) or chunk.get("type") != "markdown_text":
+                return "", "invalid_chunks"
+            text += str(chunk.get("text") or "")
+        if len(text) > MARKDOWN_TEXT_LIMIT:
+            return "", "msg_too_long"
+        return text, ""
+
+    def _streaming(self, args: dict[str, Any]) -> tuple[Posted | None, str]:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        found = next((p for p in self.posted if p.channel == channel and p.ts == ts), None)
+        if found is None:
+            return None, "message_not_found"
+        if not found.streaming:
+            return None, "message_not_in_streaming_state"
+        return found, ""
+
+    def _start_stream(self, args: dict[str, Any]) -> web.Response:
+        channel, thread_ts = str(args.get("channel", "")), str(args.get("thread_ts", ""))
+        if not channel or not thread_ts:
+            return self._error("invalid_arguments")  # streams are always replies in a thread
+        if not channel.startswith("D") and not (args.get("recipient_user_id") and args.get("recipient_team_id")):
+            return self._error("invalid_arguments")  # outside DMs, Slack must know who the stream is for
+        text, error = self._chunks_text(args)
+        if error:
+            return self._error(error)
+        posted = Posted(channel, next_ts(), thread_ts, dict(args), [text], None, streaming=True, streamed=True)
+        self.posted.append(posted)
+        self._echo(self._bot_event(posted))
+        return web.json_response({"ok": True, "channel": channel, "ts": posted.ts})
+
+    def _append_stream(self, args: dict[str, Any]) -> web.Response:
+        found, error = self._streaming(args)
+        text, chunk_error = self._chunks_text(args)
+        if found is None or chunk_error:
+            return self._error(error or chunk_error)
+        if not text:
+            return self._error("no_text")
+        found.versions.append(found.text + text)
+        return web.json_response({"ok": True, "channel": found.channel, "ts": found.ts})
+
+    def _stop_stream(self, args: dict[str, Any]) -> web.Response:
+        found, error = self._streaming(args)
+        text, chunk_error = self._chunks_text(args)
+        if found is None or chunk_error:
+            return self._error(error or chunk_error)
+        metadata, meta_error = self._metadata(args)
+        if meta_error:
+            return self._error(meta_error)
+        blocks = args.get("blocks")
+        found.fields = {**found.fields, "blocks": json.loads(blocks) if isinstance(blocks, str) else blocks}
+        if metadata is not None:
+            found.metadata = metadata
+        found.streaming = False
+        found.versions.append(found.text + text)
+        self._echo(message_changed(found.channel, found.ts, found.text, user=BOT_USER)
+                   | {"message": self._bot_event(found)})
+        return web.json_response({"ok": True, "channel": found.channel, "ts": found.ts,
+                                  "message": self._bot_event(found)})
+
+    def _set_status(self, args: dict[str, Any]) -> web.Response:
+        if not args.get("channel_id") or not args.get("thread_ts") or "status" not in args:
+            return self._error("invalid_arguments")
+        self.statuses.append((str(args["channel_id"]), str(args["thread_ts"]), str(args["status"])))
+        return web.json_response({"ok": True})
+
+    def _set_prompts(self, args: dict[str, Any]) -> web.Response:
+        prompts = args.get("prompts")
+        if not args.get("channel_id") or not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            return self._error("invalid_arguments")  # one to four prompts
+        self.suggested[(str(args["channel_id"]), str(args.get("thread_ts") or ""))] = dict(args)
+        return web.json_response({"ok": True})
+
+    def _set_title(self, args: dict[str, Any]) -> web.Response:
+        if not args.get("channel_id") or not args.get("thread_ts") or not args.get("title"):
+            return self._error("invalid_arguments")
+        self.titles[(str(args["channel_id"]), str(args["thread_ts"]))] = str(args["title"])
+        return web.json_response({"ok": True})
+
+    def expire_streams(self) -> None:
+        """Slack ends every open stream on its side (as it does with streams left too long)."""
+        for p in self.posted:
+            p.streaming = False
+
+    def status_now(self, channel: str, thread_ts: str) -> str | None:
+        """The status the thread shows now ("" once cleared; None: never set)."""
+        found = [status for c, t, status in self.statuses if (c, t) == (channel, thread_ts)]
+        return found[-1] if found else None
 
     @staticmethod
     def _bot_event(p: Posted) -> dict[str, Any]:
