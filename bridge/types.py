@@ -64,6 +64,8 @@ class Incoming:
     in_thread: bool = False   # part of a thread the bot may already be in (Slack thread replies)
     roles: tuple[str, ...] = ()      # the author's Discord role ids, for ``allow:``/``deny:``
     association: str | None = None   # GitHub ``author_association`` (OWNER, MEMBER, NONE...)
+    labels: tuple[str, ...] = ()     # GitHub: the issue's, PR's or discussion's labels now (``trigger: label:``)
+    category: str | None = None      # GitHub: the discussion's category (``category:``)
     raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core
 
 

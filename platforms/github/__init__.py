@@ -24,14 +24,16 @@ from httpx_aiohttp import AiohttpTransport
 from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.policy.access import AccessUnknown
-from bridge.types import Outgoing
+from bridge.policy.access import AccessUnknown, is_admin
+from bridge.types import Incoming, Outgoing
 from bridge.untrusted.jsonbody import BadBody
 from platforms.arrival import Arrivals
-from platforms.github import intake
+from platforms.github import intake, labels
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
+from platforms.github.discussions import deliver_discussion, is_answer_command, mark_answer
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
+from platforms.github.reviews import deliver_review
 
 __all__ = ["MARKER_ROOM", "GitHubPlatform", "GitHubStartError", "create", "marker"]
 
@@ -78,6 +80,8 @@ class GitHubPlatform:
     def __init__(self, settings: GitHubConfig, config: Config) -> None:
         self._settings = settings
         self._base_dir = config.base_dir
+        self._config = config
+        self._labels = labels.trigger_labels([r.trigger for r in config.channels if r.platform == "github"])
         assert settings.webhook_secret is not None  # enforced by GitHubConfig
         self._secret = settings.webhook_secret.get_secret_value()
         self._inbox: Inbox | None = None
@@ -154,9 +158,11 @@ class GitHubPlatform:
             return web.json_response({"error": str(exc)}, status=400)
         if self._inbox is None:
             return web.json_response({"error": "stopping"}, status=503)
-        result = translate(event, payload, self.bot_login)
+        result = translate(event, payload, self.bot_login, self._labels)
         if isinstance(result, str):
             return web.json_response({"ignored": result}, status=202)
+        if is_answer_command(result):
+            return await self._answer(result)
         # Taken before anything can wait: a comment whose team check is slow is still stored before
         # the next comment on the same issue (platforms/arrival.py).
         place = self._arrivals.place(result.thread.key)
@@ -166,12 +172,38 @@ class GitHubPlatform:
         # Stored before we answer GitHub; the reply is produced in the background.
         try:
             async with place:
+                if labels.is_labeling(event, payload):
+                    result = await self._with_history(result)
                 accepted = await self._inbox(result)
         except Stopping:
             return web.json_response({"error": "shutting down; redeliver later"}, status=503)
         except AccessUnknown:  # not stored, nobody refused: a redelivery decides
             return web.json_response({"error": "could not check team membership; redeliver later"}, status=503)
         return web.json_response({"accepted": accepted}, status=202)
+
+    async def _with_history(self, msg: Incoming) -> Incoming:
+        """A labelled issue's first message: its body and the comments so far (about half the context)."""
+        try:
+            client = await self._client_for(msg.thread.channel)
+            comments = await labels.read_comments(client, msg.thread.channel, int(msg.thread.thread))
+        except GitHubException as exc:  # the body alone is still worth answering
+            log.warning("github: could not read the comments of %s (%s); starting from its body",
+                        msg.thread.key, type(exc).__name__)
+            return msg
+        return labels.with_history(msg, comments, budget_chars=self._config.llm.context_tokens * 2)
+
+    async def _answer(self, command: Incoming) -> web.Response:
+        """``/answer`` from an admin: the bot's reply becomes the discussion's answer (nothing is stored)."""
+        if not is_admin(self._config, "github", command.author.id, command.author.name):
+            return web.json_response({"ignored": "only the bot's admins can mark an answer"}, status=202)
+        try:
+            client = await self._client_for(command.thread.channel)
+            done = await mark_answer(client, command, self.bot_login)
+        except (GitHubException, LookupError) as exc:
+            log.warning("github: /answer in %s failed: %s", command.thread.key, type(exc).__name__)
+            return web.json_response({"error": "GitHub refused to mark the answer (is the category Q&A?)"},
+                                     status=202)
+        return web.json_response({"answer": done}, status=202)
 
     # ------------------------------------------------------------------------ outbound
 
@@ -193,8 +225,15 @@ class GitHubPlatform:
         thread = reply.thread
         owner, repo = thread.channel.split("/", 1)
         client = await self._client_for(thread.channel)
-        await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
-                      limit=self._settings.max_reply_chars - MARKER_ROOM)
+        limit = self._settings.max_reply_chars - MARKER_ROOM
+        kind = thread.thread.partition("/")[0]
+        if kind == "discussions":
+            await deliver_discussion(client, reply, snapshots, login=self.bot_login, limit=limit)
+        elif kind == "reviews":
+            await deliver_review(client, reply, snapshots, login=self.bot_login, limit=limit)
+        else:
+            await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
+                          limit=limit)
 
     # ------------------------------------------------------------------------ access
 

@@ -38,6 +38,11 @@ def _safe(key: str) -> str:
     return re.sub(r"[^\w:.#/@-]", "_", key)[:120]
 
 
+def safe_key(key: str) -> str:
+    """The reply key as its marker writes it (what :func:`read_marker` gives back)."""
+    return _safe(key)
+
+
 def marker(key: str, part: int) -> str:
     """A hidden HTML comment naming the reply and part: recognisable after a crash, invisible to readers."""
     return f"\n\n<!-- bridge:reply {_safe(key)} part {part} -->"

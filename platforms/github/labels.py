@@ -1,0 +1,62 @@
+"""``trigger: label:NAME``: labelling an existing issue starts its conversation with what was said so far.
+
+The labelled issue's (or pull request's) comments are read oldest first, at most
+:data:`MAX_PAGES` pages, and the newest of them that fit the character budget follow the title and
+body in the first message, so the model answers the discussion as it stands, not only its opening.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import orjson
+from githubkit import GitHub
+
+from bridge.types import Incoming
+from platforms.github.delivery import read_marker
+
+PER_PAGE = 100
+MAX_PAGES = 3  # the first 300 comments; an issue longer than that is summarised by its newest ones anyway
+
+
+def trigger_labels(triggers: list[str]) -> frozenset[str]:
+    """The case-folded NAMEs of the ``label:NAME`` triggers among the rules' triggers."""
+    return frozenset(t.removeprefix("label:").casefold() for t in triggers if t.startswith("label:"))
+
+
+def is_labeling(event: str, payload: dict[str, Any]) -> bool:
+    return event in ("issues", "pull_request") and payload.get("action") == "labeled"
+
+
+async def read_comments(client: GitHub[Any], repo: str, number: int) -> list[tuple[str, str]]:
+    """(login, body) of the issue's comments, oldest first, bounded by :data:`MAX_PAGES`."""
+    owner, name = repo.split("/", 1)
+    found: list[tuple[str, str]] = []
+    for page in range(1, MAX_PAGES + 1):
+        resp = await client.rest.issues.async_list_comments(owner, name, number, per_page=PER_PAGE, page=page)
+        batch = orjson.loads(resp.content)
+        found += [(str((c.get("user") or {}).get("login") or "someone"), str(c.get("body") or "")) for c in batch]
+        if len(batch) < PER_PAGE:
+            break
+    return found
+
+
+def with_history(msg: Incoming, comments: list[tuple[str, str]], budget_chars: int) -> Incoming:
+    """``msg`` (title and body) followed by the newest comments that fit in ``budget_chars``."""
+    kept: list[str] = []
+    room = budget_chars - len(msg.text)
+    for login, body in reversed(comments):
+        if read_marker(body) is not None:
+            body = body[:body.rfind("<!--")].rstrip()  # the bot's own earlier answer, without its marker
+        entry = f"@{login} wrote:\n{body.strip()}"
+        if len(entry) + 2 > room:
+            break
+        kept.append(entry)
+        room -= len(entry) + 2
+    left_out = len(comments) - len(kept)
+    parts = [msg.text]
+    if left_out:
+        parts.append(f"({left_out} earlier comment(s) left out)")
+    parts += reversed(kept)
+    return dataclasses.replace(msg, text="\n\n".join(parts))
