@@ -128,6 +128,10 @@ async def test_discussions_follow_their_rule_kind_and_category(gh: GitHubHarness
     # An issue in a repository whose only rules are for discussions and reviews: no rule of kind issue.
     issue = copy.deepcopy(fixture("issues.opened.1"))
     assert await gh.deliver("issues", issue) == (202, {"accepted": False})
+    # And a rule without kind: is for issues: a labelled discussion there is not its business.
+    p = discussion_payload("A question", "how?", repo="octo-org/labelled")
+    p["discussion"]["labels"] = [{"name": "ask-bot"}]
+    assert await gh.deliver("discussion", p) == (202, {"accepted": False})
 
 
 async def test_answer_from_an_admin_marks_the_bots_reply_in_a_q_and_a_category(gh: GitHubHarness) -> None:
