@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,3 +274,34 @@ def test_check_rejects_misused_github_rule_keys() -> None:
     assert "label:NAME needs a label name" in _problems("{platform: github, trigger: 'label:'}")
     assert "kind" in _problems("{platform: github, kind: thread}")
     assert "only with kind: discussion" in _problems("{platform: github, category: 'Q&A'}")
+
+
+# ---------------------------------------------------------------------------------------- check --online
+
+async def test_check_online_says_what_the_app_lacks_for_discussions_and_reviews(
+        make_config: Callable[..., Config], fake_llm: FakeOpenAI, fake_github: FakeGitHub, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from platforms.github import GitHubPlatform
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "app.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.TraditionalOpenSSL,
+                                                         serialization.NoEncryption()))
+    config = make_config(YAML.replace("token: ${GITHUB_TOKEN}", "app_id: 29310\n    private_key: app.pem"),
+                         LLM_URL=fake_llm.url, GITHUB_WEBHOOK_SECRET=SECRET, GITHUB_URL=fake_github.url)
+    assert config.platforms.github is not None
+    platform = GitHubPlatform(config.platforms.github, config)
+
+    said = [f.text for f in await platform.diagnose() if f.level == "missing"]
+    assert said == [
+        "github: the app lacks Discussions: Read and write, which the kind: discussion rules need "
+        "(app settings → Permissions & events)",
+        "github: the app lacks Pull requests: Read and write, which the kind: review rules need "
+        "(app settings → Permissions & events)",
+        "github: the app is not subscribed to discussion, discussion_comment, pull_request_review_comment events"]
+
+    fake_github.app_permissions.update(discussions="write", pull_requests="write")
+    fake_github.app_events += ["discussion", "discussion_comment", "pull_request_review_comment"]
+    assert [f.text for f in await platform.diagnose() if f.level == "missing"] == []

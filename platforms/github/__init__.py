@@ -290,7 +290,8 @@ class GitHubPlatform:
         """``bridge check --online``: identity and token scopes or app permissions (see diagnose.py)."""
         from platforms.github.diagnose import diagnose_github
 
-        return await diagnose_github(self._settings, self._base_dir, self._github)
+        kinds = frozenset(r.kind or "issue" for r in self._config.channels if r.platform == "github")
+        return await diagnose_github(self._settings, self._base_dir, self._github, kinds)
 
 
 def create(settings: GitHubConfig, config: Config) -> GitHubPlatform:

@@ -173,6 +173,8 @@ class FakeGitHub:
         self.graphql_operations: list[str] = []  # the first word after "mutation"/"query" field: what was asked
         self.on_discussion_comment: Callable[[DiscussionComment], None] | None = None  # after keeping, before answering
         self.review_comments: list[ReviewComment] = []
+        self.app_permissions: dict[str, str] = {"issues": "write", "metadata": "read"}  # GET /app
+        self.app_events: list[str] = ["issues", "issue_comment"]
         self.url = ""
         self._next_id = 1000
         self._runner: web.AppRunner | None = None
@@ -264,7 +266,7 @@ class FakeGitHub:
             "id": 29310, "slug": self.app_slug, "node_id": "MDM6QXBwMjkzMTA=", "owner": _user("octo-org"),
             "name": "Bridge App", "description": "", "external_url": "https://example.org",
             "html_url": f"https://github.com/apps/{self.app_slug}", "created_at": now, "updated_at": now,
-            "permissions": {"issues": "write", "metadata": "read"}, "events": ["issues", "issue_comment"],
+            "permissions": self.app_permissions, "events": self.app_events,
         })
 
     async def _access_token(self, request: web.Request) -> web.Response:
