@@ -13,6 +13,7 @@ import pytest
 
 from bridge.app import Bridge
 from bridge.config import Config, ConfigError, parse_config
+from platforms.github import GitHubPlatform
 from tests.crash import answered, crash_on_record
 from tests.fakes.github_server import FakeGitHub, fixture, user_id
 from tests.fakes.openai_server import FakeOpenAI
@@ -283,8 +284,6 @@ async def test_check_online_says_what_the_app_lacks_for_discussions_and_reviews(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from platforms.github import GitHubPlatform
-
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (tmp_path / "app.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                          serialization.PrivateFormat.TraditionalOpenSSL,
@@ -293,7 +292,13 @@ async def test_check_online_says_what_the_app_lacks_for_discussions_and_reviews(
                          LLM_URL=fake_llm.url, GITHUB_WEBHOOK_SECRET=SECRET, GITHUB_URL=fake_github.url)
     assert config.platforms.github is not None
     platform = GitHubPlatform(config.platforms.github, config)
+    try:
+        await _lacks(platform, fake_github)
+    finally:
+        await platform.stop()  # closes its connection pool
 
+
+async def _lacks(platform: GitHubPlatform, fake_github: FakeGitHub) -> None:
     said = [f.text for f in await platform.diagnose() if f.level == "missing"]
     assert said == [
         "github: the app lacks Discussions: Read and write, which the kind: discussion rules need "
