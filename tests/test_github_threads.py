@@ -35,6 +35,7 @@ platforms:
     token: ${GITHUB_TOKEN}
     webhook_secret: ${GITHUB_WEBHOOK_SECRET}
     api_url: ${GITHUB_URL}
+    max_reply_chars: ${MAX_CHARS:-65536}
 channels:
   - {platform: github, where: "octo-org/qa", kind: discussion, category: "Q&A", trigger: always}
   - {platform: github, where: "Codertocat/*", kind: discussion, trigger: always}
@@ -45,15 +46,15 @@ channels:
 
 @pytest.fixture
 def threads_config(make_config: Callable[..., Config], fake_llm: FakeOpenAI,
-                   fake_github: FakeGitHub) -> Callable[[], Config]:
-    def make() -> Config:
+                   fake_github: FakeGitHub) -> Callable[..., Config]:
+    def make(**env: str) -> Config:
         return make_config(YAML, LLM_URL=fake_llm.url, GITHUB_TOKEN="ghp_testtoken123",
-                           GITHUB_WEBHOOK_SECRET=SECRET, GITHUB_URL=fake_github.url)
+                           GITHUB_WEBHOOK_SECRET=SECRET, GITHUB_URL=fake_github.url, **env)
     return make
 
 
 @pytest.fixture
-async def gh(threads_config: Callable[[], Config], fake_github: FakeGitHub,
+async def gh(threads_config: Callable[..., Config], fake_github: FakeGitHub,
              fake_llm: FakeOpenAI) -> AsyncIterator[GitHubHarness]:
     bridge = Bridge(threads_config())
     await bridge.start()
@@ -164,7 +165,7 @@ async def test_answer_where_github_refuses_it_says_so(gh: GitHubHarness) -> None
 
 
 async def test_discussion_comment_posted_but_not_recorded_is_not_posted_again(
-        threads_config: Callable[[], Config], fake_github: FakeGitHub, fake_llm: FakeOpenAI) -> None:
+        threads_config: Callable[..., Config], fake_github: FakeGitHub, fake_llm: FakeOpenAI) -> None:
     config = threads_config()
     fake_github.add_discussion(REPO, 4, DISCUSSION)
     first = Bridge(config, shutdown_grace_s=0.1)
@@ -182,6 +183,53 @@ async def test_discussion_comment_posted_but_not_recorded_is_not_posted_again(
         assert [c.body for c in fake_github.bot_discussion_comments(DISCUSSION)] == ["You said: Q\n\nwhy?"]
     finally:
         await second.stop()
+
+
+async def test_discussions_keep_the_issue_rules(gh: GitHubHarness) -> None:
+    gh.gh.add_discussion(REPO, 4, DISCUSSION)
+    bot = discussion_comment("I am a bot", "DC_b", login="dependabot[bot]")
+    bot["comment"]["user"]["type"] = bot["sender"]["type"] = "Bot"
+    assert await gh.deliver("discussion_comment", bot) == (202, {"ignored": "sent by a bot"})
+    edited = discussion_comment("changed my mind", "DC_e")
+    edited["action"] = "edited"
+    assert await gh.deliver("discussion_comment", edited) == (
+        202, {"ignored": "discussion_comment.edited is not a new message"})
+    locked = discussion_payload("Q", "why?")
+    locked["discussion"]["locked"] = True
+    assert await gh.deliver("discussion", locked) == (202, {"ignored": "the conversation is closed"})
+
+    # A stranger is refused (the default allows owners, members, collaborators), told once.
+    gh.gh.add_discussion_comment(DISCUSSION, "DC_s", "hi")
+    stranger = discussion_comment("hi", "DC_s", login="mallory", association="NONE")
+    assert await gh.deliver("discussion_comment", stranger) == (202, {"accepted": False})
+    [notice] = await until(lambda: gh.gh.bot_discussion_comments(DISCUSSION))
+    assert notice.body.startswith("Sorry, I'm not set up to answer you here.")
+    assert notice.reply_to is None, "a top-level comment is answered at the top level"
+
+    # The model's text pings nobody.
+    gh.llm.reply = lambda _req: "ask @octo-org/security or @octocat"
+    gh.gh.add_discussion_comment(DISCUSSION, "DC_q", "who knows?")
+    await gh.deliver("discussion_comment", discussion_comment("who knows?", "DC_q"))
+    replies = await until(lambda: gh.gh.bot_discussion_comments(DISCUSSION)[1:])
+    assert replies[0].body == "ask @\u200bocto-org/security or @\u200boctocat"
+
+
+async def test_a_long_discussion_answer_is_split(threads_config: Callable[..., Config], fake_github: FakeGitHub,
+                                                 fake_llm: FakeOpenAI) -> None:
+    paragraphs = [f"Paragraph {i}: " + "word " * 60 for i in range(12)]
+    fake_llm.reply = lambda _req: "\n\n".join(paragraphs)
+    fake_github.add_discussion(REPO, 4, DISCUSSION)
+    bridge = Bridge(threads_config(MAX_CHARS="1000"))
+    await bridge.start()
+    try:
+        await GitHubHarness(bridge, fake_github, fake_llm).deliver("discussion", discussion_payload("Q", "long"))
+        await answered(bridge)
+        parts = [c.body for c in fake_github.bot_discussion_comments(DISCUSSION)]
+        assert len(parts) > 3
+        assert all(len(p) <= 1000 for p in parts)
+        assert "\n\n".join(parts) == "\n\n".join(paragraphs), "cut between paragraphs, in order, nothing lost"
+    finally:
+        await bridge.stop()
 
 
 # ---------------------------------------------------------------------------------------- review threads
@@ -209,7 +257,7 @@ async def test_a_review_comment_is_answered_in_its_thread_with_the_diff_in_view(
 
 
 async def test_review_reply_posted_but_not_recorded_is_not_posted_again(
-        threads_config: Callable[[], Config], fake_github: FakeGitHub, fake_llm: FakeOpenAI) -> None:
+        threads_config: Callable[..., Config], fake_github: FakeGitHub, fake_llm: FakeOpenAI) -> None:
     config = threads_config()
     fake_github.add_review_comment(REPO, 2, 284312630, "@bridge-bot why?")
     first = Bridge(config, shutdown_grace_s=0.1)
