@@ -255,6 +255,16 @@ async def test_a_review_comment_is_answered_in_its_thread_with_the_diff_in_view(
     [summary] = await gh.bridge.store.sessions()
     assert summary.session.key == f"github:{REPO}#reviews/2/284312630"
 
+    # The bridge's own reply comes back as a webhook: ignored.
+    own = review_comment("You said: …", 284312800, in_reply_to=284312630)
+    own["comment"]["user"].update(login="bridge-bot", type="Bot")
+    own["sender"].update(login="bridge-bot", type="Bot")
+    assert await gh.deliver("pull_request_review_comment", own) == (202, {"ignored": "sent by a bot"})
+    closed = review_comment("@bridge-bot still there?", 284312900, in_reply_to=284312630)
+    closed["pull_request"]["state"] = "closed"
+    assert await gh.deliver("pull_request_review_comment", closed) == (
+        202, {"ignored": "the conversation is closed"})
+
 
 async def test_review_reply_posted_but_not_recorded_is_not_posted_again(
         threads_config: Callable[..., Config], fake_github: FakeGitHub, fake_llm: FakeOpenAI) -> None:
