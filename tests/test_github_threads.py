@@ -155,6 +155,18 @@ async def test_answer_from_an_admin_marks_the_bots_reply_in_a_q_and_a_category(g
     assert len(gh.llm.requests) == 1, "/answer is not a question for the model"
 
 
+async def test_answer_in_a_thread_marks_the_bots_reply_in_that_thread(gh: GitHubHarness) -> None:
+    discussion = gh.gh.add_discussion(REPO, 4, DISCUSSION)
+    gh.gh.add_discussion_comment(DISCUSSION, "DC_top", "Does it happen on x86?")
+    gh.gh.add_discussion_comment(DISCUSSION, "DC_r", "no, only ARM", reply_to="DC_top")
+    await gh.deliver("discussion_comment", discussion_comment("no, only ARM", "DC_r", parent=1))
+    [reply] = await until(lambda: gh.gh.bot_discussion_comments(DISCUSSION))
+    gh.gh.add_discussion_comment(DISCUSSION, "DC_a", "/answer", reply_to="DC_top")
+    status, body = await gh.deliver("discussion_comment", discussion_comment("/answer", "DC_a", parent=1))
+    assert (status, body) == (202, {"answer": f"marked {reply.node_id} as the answer"})
+    assert discussion.answer == reply.node_id
+
+
 async def test_answer_where_github_refuses_it_says_so(gh: GitHubHarness) -> None:
     gh.gh.add_discussion(REPO, 4, DISCUSSION, answerable=False)  # not a Q&A category
     await gh.deliver("discussion", discussion_payload("Why SIGILL?", "On ARM it dies."))
