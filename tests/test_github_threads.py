@@ -330,6 +330,33 @@ async def test_labelling_an_issue_starts_it_with_its_body_and_comments(gh: GitHu
     assert await gh.deliver("issue_comment", labelled) == (202, {"accepted": True})
 
 
+def test_a_labelled_issues_history_is_bounded_keeping_the_newest() -> None:
+    from bridge.types import Author, Incoming, ThreadRef
+    from platforms.github.labels import with_history
+
+    msg = Incoming(ThreadRef("github", "", "o/r", "7"), "issues:1", Author("1", "a"), "Title\n\nBody")
+    comments = [(f"user{i}", f"comment {i} " + "x" * 80) for i in range(50)]
+    text = with_history(msg, comments, budget_chars=1000).text
+    assert len(text) <= 1000
+    assert text.startswith("Title\n\nBody\n\n(")
+    assert "earlier comment(s) left out" in text
+    assert text.endswith("comment 49 " + "x" * 80), "the newest comments are the ones kept, oldest first"
+    assert "@user48 wrote" in text
+    assert "@user0 wrote" not in text
+
+
+async def test_labelling_a_pull_request_starts_it_too(gh: GitHubHarness) -> None:
+    p = copy.deepcopy(fixture("pull_request_review_comment.created.1"))  # its pull_request object
+    payload = {"action": "labeled", "number": 2, "pull_request": p["pull_request"],
+               "label": {"name": "ask-bot"}, "repository": {**p["repository"], "full_name": "octo-org/labelled"},
+               "sender": p["sender"]}
+    payload["pull_request"]["labels"] = [{"name": "ask-bot"}]
+    payload["pull_request"]["author_association"] = "OWNER"
+    assert await gh.deliver("pull_request", payload) == (202, {"accepted": True})
+    [reply] = await gh.comments("octo-org/labelled", 2, 1)
+    assert reply.startswith("You said: Update the README with new information.")
+
+
 # ------------------------------------------------------------------------------------------------ config
 
 def _problems(channel: str) -> str:

@@ -20,6 +20,9 @@ PER_PAGE = 100
 MAX_PAGES = 3  # the first 300 comments; an issue longer than that is summarised by its newest ones anyway
 
 
+_NOTE_ROOM = 48
+
+
 def trigger_labels(triggers: list[str]) -> frozenset[str]:
     """The case-folded NAMEs of the ``label:NAME`` triggers among the rules' triggers."""
     return frozenset(t.removeprefix("label:").casefold() for t in triggers if t.startswith("label:"))
@@ -45,7 +48,7 @@ async def read_comments(client: GitHub[Any], repo: str, number: int) -> list[tup
 def with_history(msg: Incoming, comments: list[tuple[str, str]], budget_chars: int) -> Incoming:
     """``msg`` (title and body) followed by the newest comments that fit in ``budget_chars``."""
     kept: list[str] = []
-    room = budget_chars - len(msg.text)
+    room = budget_chars - len(msg.text) - _NOTE_ROOM  # the "left out" note fits too
     for login, body in reversed(comments):
         if read_marker(body) is not None:
             body = body[:body.rfind("<!--")].rstrip()  # the bot's own earlier answer, without its marker
