@@ -229,7 +229,7 @@ def rule_key_problems(platform: str, trigger: str, kind: str | None, category: s
     elif label is not None and (not label.strip() or platform != "github"):
         problems.append("trigger: label:NAME needs a label name, and only GitHub rules have labels")
     if kind is not None and platform != "github":
-        problems.append("kind: only GitHub rules have a kind (issue, discussion or review); remove it")
+        problems.append("kind: only GitHub rules have a kind (issue, discussion or review)")
     if category is not None and (kind != "discussion" or not category.strip()):
         problems.append("category: a discussion category name, only with kind: discussion")
     return problems

@@ -41,6 +41,7 @@ channels:
   - {platform: github, where: "Codertocat/*", kind: discussion, trigger: always}
   - {platform: github, where: "Codertocat/*", kind: review, trigger: mention}
   - {platform: github, where: "octo-org/labelled", trigger: "label:ask-bot"}
+  - {platform: github, where: "octo-org/talk", kind: discussion, trigger: "label:ask-bot"}
 """
 
 
@@ -328,6 +329,23 @@ async def test_labelling_an_issue_starts_it_with_its_body_and_comments(gh: GitHu
     labelled["issue"]["labels"] = [{"name": "ask-bot"}]
     labelled["comment"]["id"] = 99
     assert await gh.deliver("issue_comment", labelled) == (202, {"accepted": True})
+
+
+async def test_labelling_a_discussion_starts_it_with_its_comments(gh: GitHubHarness) -> None:
+    gh.gh.add_discussion("octo-org/talk", 4, DISCUSSION)
+    gh.gh.add_discussion_comment(DISCUSSION, "DC_1", "same on a Pi 4", login="alice")
+    gh.gh.add_discussion_comment(DISCUSSION, "DC_2", "and on Graviton", login="bob", reply_to="DC_1")
+    created = discussion_payload("Build fails on ARM", "SIGILL", repo="octo-org/talk")
+    assert await gh.deliver("discussion", created) == (202, {"accepted": False}), "not labelled yet"
+
+    labeled = copy.deepcopy(created)
+    labeled.update(action="labeled", label={"name": "ask-bot"})
+    labeled["discussion"]["labels"] = [{"name": "ask-bot"}]
+    assert await gh.deliver("discussion", labeled) == (202, {"accepted": True})
+    await until(lambda: gh.gh.bot_discussion_comments(DISCUSSION))
+    prompt = gh.llm.requests[0]["messages"][-1]["content"]
+    assert prompt.index("Build fails on ARM") < prompt.index("@alice wrote:\nsame on a Pi 4") \
+        < prompt.index("@bob wrote:\nand on Graviton")
 
 
 def test_a_labelled_issues_history_is_bounded_keeping_the_newest() -> None:

@@ -30,7 +30,12 @@ from bridge.untrusted.jsonbody import BadBody
 from platforms.arrival import Arrivals
 from platforms.github import intake, labels
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
-from platforms.github.discussions import deliver_discussion, is_answer_command, mark_answer
+from platforms.github.discussions import (
+    deliver_discussion,
+    is_answer_command,
+    mark_answer,
+    read_discussion_comments,
+)
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
 from platforms.github.reviews import deliver_review
@@ -185,8 +190,11 @@ class GitHubPlatform:
         """A labelled issue's first message: its body and the comments so far (about half the context)."""
         try:
             client = await self._client_for(msg.thread.channel)
-            comments = await labels.read_comments(client, msg.thread.channel, int(msg.thread.thread))
-        except GitHubException as exc:  # the body alone is still worth answering
+            if msg.event_id.startswith("discussion:"):
+                comments = await read_discussion_comments(client, msg.event_id.partition(":")[2])
+            else:
+                comments = await labels.read_comments(client, msg.thread.channel, int(msg.thread.thread))
+        except (GitHubException, LookupError) as exc:  # the body alone is still worth answering
             log.warning("github: could not read the comments of %s (%s); starting from its body",
                         msg.thread.key, type(exc).__name__)
             return msg

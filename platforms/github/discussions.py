@@ -145,6 +145,12 @@ async def deliver_discussion(client: GitHub[Any], reply: Outgoing, snapshots: As
     await post_parts(reply, snapshots, limit=limit, post=post, find=find)
 
 
+async def read_discussion_comments(client: GitHub[Any], discussion: str) -> list[tuple[str, str]]:
+    """(login, body) of a discussion's newest comments, each followed by its replies, oldest first."""
+    return [(n.login, n.body) for top, replies in _nodes(await client.async_graphql(_COMMENTS, {"id": discussion}))
+            for n in (top, *replies)]
+
+
 async def mark_answer(client: GitHub[Any], command: Incoming, login: str) -> str:
     """Mark the bridge's reply as the discussion's answer; a sentence saying what happened.
 

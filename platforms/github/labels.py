@@ -1,8 +1,9 @@
 """``trigger: label:NAME``: labelling an existing issue starts its conversation with what was said so far.
 
-The labelled issue's (or pull request's) comments are read oldest first, at most
-:data:`MAX_PAGES` pages, and the newest of them that fit the character budget follow the title and
-body in the first message, so the model answers the discussion as it stands, not only its opening.
+The labelled issue's (or pull request's) comments are read oldest first, at most :data:`MAX_PAGES`
+pages (a discussion's: its newest 100 comments, each with its replies), and the newest of them that
+fit the character budget follow the title and body in the first message, so the model answers the
+discussion as it stands, not only its opening.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def trigger_labels(triggers: list[str]) -> frozenset[str]:
 
 
 def is_labeling(event: str, payload: dict[str, Any]) -> bool:
-    return event in ("issues", "pull_request") and payload.get("action") == "labeled"
+    return event in ("issues", "pull_request", "discussion") and payload.get("action") == "labeled"
 
 
 async def read_comments(client: GitHub[Any], repo: str, number: int) -> list[tuple[str, str]]:
