@@ -168,6 +168,30 @@ async def test_answer_in_a_thread_marks_the_bots_reply_in_that_thread(gh: GitHub
     assert discussion.answer == reply.node_id
 
 
+async def test_answer_without_admins_is_for_the_repositorys_people(
+        make_config: Callable[..., Config], fake_llm: FakeOpenAI, fake_github: FakeGitHub) -> None:
+    config = make_config(YAML.replace("admins: {github: [Codertocat]}\n", ""), LLM_URL=fake_llm.url,
+                         GITHUB_TOKEN="ghp_testtoken123", GITHUB_WEBHOOK_SECRET=SECRET, GITHUB_URL=fake_github.url)
+    assert config.admins is None
+    discussion = fake_github.add_discussion(REPO, 4, DISCUSSION)
+    bridge = Bridge(config)
+    await bridge.start()
+    try:
+        h = GitHubHarness(bridge, fake_github, fake_llm)
+        await h.deliver("discussion", discussion_payload("Why SIGILL?", "On ARM it dies."))
+        [reply] = await until(lambda: fake_github.bot_discussion_comments(DISCUSSION))
+        fake_github.add_discussion_comment(DISCUSSION, "DC_x", "/answer", login="mallory")
+        passer_by = discussion_comment("/answer", "DC_x", login="mallory", association="NONE")
+        assert (await h.deliver("discussion_comment", passer_by))[1] == {
+            "ignored": "only the bot's admins can mark an answer"}
+        fake_github.add_discussion_comment(DISCUSSION, "DC_m", "/answer", login="maintainer")
+        member = discussion_comment("/answer", "DC_m", login="maintainer", association="MEMBER")
+        await h.deliver("discussion_comment", member)
+        assert discussion.answer == reply.node_id
+    finally:
+        await bridge.stop()
+
+
 async def test_answer_where_github_refuses_it_says_so(gh: GitHubHarness) -> None:
     gh.gh.add_discussion(REPO, 4, DISCUSSION, answerable=False)  # not a Q&A category
     await gh.deliver("discussion", discussion_payload("Why SIGILL?", "On ARM it dies."))

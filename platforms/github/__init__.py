@@ -40,6 +40,8 @@ from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
 from platforms.github.reviews import deliver_review
 
+_MAINTAINERS = {"OWNER", "MEMBER", "COLLABORATOR"}
+
 __all__ = ["MARKER_ROOM", "GitHubPlatform", "GitHubStartError", "create", "marker"]
 
 log = logging.getLogger(__name__)
@@ -202,7 +204,10 @@ class GitHubPlatform:
 
     async def _answer(self, command: Incoming) -> web.Response:
         """``/answer`` from an admin: the bot's reply becomes the discussion's answer (nothing is stored)."""
-        if not is_admin(self._config, "github", command.author.id, command.author.name):
+        # Without admins: configured, the repository's own people (not any passer-by of a public one).
+        allowed = is_admin(self._config, "github", command.author.id, command.author.name) \
+            if self._config.admins is not None else command.association in _MAINTAINERS
+        if not allowed:
             return web.json_response({"ignored": "only the bot's admins can mark an answer"}, status=202)
         try:
             client = await self._client_for(command.thread.channel)
