@@ -24,23 +24,16 @@ from httpx_aiohttp import AiohttpTransport
 from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.policy.access import AccessUnknown, is_admin
-from bridge.types import Incoming, Outgoing
+from bridge.policy.access import AccessUnknown
+from bridge.types import Outgoing
 from bridge.untrusted.jsonbody import BadBody
 from platforms.arrival import Arrivals
 from platforms.github import intake, labels
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
-from platforms.github.discussions import (
-    deliver_discussion,
-    is_answer_command,
-    mark_answer,
-    read_discussion_comments,
-)
+from platforms.github.discussions import answer_command, deliver_discussion, is_answer_command
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
 from platforms.github.reviews import deliver_review
-
-_MAINTAINERS = {"OWNER", "MEMBER", "COLLABORATOR"}
 
 __all__ = ["MARKER_ROOM", "GitHubPlatform", "GitHubStartError", "create", "marker"]
 
@@ -169,7 +162,8 @@ class GitHubPlatform:
         if isinstance(result, str):
             return web.json_response({"ignored": result}, status=202)
         if is_answer_command(result):
-            return await self._answer(result)
+            said = await answer_command(result, self._config, self._client_for, self.bot_login)
+            return web.json_response(said, status=202)
         # Taken before anything can wait: a comment whose team check is slow is still stored before
         # the next comment on the same issue (platforms/arrival.py).
         place = self._arrivals.place(result.thread.key)
@@ -180,43 +174,13 @@ class GitHubPlatform:
         try:
             async with place:
                 if labels.is_labeling(event, payload):
-                    result = await self._with_history(result)
+                    result = await labels.with_comments(result, self._client_for, self._config.llm.context_tokens)
                 accepted = await self._inbox(result)
         except Stopping:
             return web.json_response({"error": "shutting down; redeliver later"}, status=503)
         except AccessUnknown:  # not stored, nobody refused: a redelivery decides
             return web.json_response({"error": "could not check team membership; redeliver later"}, status=503)
         return web.json_response({"accepted": accepted}, status=202)
-
-    async def _with_history(self, msg: Incoming) -> Incoming:
-        """A labelled issue's first message: its body and the comments so far (about half the context)."""
-        try:
-            client = await self._client_for(msg.thread.channel)
-            if msg.event_id.startswith("discussion:"):
-                comments = await read_discussion_comments(client, msg.event_id.partition(":")[2])
-            else:
-                comments = await labels.read_comments(client, msg.thread.channel, int(msg.thread.thread))
-        except (GitHubException, LookupError) as exc:  # the body alone is still worth answering
-            log.warning("github: could not read the comments of %s (%s); starting from its body",
-                        msg.thread.key, type(exc).__name__)
-            return msg
-        return labels.with_history(msg, comments, budget_chars=self._config.llm.context_tokens * 2)
-
-    async def _answer(self, command: Incoming) -> web.Response:
-        """``/answer`` from an admin: the bot's reply becomes the discussion's answer (nothing is stored)."""
-        # Without admins: configured, the repository's own people (not any passer-by of a public one).
-        allowed = is_admin(self._config, "github", command.author.id, command.author.name) \
-            if self._config.admins is not None else command.association in _MAINTAINERS
-        if not allowed:
-            return web.json_response({"ignored": "only the bot's admins can mark an answer"}, status=202)
-        try:
-            client = await self._client_for(command.thread.channel)
-            done = await mark_answer(client, command, self.bot_login)
-        except (GitHubException, LookupError) as exc:
-            log.warning("github: /answer in %s failed: %s", command.thread.key, type(exc).__name__)
-            return web.json_response({"error": "GitHub refused to mark the answer (is the category Q&A?)"},
-                                     status=202)
-        return web.json_response({"answer": done}, status=202)
 
     # ------------------------------------------------------------------------ outbound
 

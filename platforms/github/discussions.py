@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from githubkit import GitHub
+from githubkit.exception import GitHubException
 
+from bridge.config import Config
+from bridge.policy.access import is_admin
 from bridge.types import Author, Incoming, Outgoing, ThreadRef
 from platforms.github.delivery import read_marker
 from platforms.github.delivery import safe_key as _safe_key
@@ -26,6 +29,7 @@ from platforms.github.payloads import Event, User
 log = logging.getLogger(__name__)
 
 ANSWER_COMMAND = "/answer"
+_MAINTAINERS = {"OWNER", "MEMBER", "COLLABORATOR"}
 
 _ADD = """mutation($discussion: ID!, $body: String!, $replyTo: ID) {
   addDiscussionComment(input: {discussionId: $discussion, body: $body, replyToId: $replyTo}) { comment { id } }
@@ -170,3 +174,21 @@ async def mark_answer(client: GitHub[Any], command: Incoming, login: str) -> str
         return "there is no reply of the bot to mark as the answer here"
     await client.async_graphql(_MARK, {"id": chosen.id})
     return f"marked {chosen.id} as the answer"
+
+
+async def answer_command(command: Incoming, config: Config, client_for: Callable[[str], Awaitable[GitHub[Any]]],
+                         login: str) -> dict[str, str]:
+    """``/answer``, done or refused: what the webhook's response says (nothing is stored or asked).
+
+    Without ``admins:`` configured, the repository's own people may mark an answer, not any
+    passer-by of a public repository.
+    """
+    allowed = is_admin(config, "github", command.author.id, command.author.name) \
+        if config.admins is not None else command.association in _MAINTAINERS
+    if not allowed:
+        return {"ignored": "only the bot's admins can mark an answer"}
+    try:
+        return {"answer": await mark_answer(await client_for(command.thread.channel), command, login)}
+    except (GitHubException, LookupError) as exc:
+        log.warning("github: /answer in %s failed: %s", command.thread.key, type(exc).__name__)
+        return {"error": "GitHub refused to mark the answer (is the category Q&A?)"}

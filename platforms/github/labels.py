@@ -9,13 +9,19 @@ discussion as it stands, not only its opening.
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from githubkit import GitHub
+from githubkit.exception import GitHubException
 
 from bridge.types import Incoming
 from platforms.github.delivery import read_marker
+from platforms.github.discussions import read_discussion_comments
+
+log = logging.getLogger(__name__)
 
 PER_PAGE = 100
 MAX_PAGES = 3  # the first 300 comments; an issue longer than that is summarised by its newest ones anyway
@@ -64,3 +70,20 @@ def with_history(msg: Incoming, comments: list[tuple[str, str]], budget_chars: i
         parts.append(f"({left_out} earlier comment(s) left out)")
     parts += reversed(kept)
     return dataclasses.replace(msg, text="\n\n".join(parts))
+
+
+async def with_comments(msg: Incoming, client_for: Callable[[str], Awaitable[GitHub[Any]]],
+                        context_tokens: int) -> Incoming:
+    """A labelled item's first message: its body and the comments so far, in about half the context
+    (~4 characters a token). If GitHub cannot list them, the body alone is still worth answering."""
+    try:
+        client = await client_for(msg.thread.channel)
+        if msg.event_id.startswith("discussion:"):
+            comments = await read_discussion_comments(client, msg.event_id.partition(":")[2])
+        else:
+            comments = await read_comments(client, msg.thread.channel, int(msg.thread.thread))
+    except (GitHubException, LookupError) as exc:
+        log.warning("github: could not read the comments of %s (%s); starting from its body",
+                    msg.thread.key, type(exc).__name__)
+        return msg
+    return with_history(msg, comments, budget_chars=context_tokens * 2)
