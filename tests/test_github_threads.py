@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from bridge.app import Bridge
-from bridge.config import Config, ConfigError, parse_config
+from bridge.config import Config
 from platforms.github import GitHubPlatform
 from tests.crash import answered, crash_on_record
 from tests.fakes.github_server import FakeGitHub, fixture, user_id
 from tests.fakes.openai_server import FakeOpenAI
+from tests.test_cli import bridge_cli
 from tests.test_github import SECRET, GitHubHarness, fake_github
 from tests.waiting import until
 
@@ -401,19 +402,24 @@ async def test_labelling_a_pull_request_starts_it_too(gh: GitHubHarness) -> None
 
 # ------------------------------------------------------------------------------------------------ config
 
-def _problems(channel: str) -> str:
-    text = ("platforms: {github: {token: t0k3n-value, webhook_secret: s3cret-value}}\n"
-            f"channels:\n  - {channel}\n")
-    with pytest.raises(ConfigError) as caught:
-        parse_config(text, source="bridge.yaml", env={})
-    return str(caught.value)
-
-
-def test_check_rejects_misused_github_rule_keys() -> None:
-    assert "not one of always, mention, label:NAME" in _problems("{platform: github, trigger: sometimes}")
-    assert "label:NAME needs a label name" in _problems("{platform: github, trigger: 'label:'}")
-    assert "kind" in _problems("{platform: github, kind: thread}")
-    assert "only with kind: discussion" in _problems("{platform: github, category: 'Q&A'}")
+async def test_bridge_check_rejects_misused_github_rule_keys(tmp_path: Path) -> None:
+    (tmp_path / "bridge.yaml").write_text(
+        "platforms: {github: {token: t0k3n-value, webhook_secret: s3cret-value}}\n"
+        "channels:\n"
+        "  - {platform: github, trigger: sometimes}\n"
+        "  - {platform: github, trigger: 'label:'}\n"
+        "  - {platform: github, category: 'Q&A'}\n"
+        "  - {platform: github, kind: thread}\n"
+        "  - {platform: github, where: 'o/r', kind: discussion, category: 'Q&A', trigger: 'label:ask-bot'}\n")
+    code, out, err = await bridge_cli("check", "--config", str(tmp_path / "bridge.yaml"))
+    said = out + err
+    assert code != 0
+    assert "channels.0: trigger: 'sometimes' is not one of always, mention, label:NAME" in said
+    assert "channels.1: trigger: label:NAME needs a label name" in said
+    assert "channels.2: category: a discussion category name, only with kind: discussion" in said
+    assert "channels.3.kind" in said
+    assert "channels.4" not in said, "a discussion rule with a category and a label trigger is fine"
+    assert "Traceback" not in err
 
 
 # ---------------------------------------------------------------------------------------- check --online
