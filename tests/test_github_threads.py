@@ -4,6 +4,7 @@ server → githubkit → the loopback fake GitHub; the LLM is the loopback OpenA
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -302,6 +303,17 @@ async def test_a_review_comment_is_answered_in_its_thread_with_the_diff_in_view(
     closed["pull_request"]["state"] = "closed"
     assert await gh.deliver("pull_request_review_comment", closed) == (
         202, {"ignored": "the conversation is closed"})
+
+
+async def test_eyes_show_a_slow_review_answer_is_being_written(gh: GitHubHarness) -> None:
+    gh.gh.add_review_comment(REPO, 2, 284312630, "@bridge-bot why?")
+    gh.llm.hold = asyncio.Event()
+    await gh.deliver("pull_request_review_comment", review_comment("@bridge-bot why?", 284312630))
+    await until(lambda: gh.gh.reactions_on("review_comment:284312630") == ["eyes"], timeout=5)
+    assert gh.gh.review_thread(REPO, 284312630) == []
+    gh.llm.hold.set()
+    await until(lambda: gh.gh.review_thread(REPO, 284312630))
+    await until(lambda: gh.gh.reactions_on("review_comment:284312630") == [])
 
 
 async def test_review_reply_posted_but_not_recorded_is_not_posted_again(

@@ -105,14 +105,18 @@ class Eyes:
 
     client: GitHub[Any]
     issue: Issue
-    answers: str  # "comment:<id>" reacts on that comment; anything else on the issue itself
+    answers: str  # "comment:<id>", "review_comment:<id>" react on that comment; anything else on the issue
     login: str
     ids: list[int] = field(default_factory=list)
     _showing: asyncio.Task[None] | None = None
 
     def _comment(self) -> int | None:
         kind, _, ident = self.answers.partition(":")
-        return int(ident) if kind == "comment" and ident.isdigit() else None
+        return int(ident) if kind in ("comment", "review_comment") and ident.isdigit() else None
+
+    @property
+    def _review(self) -> bool:
+        return self.answers.startswith("review_comment:")
 
     def start(self) -> None:
         """Show 👀 in the background: a slow or rate-limited reaction never holds the reply back."""
@@ -126,7 +130,10 @@ class Eyes:
     async def show(self) -> None:
         i, comment = self.issue, self._comment()
         try:
-            if comment is not None:
+            if comment is not None and self._review:
+                resp = await self.client.rest.reactions.async_create_for_pull_request_review_comment(
+                    i.owner, i.repo, comment, data={"content": "eyes"})
+            elif comment is not None:
                 resp = await self.client.rest.reactions.async_create_for_issue_comment(
                     i.owner, i.repo, comment, data={"content": "eyes"})
             else:
@@ -140,7 +147,10 @@ class Eyes:
         """Find the 👀 an interrupted attempt left, so that it is removed with ours."""
         i, comment = self.issue, self._comment()
         try:
-            if comment is not None:
+            if comment is not None and self._review:
+                resp = await self.client.rest.reactions.async_list_for_pull_request_review_comment(
+                    i.owner, i.repo, comment, content="eyes", per_page=100)
+            elif comment is not None:
                 resp = await self.client.rest.reactions.async_list_for_issue_comment(
                     i.owner, i.repo, comment, content="eyes", per_page=100)
             else:
@@ -156,7 +166,10 @@ class Eyes:
         i, comment = self.issue, self._comment()
         for rid in dict.fromkeys(self.ids):
             try:
-                if comment is not None:
+                if comment is not None and self._review:
+                    await self.client.rest.reactions.async_delete_for_pull_request_comment(i.owner, i.repo, comment,
+                                                                                          rid)
+                elif comment is not None:
                     await self.client.rest.reactions.async_delete_for_issue_comment(i.owner, i.repo, comment, rid)
                 else:
                     await self.client.rest.reactions.async_delete_for_issue(i.owner, i.repo, i.number, rid)
@@ -165,7 +178,7 @@ class Eyes:
         self.ids.clear()
 
 
-async def _final_text(snapshots: AsyncIterator[str], eyes: Eyes) -> str:
+async def final_text(snapshots: AsyncIterator[str], eyes: Eyes) -> str:
     """The finished text; 👀 goes up if it takes longer than :data:`EYES_AFTER_S`."""
     text = asyncio.ensure_future(last_snapshot(snapshots))
     try:
@@ -192,7 +205,7 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
     if reply.recovering:
         await eyes.adopt()
     try:
-        text = neutralise_mentions(await _final_text(snapshots, eyes))  # before splitting: it adds characters
+        text = neutralise_mentions(await final_text(snapshots, eyes))  # before splitting: it adds characters
         parts = split_message(text, limit)
         posted = list(reply.posted)
         if reply.recovering and len(posted) < len(parts):

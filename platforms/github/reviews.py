@@ -17,7 +17,7 @@ import orjson
 from githubkit import GitHub
 
 from bridge.types import Author, Incoming, Outgoing, ThreadRef
-from platforms.github.delivery import read_marker, safe_key
+from platforms.github.delivery import Eyes, Issue, read_marker, safe_key
 from platforms.github.parts import post_parts
 from platforms.github.payloads import Event, User
 
@@ -86,4 +86,5 @@ async def deliver_review(client: GitHub[Any], reply: Outgoing, snapshots: AsyncI
                 found[named[1]] = str(c["id"])
         return found
 
-    await post_parts(reply, snapshots, limit=limit, post=post, find=find)
+    eyes = Eyes(client, Issue(owner, repo, int(number)), reply.answers, login)  # on the comment answered
+    await post_parts(reply, snapshots, limit=limit, post=post, find=find, eyes=eyes)

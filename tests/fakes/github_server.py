@@ -91,7 +91,7 @@ class ReviewComment:
 
 @dataclass
 class Reaction:
-    target: str  # "comment:<id>" or "issue:<owner/repo>#<number>"
+    target: str  # "comment:<id>", "review_comment:<id>" or "issue:<owner/repo>#<number>"
     id: int
     content: str
     login: str
@@ -200,6 +200,9 @@ class FakeGitHub:
             web.get("/repos/{owner}/{repo}/issues/{number}/reactions", self._reactions),
             web.delete("/repos/{owner}/{repo}/issues/{number}/reactions/{reaction}", self._unreact),
             web.post("/graphql", self._graphql),
+            web.post("/repos/{owner}/{repo}/pulls/comments/{id}/reactions", self._react),
+            web.get("/repos/{owner}/{repo}/pulls/comments/{id}/reactions", self._reactions),
+            web.delete("/repos/{owner}/{repo}/pulls/comments/{id}/reactions/{reaction}", self._unreact),
             web.post("/repos/{owner}/{repo}/pulls/{number}/comments/{id}/replies", self._review_reply),
             web.get("/repos/{owner}/{repo}/pulls/{number}/comments", self._list_review_comments),
             web.get("/app/hook/deliveries", self._list_deliveries),
@@ -340,6 +343,8 @@ class FakeGitHub:
     @staticmethod
     def _target(request: web.Request) -> str:
         info = request.match_info
+        if "id" in info and "/pulls/comments/" in request.path:
+            return f"review_comment:{info['id']}"
         if "id" in info:
             return f"comment:{info['id']}"
         return f"issue:{info['owner']}/{info['repo']}#{info['number']}"
