@@ -232,11 +232,28 @@ class PlatformsConfig(_Model):
         return out
 
 
+def rule_key_problems(platform: str, trigger: str, kind: str | None, category: str | None) -> list[str]:
+    """What is wrong with a rule's ``trigger``/``kind``/``category``, each as a sentence naming the fix."""
+    problems = []
+    label = trigger.removeprefix("label:") if trigger.startswith("label:") else None
+    if trigger not in ("always", "mention") and label is None:
+        problems.append(f"trigger: {trigger!r} is not one of always, mention, label:NAME")
+    elif label is not None and (not label.strip() or platform != "github"):
+        problems.append("trigger: label:NAME needs a label name, and only GitHub rules have labels")
+    if kind is not None and platform != "github":
+        problems.append("kind: only GitHub rules have a kind (issue, discussion or review)")
+    if category is not None and (kind != "discussion" or not category.strip()):
+        problems.append("category: a discussion category name, only with kind: discussion")
+    return problems
+
+
 class ChannelRule(_Model):
     platform: Literal["github", "slack", "discord", "console"]
     where: str = "*"
     persona: str | None = None  # default_persona when unset
-    trigger: Literal["always", "mention"] = "mention"
+    trigger: str = "mention"  # always | mention | label:NAME (GitHub)
+    kind: Literal["issue", "discussion", "review"] | None = None  # GitHub: unset means issue
+    category: str | None = None  # GitHub discussions: only this category
     share: str | None = None
     continue_threads: bool = True  # extension: thread replies continue without a mention
     allow: AccessList | None = None  # who may talk here (GitHub default: OWNER, MEMBER, COLLABORATOR)
@@ -248,6 +265,14 @@ class ChannelRule(_Model):
     @classmethod
     def _str(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) else v  # an unquoted Discord id arrives as an int
+
+    @model_validator(mode="after")
+    def _github_keys(self) -> ChannelRule:
+        """``kind``, ``category`` and label triggers only mean something on GitHub: said at load, not ignored."""
+        problems = rule_key_problems(self.platform, self.trigger, self.kind, self.category)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class Config(_Model):

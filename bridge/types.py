@@ -82,6 +82,8 @@ class Incoming:
     association: str | None = None   # GitHub ``author_association`` (OWNER, MEMBER, NONE...)
     attachments: tuple[Attachment, ...] = ()  # files shared with the message, from the platform's own hosts
     context: str = ""         # what the author looks at beside the conversation (Slack pane: a channel id)
+    labels: tuple[str, ...] = ()     # GitHub: the issue's, PR's or discussion's labels now (``trigger: label:``)
+    category: str | None = None      # GitHub: the discussion's category (``category:``)
     raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core
 
 

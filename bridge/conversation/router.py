@@ -52,7 +52,7 @@ class Router:
         text = msg.text.strip()
         if not text and not msg.attachments:  # a file alone (a mention plus a PDF) is a question about it
             return self._outcome(msg, "empty")
-        rule = match_rule(self._config.channels, msg.thread)
+        rule = match_rule(self._config.channels, msg.thread, msg.category)
         if rule is None and not msg.direct:
             return self._outcome(msg, "no_rule")
         known = msg.in_thread and await self._store.has_thread(msg.thread)

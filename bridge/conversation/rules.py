@@ -6,12 +6,34 @@ from bridge.config import ChannelRule
 from bridge.places import matches
 from bridge.types import Incoming, ThreadRef
 
+# GitHub conversations other than issues say what they are in the thread's first segment
+# ("discussions/4", "reviews/2/284312630"), so a stored message still finds its rule (limits) later.
+_GITHUB_KINDS = {"discussions": "discussion", "reviews": "review"}
 
-def match_rule(rules: list[ChannelRule], thread: ThreadRef) -> ChannelRule | None:
-    """The first rule for this platform whose ``where`` matches the channel (``*`` globs allowed)."""
+
+def thread_kind(thread: ThreadRef) -> str | None:
+    """``issue``, ``discussion`` or ``review`` for a GitHub conversation; None elsewhere (no kinds)."""
+    if thread.platform != "github":
+        return None
+    head, sep, _ = thread.thread.partition("/")
+    return _GITHUB_KINDS.get(head, "issue") if sep else "issue"
+
+
+def match_rule(rules: list[ChannelRule], thread: ThreadRef, category: str | None = None) -> ChannelRule | None:
+    """The first rule for this platform whose ``where`` matches the channel (``*`` globs allowed).
+
+    On GitHub the rule's ``kind`` (unset: issue) must be the conversation's, and its ``category``
+    the discussion's; ``category=None`` means "not known here" (a stored message), not "none".
+    """
+    kind = thread_kind(thread)
     for rule in rules:
-        if rule.platform == thread.platform and matches(rule.where, thread):
-            return rule
+        if rule.platform != thread.platform or not matches(rule.where, thread):
+            continue
+        if kind is not None and (rule.kind or "issue") != kind:
+            continue
+        if rule.category is not None and category is not None and rule.category.casefold() != category.casefold():
+            continue
+        return rule
     return None
 
 
@@ -26,8 +48,17 @@ def session_key(rule: ChannelRule | None, msg: Incoming) -> str:
 
 
 def triggered(rule: ChannelRule | None, msg: Incoming, thread_known: bool) -> bool:
-    """Whether a message from a matched (or direct) conversation should be answered."""
-    if msg.direct or msg.mentioned:
+    """Whether a message from a matched (or direct) conversation should be answered.
+
+    ``label:NAME`` answers only while the conversation carries the label, mentioned or not:
+    taking the label off is how people stop the bot there.
+    """
+    if msg.direct:
+        return True
+    if rule is not None and rule.trigger.startswith("label:"):
+        wanted = rule.trigger.removeprefix("label:").casefold()
+        return any(label.casefold() == wanted for label in msg.labels)
+    if msg.mentioned:
         return True
     if rule is None:
         return False

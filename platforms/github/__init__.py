@@ -32,12 +32,14 @@ from bridge.policy.access import AccessUnknown
 from bridge.types import Outgoing, RatingSink, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from platforms.arrival import Arrivals
-from platforms.github import intake
+from platforms.github import intake, labels
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
+from platforms.github.discussions import answer_command, deliver_discussion, is_answer_command
 from platforms.github.feedback import read_ratings
 from platforms.github.files import attachment_links
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
+from platforms.github.reviews import deliver_review
 
 __all__ = ["MARKER_ROOM", "GitHubPlatform", "GitHubStartError", "create", "marker"]
 
@@ -84,6 +86,8 @@ class GitHubPlatform:
     def __init__(self, settings: GitHubConfig, config: Config) -> None:
         self._settings = settings
         self._base_dir = config.base_dir
+        self._config = config
+        self._labels = labels.trigger_labels([r.trigger for r in config.channels if r.platform == "github"])
         assert settings.webhook_secret is not None  # enforced by GitHubConfig
         self._secret = settings.webhook_secret.get_secret_value()
         self._inbox: Inbox | None = None
@@ -168,9 +172,12 @@ class GitHubPlatform:
             return web.json_response({"error": str(exc)}, status=400)
         if self._inbox is None:
             return web.json_response({"error": "stopping"}, status=503)
-        result = translate(event, payload, self.bot_login)
+        result = translate(event, payload, self.bot_login, self._labels)
         if isinstance(result, str):
             return web.json_response({"ignored": result}, status=202)
+        if is_answer_command(result):
+            said = await answer_command(result, self._config, self._client_for, self.bot_login)
+            return web.json_response(said, status=202)
         # Taken before anything can wait: a comment whose team check is slow is still stored before
         # the next comment on the same issue (platforms/arrival.py).
         place = self._arrivals.place(result.thread.key)
@@ -183,6 +190,8 @@ class GitHubPlatform:
         # Stored before we answer GitHub; the reply is produced in the background.
         try:
             async with place:
+                if labels.is_labeling(event, payload):
+                    result = await labels.with_comments(result, self._client_for, self._config.llm.context_tokens)
                 accepted = await self._inbox(result)
         except Stopping:
             return web.json_response({"error": "shutting down; redeliver later"}, status=503)
@@ -256,8 +265,15 @@ class GitHubPlatform:
         thread = reply.thread
         owner, repo = thread.channel.split("/", 1)
         client = await self._client_for(thread.channel)
-        await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
-                      limit=self._settings.max_reply_chars - MARKER_ROOM)
+        limit = self._settings.max_reply_chars - MARKER_ROOM
+        kind = thread.thread.partition("/")[0]
+        if kind == "discussions":
+            await deliver_discussion(client, reply, snapshots, login=self.bot_login, limit=limit)
+        elif kind == "reviews":
+            await deliver_review(client, reply, snapshots, login=self.bot_login, limit=limit)
+        else:
+            await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
+                          limit=limit)
 
     # ------------------------------------------------------------------------ access
 
@@ -314,7 +330,8 @@ class GitHubPlatform:
         """``bridge check --online``: identity and token scopes or app permissions (see diagnose.py)."""
         from platforms.github.diagnose import diagnose_github
 
-        found = await diagnose_github(self._settings, self._base_dir, self._github)
+        kinds = frozenset(r.kind or "issue" for r in self._config.channels if r.platform == "github")
+        found = await diagnose_github(self._settings, self._base_dir, self._github, kinds)
         if self._settings.feedback:
             found.append(Finding("ok", "github: feedback on: 👍/👎 reactions on the bot's answers are read when the "
                                        "issue is next seen (reading issues is enough)"))

@@ -39,6 +39,11 @@ def _safe(key: str) -> str:
     return re.sub(r"[^\w:.#/@-]", "_", key)[:120]
 
 
+def safe_key(key: str) -> str:
+    """The reply key as its marker writes it (what :func:`read_marker` gives back)."""
+    return _safe(key)
+
+
 def marker(key: str, part: int) -> str:
     """A hidden HTML comment naming the reply and part: recognisable after a crash, invisible to readers."""
     return f"\n\n<!-- bridge:reply {_safe(key)} part {part} -->"
@@ -101,7 +106,7 @@ class Eyes:
 
     client: GitHub[Any]
     issue: Issue
-    answers: str  # "comment:<id>" reacts on that comment; anything else on the issue itself
+    answers: str  # "comment:<id>", "review_comment:<id>" react on that comment; anything else on the issue
     login: str
     guard: Callable[[], None] = lambda: None  # Outgoing.guard: re-checked when the timer fires, before acting
     ids: list[int] = field(default_factory=list)
@@ -109,7 +114,11 @@ class Eyes:
 
     def _comment(self) -> int | None:
         kind, _, ident = self.answers.partition(":")
-        return int(ident) if kind == "comment" and ident.isdigit() else None
+        return int(ident) if kind in ("comment", "review_comment") and ident.isdigit() else None
+
+    @property
+    def _review(self) -> bool:
+        return self.answers.startswith("review_comment:")
 
     def start(self) -> None:
         """Show 👀 in the background: a slow or rate-limited reaction never holds the reply back."""
@@ -124,7 +133,10 @@ class Eyes:
         i, comment = self.issue, self._comment()
         try:
             self.guard()
-            if comment is not None:
+            if comment is not None and self._review:
+                resp = await self.client.rest.reactions.async_create_for_pull_request_review_comment(
+                    i.owner, i.repo, comment, data={"content": "eyes"})
+            elif comment is not None:
                 resp = await self.client.rest.reactions.async_create_for_issue_comment(
                     i.owner, i.repo, comment, data={"content": "eyes"})
             else:
@@ -138,7 +150,10 @@ class Eyes:
         """Find the 👀 an interrupted attempt left, so that it is removed with ours."""
         i, comment = self.issue, self._comment()
         try:
-            if comment is not None:
+            if comment is not None and self._review:
+                resp = await self.client.rest.reactions.async_list_for_pull_request_review_comment(
+                    i.owner, i.repo, comment, content="eyes", per_page=100)
+            elif comment is not None:
                 resp = await self.client.rest.reactions.async_list_for_issue_comment(
                     i.owner, i.repo, comment, content="eyes", per_page=100)
             else:
@@ -155,7 +170,10 @@ class Eyes:
         for rid in dict.fromkeys(self.ids):
             try:
                 self.guard()  # lost the session: its new holder adopts and removes the 👀
-                if comment is not None:
+                if comment is not None and self._review:
+                    await self.client.rest.reactions.async_delete_for_pull_request_comment(i.owner, i.repo, comment,
+                                                                                          rid)
+                elif comment is not None:
                     await self.client.rest.reactions.async_delete_for_issue_comment(i.owner, i.repo, comment, rid)
                 else:
                     await self.client.rest.reactions.async_delete_for_issue(i.owner, i.repo, i.number, rid)
@@ -164,7 +182,7 @@ class Eyes:
         self.ids.clear()
 
 
-async def _final_text(snapshots: AsyncIterator[str], eyes: Eyes) -> str:
+async def final_text(snapshots: AsyncIterator[str], eyes: Eyes) -> str:
     """The finished text; 👀 goes up if it takes longer than :data:`EYES_AFTER_S`."""
     text = asyncio.ensure_future(last_snapshot(snapshots))
     try:
@@ -224,7 +242,7 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
     if reply.recovering:
         await eyes.adopt()
     try:
-        text = neutralise_mentions(await _final_text(snapshots, eyes))  # before splitting: it adds characters
+        text = neutralise_mentions(await final_text(snapshots, eyes))  # before splitting: it adds characters
         parts = split_message(text, limit)
         posted = list(reply.posted)
         if reply.recovering and len(posted) < len(parts):

@@ -1,7 +1,9 @@
 """GitHub webhook events → the core's :class:`~bridge.types.Incoming` (a pure function).
 
-Answered: a new issue or pull request (title + body), a new comment on an open one. Ignored:
-edits, deletions, closed conversations, the bot's own comments and any ``Bot`` account.
+Answered: a new issue or pull request (title + body), a new comment on an open one, a label
+that a ``trigger: label:NAME`` rule waits for, a discussion or discussion comment
+(:mod:`.discussions`), a review comment (:mod:`.reviews`). Ignored: edits, deletions, closed
+conversations, the bot's own comments and any ``Bot`` account.
 """
 
 from __future__ import annotations
@@ -34,9 +36,18 @@ def _is_bot(user: User | None, bot_login: str) -> bool:
     return user is not None and (user.type == "Bot" or user.login.lower() == bot_login.lower())
 
 
-def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming | str:
-    """An :class:`Incoming` to hand to the core, or the reason the event is ignored."""
-    if event not in ("issues", "pull_request", "issue_comment"):
+_EVENTS = ("issues", "pull_request", "issue_comment", "discussion", "discussion_comment",
+           "pull_request_review_comment")
+
+
+def translate(event: str, payload: dict[str, Any], bot_login: str,
+              trigger_labels: frozenset[str] = frozenset()) -> Incoming | str:
+    """An :class:`Incoming` to hand to the core, or the reason the event is ignored.
+
+    ``trigger_labels``: the (case-folded) labels of ``trigger: label:NAME`` rules; adding one of
+    them starts the conversation, under the same event id as the item's opening (answered once).
+    """
+    if event not in _EVENTS:
         return f"{_short(event)} events are not conversations"
     try:
         ev = Event.model_validate(payload)
@@ -46,12 +57,23 @@ def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming |
         return "no repository"
     if _is_bot(ev.sender, bot_login):
         return "sent by a bot"
+    if event in ("discussion", "discussion_comment"):
+        from platforms.github.discussions import translate_discussion
+
+        return translate_discussion(ev, _mention(bot_login), lambda u: _is_bot(u, bot_login), trigger_labels)
+    if event == "pull_request_review_comment":
+        from platforms.github.reviews import translate_review
+
+        return translate_review(ev, _mention(bot_login), lambda u: _is_bot(u, bot_login))
 
     item: Issue | None
     if event in ("issues", "pull_request"):
         item = ev.issue if event == "issues" else ev.pull_request
-        if ev.action != "opened" or item is None:
+        labeled = ev.action == "labeled" and ev.label is not None and ev.label.name.casefold() in trigger_labels
+        if not (ev.action == "opened" or labeled) or item is None:
             return f"{event}.{_short(ev.action)} is not a new message"
+        if item.state == "closed":
+            return "the conversation is closed"
         text = f"{item.title}\n\n{item.body or ''}".strip()
         author = item.user or ev.sender
         association = item.author_association
@@ -81,6 +103,7 @@ def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming |
         text=text,
         mentioned=mentioned,
         association=association.upper() if association else None,  # for allow:/deny: associations
+        labels=tuple(label.name for label in item.labels),
         raw=payload,
     )
 

@@ -24,6 +24,10 @@ class Repository(_Lenient):
     full_name: str
 
 
+class Label(_Lenient):
+    name: str
+
+
 class Issue(_Lenient):
     id: int = 0
     number: int
@@ -32,6 +36,18 @@ class Issue(_Lenient):
     state: str = "open"
     user: User | None = None
     author_association: str | None = None  # OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE...
+    labels: list[Label] = []
+    node_id: str = ""
+
+
+class Category(_Lenient):
+    name: str = ""
+    is_answerable: bool = False
+
+
+class Discussion(Issue):
+    category: Category = Category()
+    locked: bool = False
 
 
 class Comment(_Lenient):
@@ -39,6 +55,11 @@ class Comment(_Lenient):
     body: str | None = None
     user: User
     author_association: str | None = None
+    node_id: str = ""
+    parent_id: int | None = None       # discussion comments: the comment this one replies to
+    in_reply_to_id: int | None = None  # review comments: the thread's first comment
+    diff_hunk: str | None = None       # review comments: the lines the comment is on
+    path: str | None = None
 
 
 class Installation(_Lenient):
@@ -52,4 +73,6 @@ class Event(_Lenient):
     issue: Issue | None = None
     pull_request: Issue | None = None  # same fields we need: number, title, body, state, user
     comment: Comment | None = None
+    discussion: Discussion | None = None
+    label: Label | None = None  # ``labeled``: the label just added
     installation: Installation | None = None

@@ -6,6 +6,12 @@ lists an issue's comments oldest first in pages (``per_page``, ``page``, a ``Lin
 reactions (creating one that exists answers 200 with it), and can be scripted to refuse a comment
 with a secondary rate limit (403/429 + ``Retry-After``) or a server error.
 
+Discussions live behind ``POST /graphql`` as on GitHub (``addDiscussionComment``,
+``markDiscussionCommentAsAnswer``, ``node(id:)`` lookups of a comment or a discussion's comments),
+answering failures in GraphQL's shape: HTTP 200 with ``errors`` (``type``, ``path``, ``message``).
+Pull-request review comments are kept too: replies in a thread (``POST .../comments/{id}/replies``)
+and the pull request's listing.
+
 It also keeps a GitHub App webhook's Recent Deliveries (``GET /app/hook/deliveries``: newest first,
 cursor pages, JWT only) and redelivers one when asked (``POST .../attempts`` → 202): like GitHub, it
 then POSTs the stored payload, signed, to the webhook URL (:meth:`FakeGitHub.deliver_webhooks_to`)
@@ -57,8 +63,36 @@ class Comment:
 
 
 @dataclass
+class DiscussionComment:
+    node_id: str
+    discussion: str  # the discussion's node id
+    body: str
+    login: str       # as GraphQL names the author: an App's bot is "slug", without "[bot]"
+    reply_to: str | None = None
+
+
+@dataclass
+class Discussion:
+    node_id: str
+    repo: str
+    number: int
+    answerable: bool = True  # a Q&A category
+    answer: str | None = None
+
+
+@dataclass
+class ReviewComment:
+    repo: str
+    pull: int
+    id: int
+    body: str
+    login: str
+    in_reply_to: int | None = None
+
+
+@dataclass
 class Reaction:
-    target: str  # "comment:<id>" or "issue:<owner/repo>#<number>"
+    target: str  # "comment:<id>", "review_comment:<id>" or "issue:<owner/repo>#<number>"
     id: int
     content: str
     login: str
@@ -138,6 +172,13 @@ class FakeGitHub:
         self.redelivery_requests: list[int] = []  # delivery ids asked to be redelivered
         # GET /repos/OWNER/REPO (`bridge check --online`): full name -> its fields; names match any case
         self.repos: dict[str, dict[str, Any]] = {}
+        self.discussions: dict[str, Discussion] = {}  # node id -> discussion (add_discussion)
+        self.discussion_comments: list[DiscussionComment] = []
+        self.graphql_operations: list[str] = []  # the first word after "mutation"/"query" field: what was asked
+        self.on_discussion_comment: Callable[[DiscussionComment], None] | None = None  # after keeping, before answering
+        self.review_comments: list[ReviewComment] = []
+        self.app_permissions: dict[str, str] = {"issues": "write", "metadata": "read"}  # GET /app
+        self.app_events: list[str] = ["issues", "issue_comment"]
         self.url = ""
         self._next_id = 1000
         self._runner: web.AppRunner | None = None
@@ -169,6 +210,12 @@ class FakeGitHub:
             web.post("/repos/{owner}/{repo}/issues/{number}/reactions", self._react),
             web.get("/repos/{owner}/{repo}/issues/{number}/reactions", self._reactions),
             web.delete("/repos/{owner}/{repo}/issues/{number}/reactions/{reaction}", self._unreact),
+            web.post("/graphql", self._graphql),
+            web.post("/repos/{owner}/{repo}/pulls/comments/{id}/reactions", self._react),
+            web.get("/repos/{owner}/{repo}/pulls/comments/{id}/reactions", self._reactions),
+            web.delete("/repos/{owner}/{repo}/pulls/comments/{id}/reactions/{reaction}", self._unreact),
+            web.post("/repos/{owner}/{repo}/pulls/{number}/comments/{id}/replies", self._review_reply),
+            web.get("/repos/{owner}/{repo}/pulls/{number}/comments", self._list_review_comments),
             web.get("/app/hook/deliveries", self._list_deliveries),
             web.post("/app/hook/deliveries/{id}/attempts", self._redeliver),
             web.get("/user-attachments/{tail:.*}", self.files.handle),
@@ -243,7 +290,7 @@ class FakeGitHub:
             "id": 29310, "slug": self.app_slug, "node_id": "MDM6QXBwMjkzMTA=", "owner": _user("octo-org"),
             "name": "Bridge App", "description": "", "external_url": "https://example.org",
             "html_url": f"https://github.com/apps/{self.app_slug}", "created_at": now, "updated_at": now,
-            "permissions": {"issues": "write", "metadata": "read"}, "events": ["issues", "issue_comment"],
+            "permissions": self.app_permissions, "events": self.app_events,
         })
 
     async def _access_token(self, request: web.Request) -> web.Response:
@@ -366,6 +413,8 @@ class FakeGitHub:
     @staticmethod
     def _target(request: web.Request) -> str:
         info = request.match_info
+        if "id" in info and "/pulls/comments/" in request.path:
+            return f"review_comment:{info['id']}"
         if "id" in info:
             return f"comment:{info['id']}"
         return f"issue:{info['owner']}/{info['repo']}#{info['number']}"
@@ -416,6 +465,131 @@ class FakeGitHub:
             return web.json_response({"message": "Not Found"}, status=404)
         return web.json_response({"url": f"{self.url}/teams/1/memberships/{login}", "role": "member",
                                   "state": "active"})
+
+    # ------------------------------------------------------------------ discussions (GraphQL)
+
+    def add_discussion(self, repo: str, number: int, node_id: str, *, answerable: bool = True) -> Discussion:
+        found = self.discussions[node_id] = Discussion(node_id, repo, number, answerable)
+        return found
+
+    def add_discussion_comment(self, discussion: str, node_id: str, body: str, *, login: str = "Codertocat",
+                               reply_to: str | None = None) -> DiscussionComment:
+        comment = DiscussionComment(node_id, discussion, body, login, reply_to)
+        self.discussion_comments.append(comment)
+        return comment
+
+    def bot_discussion_comments(self, node_id: str) -> list[DiscussionComment]:
+        """The bridge's comments in a discussion, as a reader sees them (markers hidden)."""
+        return [DiscussionComment(c.node_id, c.discussion, _HIDDEN.sub("", c.body), c.login, c.reply_to)
+                for c in self.discussion_comments
+                if c.discussion == node_id and c.login in (self.login, self.app_slug)]
+
+    @staticmethod
+    def _graphql_error(field_name: str, type_: str, message: str) -> web.Response:
+        return web.json_response({"data": {field_name: None}, "errors": [
+            {"type": type_, "path": [field_name], "locations": [{"line": 2, "column": 3}], "message": message}]})
+
+    async def _graphql(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        self.auth_seen.append(auth)
+        body = await request.json()
+        query, variables = str(body.get("query", "")), dict(body.get("variables") or {})
+        login = self._login_for(auth).removesuffix("[bot]")  # GraphQL's name for an App's bot
+        by_id = {c.node_id: c for c in self.discussion_comments}
+        if "addDiscussionComment" in query:
+            self.graphql_operations.append("addDiscussionComment")
+            discussion = self.discussions.get(str(variables.get("discussion")))
+            if discussion is None:
+                return self._graphql_error("addDiscussionComment", "NOT_FOUND",
+                                           f"Could not resolve to a node with the global id of "
+                                           f"'{variables.get('discussion')}'")
+            reply_to = variables.get("replyTo")
+            if reply_to is not None and (reply_to not in by_id or by_id[reply_to].reply_to is not None):
+                return self._graphql_error("addDiscussionComment", "UNPROCESSABLE",
+                                           "Parent comment is already in a thread, cannot reply to it")
+            self._next_id += 1
+            comment = self.add_discussion_comment(discussion.node_id, f"DC_kwDO{self._next_id}",
+                                                  str(variables.get("body", "")), login=login,
+                                                  reply_to=reply_to)
+            if self.on_discussion_comment is not None:
+                self.on_discussion_comment(comment)
+            return web.json_response({"data": {"addDiscussionComment": {"comment": {"id": comment.node_id}}}})
+        if "markDiscussionCommentAsAnswer" in query:
+            self.graphql_operations.append("markDiscussionCommentAsAnswer")
+            comment = by_id.get(str(variables.get("id")))
+            if comment is None:
+                return self._graphql_error("markDiscussionCommentAsAnswer", "NOT_FOUND",
+                                           f"Could not resolve to a node with the global id of '{variables.get('id')}'")
+            discussion = self.discussions[comment.discussion]
+            if not discussion.answerable:
+                return self._graphql_error("markDiscussionCommentAsAnswer", "UNPROCESSABLE",
+                                           "Discussion category is not answerable")
+            discussion.answer = comment.node_id
+            return web.json_response({"data": {"markDiscussionCommentAsAnswer": {
+                "discussion": {"id": discussion.node_id}}}})
+        if "node(" in query:
+            node_id = str(variables.get("id"))
+            self.graphql_operations.append("node")
+            if node_id in by_id:
+                c = by_id[node_id]
+                return web.json_response({"data": {"node": {
+                    "id": c.node_id, "discussion": {"id": c.discussion},
+                    "replyTo": {"id": c.reply_to} if c.reply_to else None}}})
+            if node_id in self.discussions:
+                def node(c: DiscussionComment) -> dict[str, Any]:
+                    return {"id": c.node_id, "body": c.body, "author": {"login": c.login}}
+                top = [c for c in self.discussion_comments if c.discussion == node_id and c.reply_to is None]
+                return web.json_response({"data": {"node": {"comments": {"nodes": [
+                    {**node(c), "replies": {"nodes": [node(r) for r in self.discussion_comments
+                                                      if r.reply_to == c.node_id][-100:]}}
+                    for c in top[-100:]]}}}})
+            return self._graphql_error("node", "NOT_FOUND", f"Could not resolve to a node with the global id of "
+                                                            f"'{node_id}'")
+        return web.json_response({"errors": [{"message": "Parse error on query", "locations": [
+            {"line": 1, "column": 1}]}]})
+
+    # ------------------------------------------------------------------ pull-request review comments
+
+    def add_review_comment(self, repo: str, pull: int, comment_id: int, body: str, *, login: str = "Codertocat",
+                           in_reply_to: int | None = None) -> ReviewComment:
+        comment = ReviewComment(repo, pull, comment_id, body, login, in_reply_to)
+        self.review_comments.append(comment)
+        return comment
+
+    def review_thread(self, repo: str, first: int) -> list[str]:
+        """The replies in one review thread, as a reader sees them (markers hidden)."""
+        return [_HIDDEN.sub("", c.body) for c in self.review_comments if c.repo == repo and c.in_reply_to == first]
+
+    def _review_json(self, c: ReviewComment) -> dict[str, Any]:
+        payload: dict[str, Any] = copy.deepcopy(fixture("pull_request_review_comment.created.1")["comment"])
+        payload.update(id=c.id, body=c.body, user=_user(c.login, "Bot" if c.login.endswith("[bot]") else "User"),
+                       url=f"{self.url}/repos/{c.repo}/pulls/comments/{c.id}",
+                       pull_request_url=f"{self.url}/repos/{c.repo}/pulls/{c.pull}")
+        if c.in_reply_to is not None:
+            payload["in_reply_to_id"] = c.in_reply_to
+        return payload
+
+    async def _review_reply(self, request: web.Request) -> web.Response:
+        """``POST .../pulls/{n}/comments/{comment_id}/replies``: 404 unless that comment is on that pull request."""
+        auth = request.headers.get("Authorization", "")
+        self.auth_seen.append(auth)
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        pull, first = int(request.match_info["number"]), int(request.match_info["id"])
+        if not any(c.repo == repo and c.pull == pull and c.id == first for c in self.review_comments):
+            return web.json_response({"message": "Not Found"}, status=404)
+        self._next_id += 1
+        reply = self.add_review_comment(repo, pull, self._next_id, (await request.json())["body"],
+                                        login=self._login_for(auth), in_reply_to=first)
+        return web.json_response(self._review_json(reply), status=201)
+
+    async def _list_review_comments(self, request: web.Request) -> web.Response:
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        pull = int(request.match_info["number"])
+        found = [c for c in self.review_comments if c.repo == repo and c.pull == pull]
+        if request.query.get("direction") == "desc":
+            found.reverse()
+        per_page = min(int(request.query.get("per_page", "30")), self.max_per_page)
+        return web.json_response([self._review_json(c) for c in found[:per_page]])
 
     # ------------------------------------------------------------------ App webhook deliveries
 
