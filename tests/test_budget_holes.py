@@ -26,7 +26,7 @@ from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens
 from bridge.metrics import Metrics
 from bridge.store import store as store_module
 from bridge.store.store import MIGRATIONS, Store
-from bridge.store.usage import Connection, Totals, UsageRow
+from bridge.store.usage import USAGE_DAYS_MIGRATION, Connection, Totals, UsageRow
 from bridge.types import Author, ThreadRef
 from tests.conftest import new_database
 from tests.fakes.openai_server import FakeOpenAI
@@ -274,7 +274,8 @@ async def test_running_totals_add_every_attempt_and_count_a_message_once(databas
 
 async def test_the_migration_fills_the_running_totals_from_existing_usage(
         database: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:-1])  # a database from before the totals
+    before = MIGRATIONS[:MIGRATIONS.index(USAGE_DAYS_MIGRATION)]  # a database from before the totals
+    monkeypatch.setattr(store_module, "MIGRATIONS", before)
     store = await open_store(database)
     now = time.time()
     try:
