@@ -22,6 +22,7 @@ from bridge.replicas.lanes import ClaimedLanes
 from bridge.server import Server, build_app
 from bridge.store.files import open_store
 from bridge.store.store import Store
+from bridge.tools.catalog import ToolManager
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ def check_personas(config: Config, personas: dict[str, Persona]) -> None:
         if rule.persona and rule.persona not in personas:
             problems.append(f"channels.{i}.persona: no persona {rule.persona!r} in {config.personas_dir} "
                             f"(have: {', '.join(sorted(personas)) or 'none'})")
+    for persona in personas.values():
+        for name in persona.tools:
+            if name not in config.tools:
+                problems.append(f"{config.personas_dir / persona.name}.yaml: tools: {name!r} is not under the "
+                                f"top-level tools: (have: {', '.join(sorted(config.tools)) or 'none'})")
     if problems:
         raise ConfigError(config.source, problems)
 
@@ -71,6 +77,7 @@ class Bridge:
         self.elections: dict[str, GatewayElection] = {}  # PostgreSQL: one gateway owner among the replicas
         self.server: Server | None = None
         self.responder: Responder | None = None
+        self.tools: ToolManager | None = None
         self._started = False
         self._pruner: asyncio.Task[None] | None = None
         self._llm_probe_interval_s = llm_probe_interval_s
@@ -83,7 +90,11 @@ class Bridge:
         # the first webhook (every other request would wait behind it).
         await asyncio.to_thread(warm_up, self.config.llm.model, *{p.model for p in self.personas.values() if p.model})
         self.llm = LLMClient(self.config.llm, self.metrics)
-        self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
+        if self.config.tools:  # in the background: a server that is down does not hold the bridge up
+            self.tools = ToolManager(self.config.tools, self.config.base_dir)
+            self.tools.start()
+        self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics,
+                                   self.tools)
         if self.store.pg is not None:  # several replicas may share the database: lanes follow the leases
             self.replica = ClaimedLanes(self.responder.handle, self.store.pg, lease_s=self.config.storage.lease_s,
                                         metrics=self.metrics)
@@ -200,6 +211,9 @@ class Bridge:
             await asyncio.gather(self._pruner, return_exceptions=True)
         if self.responder is not None:
             await self.responder.close()
+        if self.tools is not None:
+            await self.tools.stop()
+            self.tools = None
         for platform in self.platforms.values():
             try:
                 await platform.stop()

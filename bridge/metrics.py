@@ -29,6 +29,9 @@ class Metrics:
                               ["platform", "persona", "model", "kind"], registry=self.registry)
         self.refused = Counter("bridge_refused_total", "Messages not answered: access refused, or a budget used up",
                                ["platform", "reason"], registry=self.registry)
+        self.tool_calls = Counter("bridge_tool_calls_total", "Tool calls the model made, by tool and outcome "
+                                  "(ok, error, timeout, unavailable, unknown)", ["tool", "outcome"],
+                                  registry=self.registry)
 
     def count_tokens(self, prompt: int | None, completion: int | None) -> None:
         self.llm_tokens.labels(kind="prompt").inc(prompt or 0)

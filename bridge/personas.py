@@ -31,6 +31,8 @@ class Persona(BaseModel):
     # Extension: prefix each user turn with its author's name, so the model sees who said what in
     # group threads. Shared sessions always do this.
     speaker_names: bool = False
+    tools: list[str] = []  # names under the top-level `tools:` (MCP servers) whose tools the model may call
+    max_tool_steps: int = Field(4, ge=1, le=32)  # rounds of tool calls per answer; then it answers with what it has
 
     def render_system(self, *, user: str, platform: str, channel: str, today: dt.date | None = None) -> str:
         values = {"user": user, "platform": platform, "channel": channel,

@@ -20,14 +20,16 @@ from collections.abc import AsyncIterator, Mapping
 from bridge.config import Config
 from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snapshots, answer
 from bridge.conversation.commands import Asker, parse_command, run_command
+from bridge.conversation.tooluse import ToolAnswer, answer_with_tools, history_messages, log_tokens
 from bridge.llm.client import ChatRequest, LLMClient, LLMFailure
 from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens, count_tokens_async
 from bridge.metrics import Metrics
 from bridge.personas import Persona
-from bridge.platform import Platform
+from bridge.platform import Platform, show_progress
 from bridge.policy.access import is_admin
 from bridge.policy.usage import Usage
 from bridge.store.store import Message, Session, Store
+from bridge.tools.catalog import ToolManager
 from bridge.types import Outgoing
 
 log = logging.getLogger(__name__)
@@ -58,8 +60,9 @@ def speaker_label(name: str, platform: str | None) -> str:
 
 class Responder:
     def __init__(self, config: Config, store: Store, llm: LLMClient, personas: dict[str, Persona],
-                 platforms: Mapping[str, Platform], metrics: Metrics) -> None:
+                 platforms: Mapping[str, Platform], metrics: Metrics, tools: ToolManager | None = None) -> None:
         self._config = config
+        self._tools = tools
         self._store = store
         self._llm = llm
         self._personas = personas
@@ -187,6 +190,7 @@ class Responder:
         for exchange in history:
             messages.append({"role": "user", "content": content(exchange.message)})
             if exchange.reply is not None:
+                messages.extend(history_messages(exchange.tool_log) if exchange.tool_log != "[]" else ())
                 messages.append({"role": "assistant", "content": exchange.reply})
         messages.append({"role": "user", "content": content(msg)})
         return ChatRequest(messages=messages, model=model,
@@ -208,17 +212,30 @@ class Responder:
             return requests[-1]
 
         async def produce() -> None:
+            used: ToolAnswer | None = None
             try:
-                result = await answer(
-                    self._llm, build, model=model,
-                    budgets=self.budgets, deadline=loop.time() + self._config.llm.answer_timeout_s,
-                    max_retries=self._config.llm.max_retries, emit=channel.put, metrics=self._metrics)
+                deadline = loop.time() + self._config.llm.answer_timeout_s
+                if persona.tools and self._tools is not None:  # the model may look things up first
+                    used = await answer_with_tools(
+                        self._llm, build, toolbox=await self._tools.toolbox(persona.tools),
+                        max_steps=persona.max_tool_steps, model=model, budgets=self.budgets, deadline=deadline,
+                        max_retries=self._config.llm.max_retries, emit=channel.put, metrics=self._metrics,
+                        progress=functools.partial(show_progress, platform, out))
+                    result = used.answer
+                else:
+                    result = await answer(
+                        self._llm, build, model=model, budgets=self.budgets, deadline=deadline,
+                        max_retries=self._config.llm.max_retries, emit=channel.put, metrics=self._metrics)
             except LLMFailure as failure:
                 outcome.append(failure)
                 channel.put(f"⚠️ {failure.user_message}")  # in place of any half answer
             else:
                 text = result.text + (TRUNCATED_NOTE if result.truncated else "")
                 tokens = result.completion.completion_tokens or await count_tokens_async(text, model)
+                if used is not None and used.steps:
+                    log_json = used.log()
+                    await self._store.save_tool_log(msg.id, log_json, await asyncio.to_thread(log_tokens, log_json,
+                                                                                               model))
                 await self._store.save_final(msg.id, text, tokens)
                 await self._usage.record(session, msg, persona=persona.name, completion=result.completion,
                                          request=requests[-1] if requests else None, answer_tokens=tokens)

@@ -30,7 +30,8 @@ class Refusal:
 
 
 def _request_tokens(request: ChatRequest) -> int:
-    return REPLY_PRIMING + sum(PER_MESSAGE + count_tokens(m["content"], request.model) for m in request.messages)
+    return REPLY_PRIMING + sum(PER_MESSAGE + count_tokens(str(m.get("content") or ""), request.model)
+                               for m in request.messages)
 
 
 class Usage:
