@@ -49,6 +49,7 @@ class ToolServer:
         self._tried = asyncio.Event()          # the first connection attempt is over, however it went
         self._broken = asyncio.Event()
         self._relist = asyncio.Event()
+        self._listening = False
         self._task: asyncio.Task[None] | None = None
         self.connections = 0                   # how many times it connected (a restart adds one)
 
@@ -125,6 +126,7 @@ class ToolServer:
 
     async def _watch(self, client: Client) -> None:
         """Until the connection ends: re-list on change notifications, ping when idle."""
+        self._listening = False
         listener = asyncio.create_task(self._listen(client))
         try:
             while not self._broken.is_set():
@@ -142,7 +144,7 @@ class ToolServer:
                             await self._list(client)
                             log.info("tools: %s changed its tools: %s", self.name,
                                      ", ".join(t.name for t in self.tools))
-                        elif not done:
+                        elif not done and not self._listening:  # a listening stream already watches it
                             await client.send_ping()
                 except Exception as exc:
                     log.info("tools: %s stopped answering (%s)", self.name, _describe(exc))
@@ -155,6 +157,7 @@ class ToolServer:
         """Change notifications (protocol 2026-07-28); the stream breaking means the server is gone."""
         try:
             async with client.listen(tools_list_changed=True) as subscription:
+                self._listening = True
                 async for _ in subscription:
                     self._relist.set()
         except ListenNotSupportedError:

@@ -30,6 +30,7 @@ class FakePlatform:
         self.inbox: Inbox | None = None
         self.sent: asyncio.Queue[Sent] = asyncio.Queue()
         self.fail_sends = 0
+        self.progress_seen: list[tuple[str, str]] = []  # (thread key, activity): the optional progress hook
 
     async def start(self, inbox: Inbox) -> None:
         self.inbox = inbox
@@ -42,6 +43,9 @@ class FakePlatform:
             self.fail_sends -= 1
             raise ConnectionError("platform down")
         await self.sent.put(record)
+
+    async def progress(self, reply: Outgoing, activity: str) -> None:
+        self.progress_seen.append((reply.thread.key, activity))
 
     async def stop(self) -> None:
         pass
