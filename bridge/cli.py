@@ -16,6 +16,7 @@ from typing import Any
 from bridge import __version__
 from bridge.app import Bridge, check_personas, run
 from bridge.config import ChannelRule, Config, ConfigError, load_config
+from bridge.conversation.tooluse import describe_tool_log
 from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
 from bridge.store.files import backup, folder_note, open_store, storage_problem
@@ -221,6 +222,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 m = exchange.message
                 flag = "" if m.status == "answered" else f" [{m.status}]"
                 print(f"--- {m.author.name or m.author.id}{flag}\n{m.content}")
+                for line in describe_tool_log(exchange.tool_log):
+                    print(line)
                 if exchange.reply is not None:
                     print(f"--- assistant\n{exchange.reply}")
             return 0

@@ -339,3 +339,31 @@ def test_config_names_what_is_wrong(setup: Callable[..., Config], tmp_path: Path
 def test_schema_has_the_tool_log() -> None:
     assert "tool_log" in str(MIGRATIONS[-1])
     assert os.path.exists(SERVER)
+
+
+def test_sessions_show_lists_the_tool_calls(make_config: Callable[..., Config], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.cli import main
+
+    async def answer_once() -> None:
+        llm = await FakeOpenAI().start()
+        llm.reply = script(Calls([("lookup", {"term": "tort"})]))
+        env = {"LLM_URL": llm.url, "PY": sys.executable, "SERVER": SERVER}
+        (tmp_path / "prompts" / "researcher.yaml").write_text(RESEARCHER.format(steps=4))
+        platform = FakePlatform("github")
+        b = Bridge(make_config(YAML, **env), platforms={"github": platform}, serve_http=False)
+        await b.start()
+        await platform.say("What is a tort?", channel="octo-org/law")
+        await platform.reply()
+        await b.stop()
+        await llm.stop()
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
+
+    asyncio.run(answer_once())
+    assert main(["sessions", "show", "1", "--config", str(tmp_path / "bridge.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert '--- tool lookup({"term": "tort"}) → ok' in out
+    assert "    files: tort means something precise" in out
+    assert out.index("--- tool lookup") < out.index("--- assistant")

@@ -90,6 +90,25 @@ def history_messages(log: str) -> list[dict[str, Any]]:
     return out
 
 
+SHOWN_RESULT_CHARS = 300  # `bridge sessions show`: the beginning of each result
+
+
+def describe_tool_log(log: str) -> list[str]:
+    """``bridge sessions show``: each call with its arguments, outcome, time and the start of its result."""
+    try:
+        steps = json.loads(log)
+    except ValueError:
+        return []
+    lines = []
+    for s in steps if isinstance(steps, list) else ():
+        result = str(s.get("result", ""))
+        shown = result[:SHOWN_RESULT_CHARS] + ("…" if len(result) > SHOWN_RESULT_CHARS else "")
+        lines.append(f"--- tool {s.get('name')}({s.get('arguments')}) → {s.get('outcome')} "
+                     f"in {float(s.get('seconds', 0)):.2f} s (round {s.get('round')})")
+        lines.extend("    " + line for line in shown.splitlines() or [""])
+    return lines
+
+
 def log_tokens(log: str, model: str) -> int:
     """What an answer's tool messages cost in a later prompt (counted once, stored with the reply)."""
     return sum(PER_MESSAGE + count_tokens(json.dumps(m.get("tool_calls") or m.get("content")), model)
