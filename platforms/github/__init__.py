@@ -27,7 +27,7 @@ from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.types import Outgoing
 from bridge.untrusted.jsonbody import BadBody
 from platforms.github import intake
-from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
+from platforms.github.delivery import MARKER_ROOM, Activity, Issue, deliver, marker
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
 
@@ -82,6 +82,7 @@ class GitHubPlatform:
         self._app: GitHub[Any] | None = None
         self._client: GitHub[Any] | None = None  # token auth: one client for everything
         self._installations: dict[str, int] = {}  # "owner/repo" -> installation id (App auth)
+        self._activity: dict[str, Activity] = {}   # reply key -> what the answer is busy with (progress)
         self.bot_login = ""
         self._ok = False
         self._redelivery: RedeliveryTask | None = None  # App auth: failed deliveries redelivered at start
@@ -183,9 +184,19 @@ class GitHubPlatform:
         """Post the finished text as one comment per part, each part once (see :mod:`.delivery`)."""
         thread = reply.thread
         owner, repo = thread.channel.split("/", 1)
-        client = await self._client_for(thread.channel)
-        await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
-                      limit=self._settings.max_reply_chars - MARKER_ROOM)
+        activity = self._activity.setdefault(reply.key, Activity())
+        try:
+            client = await self._client_for(thread.channel)
+            await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
+                          limit=self._settings.max_reply_chars - MARKER_ROOM, activity=activity)
+        finally:
+            self._activity.pop(reply.key, None)
+
+    async def progress(self, reply: Outgoing, activity: str) -> None:
+        """A tool started: 👀 goes up at once (not after the usual wait), and the tool is listed at the end."""
+        work = self._activity.setdefault(reply.key, Activity())
+        work.tools.append(activity)
+        work.busy.set()
 
     # ------------------------------------------------------------------------ access
 
