@@ -308,6 +308,13 @@ class DiscordPlatform:
         await render_stream(rest(), post=post, edit=edit, limit=MESSAGE_LIMIT,
                             interval=self._settings.edit_interval_s, posted=posted, record=reply.record)
 
+    async def progress(self, reply: Outgoing, activity: str) -> None:
+        """A tool started: "Bridge is typing…" at once (Discord shows it for about 10 s)."""
+        thread = reply.thread
+        channel = self._client.get_partial_messageable(
+            int(thread.thread), guild_id=int(thread.workspace) if thread.workspace else None)
+        await channel.typing()
+
     @staticmethod
     async def _typing_until_text(channel: discord.PartialMessageable, snapshots: AsyncIterator[str]) -> str | None:
         """Show "Bridge is typing…" while the model thinks; the first non-blank snapshot, if any."""

@@ -236,6 +236,13 @@ class SlackPlatform:
                               interval=self._settings.edit_interval_s, deadline_s=self._settings.reply_deadline_s)
         log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)
 
+    async def progress(self, reply: Outgoing, activity: str) -> None:
+        """A tool started: the thread's status line says so at once (``assistant.threads.setStatus``,
+        chat:write); Slack clears it when the answer is posted, or after two minutes."""
+        thread = reply.thread
+        await self.client.assistant_threads_setStatus(channel_id=thread.channel, thread_ts=thread.thread,
+                                                      status=f"is using {activity[:60]}…")
+
     # ------------------------------------------------------------------------------- diagnosis
 
     async def diagnose(self) -> list[Finding]:

@@ -362,7 +362,8 @@ class FakeSlack:
         handler = {"auth.test": self._auth_test, "users.info": self._users_info,
                    "chat.postMessage": self._post_message, "chat.update": self._update,
                    "conversations.replies": self._replies, "conversations.history": self._history,
-                   "apps.connections.open": self._connections_open}.get(method)
+                   "apps.connections.open": self._connections_open,
+                   "assistant.threads.setStatus": lambda _: web.json_response({"ok": True})}.get(method)
         if handler is None:
             return self._error("unknown_method")
         return handler(args)
