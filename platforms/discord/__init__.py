@@ -310,6 +310,8 @@ class DiscordPlatform:
 
     async def progress(self, reply: Outgoing, activity: str) -> None:
         """A tool started: "Bridge is typing…" at once (Discord shows it for about 10 s)."""
+        if self._client is None:
+            return
         thread = reply.thread
         channel = self._client.get_partial_messageable(
             int(thread.thread), guild_id=int(thread.workspace) if thread.workspace else None)
