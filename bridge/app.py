@@ -44,13 +44,24 @@ def check_personas(config: Config, personas: dict[str, Persona]) -> None:
         if rule.persona and rule.persona not in personas:
             problems.append(f"channels.{i}.persona: no persona {rule.persona!r} in {config.personas_dir} "
                             f"(have: {', '.join(sorted(personas)) or 'none'})")
-    for persona in personas.values():
+    for persona in (personas[n] for n in sorted(bound_personas(config)) if n in personas):
         for name in persona.tools:
             if name not in config.tools:
                 problems.append(f"{config.personas_dir / persona.name}.yaml: tools: {name!r} is not under the "
                                 f"top-level tools: (have: {', '.join(sorted(config.tools)) or 'none'})")
     if problems:
         raise ConfigError(config.source, problems)
+
+
+def bound_personas(config: Config) -> set[str]:
+    """The personas channels answer as. Another persona (chosen with /persona, or `bridge chat --persona`)
+    may name a tool server this config lacks: it is then offered the tools that exist."""
+    return {rule.persona or config.default_persona for rule in config.channels} | {config.default_persona}
+
+
+def wired_tools(config: Config, personas: dict[str, Persona]) -> set[str]:
+    """The tool servers the bound personas use: started with the bridge (the rest on first use)."""
+    return {name for p in bound_personas(config) if p in personas for name in personas[p].tools}
 
 
 class Bridge:
@@ -92,7 +103,7 @@ class Bridge:
         self.llm = LLMClient(self.config.llm, self.metrics)
         if self.config.tools:  # in the background: a server that is down does not hold the bridge up
             self.tools = ToolManager(self.config.tools, self.config.base_dir)
-            self.tools.start()
+            self.tools.start(wired_tools(self.config, self.personas))
         self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics,
                                    self.tools)
         if self.store.pg is not None:  # several replicas may share the database: lanes follow the leases

@@ -79,6 +79,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print("warning:   llm.api_key is empty; api.openai.com will refuse requests (set OPENAI_API_KEY)")
     print(f"personas:  {', '.join(sorted(personas))} (default: {config.default_persona})")
     print(f"platforms: {', '.join(enabled) or 'none enabled'}")
+    if config.tools:
+        from bridge.tools.check import describe
+
+        print(f"tools:     {', '.join(describe(n, t) for n, t in config.tools.items())}")
     rows = [("platform", "where", "persona", "trigger", "session")]
     for rule in config.channels:
         state = "" if rule.platform in enabled else " (disabled)"

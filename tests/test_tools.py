@@ -269,7 +269,8 @@ async def _http_server(name: str) -> tuple[uvicorn.Server, asyncio.Task[None], s
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build(name).streamable_http_app(), log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(build(name).streamable_http_app(), log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=2))  # the bridge's listen stream stays open
     task = asyncio.create_task(server.serve(sockets=[sock]))
     await until(lambda: server.started)
     return server, task, f"http://127.0.0.1:{port}/mcp"
@@ -303,6 +304,7 @@ async def test_http_server_and_clashing_names_get_prefixes(setup: Callable[..., 
         await gh.say("what now?", channel="octo-org/law")
         await gh.reply()
         assert "extra" in [t["function"]["name"] for t in fake_llm.requests[-1]["tools"]]
+        await b.stop()
     finally:
         server.should_exit = True
         await task

@@ -71,10 +71,12 @@ class ToolManager:
     def __init__(self, configs: dict[str, ToolServerConfig], base_dir: Path) -> None:
         self.servers = {name: ToolServer(name, cfg, base_dir) for name, cfg in configs.items()}
 
-    def start(self) -> None:
-        """Start every server in the background: one that is down does not hold the bridge up."""
-        for server in self.servers.values():
-            server.start()
+    def start(self, names: set[str] | None = None) -> None:
+        """Start these servers (all by default) in the background: one that is down does not hold the
+        bridge up. Any other server starts when an answer first needs it, then is kept like the rest."""
+        for name, server in self.servers.items():
+            if names is None or name in names:
+                server.start()
 
     async def stop(self) -> None:
         await asyncio.gather(*(s.stop() for s in self.servers.values()))
@@ -82,6 +84,8 @@ class ToolManager:
     async def toolbox(self, names: list[str]) -> Toolbox:
         """The tools of these servers that are known now (a server never reached offers none)."""
         servers = [self.servers[n] for n in names if n in self.servers]
+        for server in servers:
+            server.start()
         await asyncio.gather(*(s.first_attempt(FIRST_CONNECT_WAIT_S) for s in servers))
         counts = Counter(_fit(t.name) for s in servers for t in s.tools)
         offered: list[Offered] = []
