@@ -34,6 +34,7 @@ RETRY_MIN_S = 0.5     # first wait before connecting again, doubled after each f
 RETRY_MAX_S = 30.0    # ...up to this
 PING_EVERY_S = 15.0   # an idle connection is checked this often
 CONNECT_TIMEOUT_S = 20.0  # starting a server and its handshake
+STOP_TIMEOUT_S = 10.0     # closing it (the SDK gives a stdio server 2 s to exit, then terminates, then kills)
 
 
 class ToolServer:
@@ -62,9 +63,12 @@ class ToolServer:
             self._task = asyncio.create_task(self._keep(), name=f"mcp:{self.name}")
 
     async def stop(self) -> None:
+        """Close the connection (a stdio server is asked to exit, then killed); never hangs the bridge's stop."""
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_S)
+            if not done:
+                log.warning("tools: %s did not close within %.0f s; leaving it", self.name, STOP_TIMEOUT_S)
             self._task = None
 
     async def first_attempt(self, timeout: float) -> None:
