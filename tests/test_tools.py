@@ -369,3 +369,20 @@ def test_sessions_show_lists_the_tool_calls(make_config: Callable[..., Config], 
     assert '--- tool lookup({"term": "tort"}) → ok' in out
     assert "    files: tort means something precise" in out
     assert out.index("--- tool lookup") < out.index("--- assistant")
+
+
+async def test_history_counts_tool_results_against_the_context_budget(
+        setup: Callable[..., Config], running: Callable[..., Any], fake_llm: FakeOpenAI) -> None:
+    def reply(body: dict[str, Any]) -> str | Calls:
+        if "big" in body["messages"][-1].get("content", "") and body.get("tools"):
+            return Calls([("big", {"size": 5000})])
+        return "Short answer."
+
+    fake_llm.reply = reply
+    _, gh = await running(setup(YAML.replace("timeout_s: 5", "timeout_s: 5, context_tokens: 300")))
+    await gh.say("a big lookup", channel="octo-org/law")
+    await gh.reply()
+    await gh.say("a small follow-up", channel="octo-org/law")
+    await gh.reply()
+    # The first exchange is short, but its tool result (about 350 tokens) is not: it is left out whole.
+    assert [m["content"] for m in fake_llm.requests[-1]["messages"][1:]] == ["a small follow-up"]
