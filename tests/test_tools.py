@@ -173,6 +173,7 @@ async def test_failing_hanging_invented_and_missing_tools_are_answered(
     assert "no tool named 'invented'" in results[2]["content"]
     assert "not valid JSON" in results[3]["content"]
     assert reply.text.startswith("Found: ")
+    assert sorted(a for _, a in gh.progress_seen) == ["fail", "hang", "lookup"]  # not the invented name
     metrics = b.metrics.render().decode()
     for outcome, tool in (("error", "fail"), ("timeout", "hang"), ("unknown", "(unknown)")):
         assert f'bridge_tool_calls_total{{outcome="{outcome}",tool="{tool}"}} 1.0' in metrics

@@ -167,7 +167,8 @@ async def answer_with_tools(llm: LLMClient, build: Callable[[int], Awaitable[Cha
 async def _run(toolbox: Toolbox, call: ToolCall, progress: Callable[[str], Awaitable[None]]
                ) -> tuple[ToolResult, float]:
     started = time.monotonic()
-    shown = asyncio.ensure_future(progress(call.name))  # the thread shows it at once, beside the call
+    # The thread shows the tool at once, beside the call (a name the model invented is not shown).
+    shown = asyncio.ensure_future(progress(call.name) if call.name in toolbox.offered else asyncio.sleep(0))
     try:
         result = await toolbox.call(call.name, call.arguments)
     except Exception as exc:  # a defect, not the tool's: the model is still answered, and the answer goes on

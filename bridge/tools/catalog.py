@@ -54,7 +54,7 @@ class Toolbox:
         """Run a call the model made: an invented name or arguments that are not JSON are answered too."""
         offered = self.offered.get(name)
         if offered is None:
-            known = ", ".join(sorted(self.offered)) or "none"
+            known = ", ".join(sorted(self.offered))[:2000] or "none"
             return ToolResult("unknown", f"There is no tool named {name[:80]!r}. The tools you can call: {known}.")
         try:
             args = json.loads(arguments) if arguments.strip() else {}
