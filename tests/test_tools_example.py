@@ -44,7 +44,7 @@ async def test_bridge_chat_with_the_librarian_uses_the_shipped_server(tmp_path: 
     code, out, err = await bridge_cli("chat", "--persona", "librarian", "--config", str(ROOT / "bridge.yaml"),
                                       env=env, stdin=b"How many tool rounds may an answer use?\n")
     assert code == 0, err
-    assert "bot> Found: tools.md (score" in out  # the sample config's docs server searched docs/
+    assert "bot> (using search_docs…) Found: tools.md (score" in out  # the sample's docs server searched docs/
     assert [t["function"]["name"] for t in fake_llm.requests[0]["tools"]] == ["search_docs", "read_doc",
                                                                               "list_docs"]
 
