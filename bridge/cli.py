@@ -83,6 +83,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         from bridge.tools.check import describe
 
         print(f"tools:     {', '.join(describe(n, t) for n, t in config.tools.items())}")
+    for persona in personas.values():  # bound personas were checked above; these are chosen with /persona
+        absent = [name for name in persona.tools if name not in config.tools]
+        if absent:
+            print(f"warning:   persona {persona.name} names tool server(s) not under tools: here "
+                  f"({', '.join(absent)}); it is offered only the tools that exist")
     rows = [("platform", "where", "persona", "trigger", "session")]
     for rule in config.channels:
         state = "" if rule.platform in enabled else " (disabled)"

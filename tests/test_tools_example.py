@@ -61,6 +61,7 @@ tools:
     code, out, err = await bridge_cli("check", "--online", "--config", str(tmp_path / "bridge.yaml"))
     assert code == 1, out + err
     assert "tools:     files (stdio: " in out  # the offline part names each server and how it is reached
+    assert "warning:   persona librarian names tool server(s) not under tools: here (docs)" in out
     assert "ok      tools: files (stdio: " in out
     assert "offers 9 tool(s): lookup, meet, hang, hold, fail, die, big, env, grow" in out
     assert "MISSING tools: gone (HTTP: http://127.0.0.1:9/mcp) did not answer" in out
