@@ -129,7 +129,6 @@ async def answer_with_tools(llm: LLMClient, build: Callable[[int], Awaitable[Cha
     while True:
         last = rounds >= max_steps or not toolbox.specs
         sent: list[ChatRequest] = []
-
         tail = extra + ([{"role": "system", "content": LAST_ROUND_NOTE}] if last and rounds else [])
 
         async def build_round(budget: int, last: bool = last, sent: list[ChatRequest] = sent,
