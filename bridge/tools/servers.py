@@ -80,9 +80,14 @@ class ToolServer:
         if self.config.command:
             params = StdioServerParameters(command=self.config.command[0], args=self.config.command[1:],
                                            env=dict(self.config.env), cwd=self._base_dir)
-            return Client(params, read_timeout_seconds=CONNECT_TIMEOUT_S)
+            return Client(params, read_timeout_seconds=CONNECT_TIMEOUT_S, message_handler=self._notified)
         assert self.config.url is not None
-        return Client(self.config.url, read_timeout_seconds=CONNECT_TIMEOUT_S)
+        return Client(self.config.url, read_timeout_seconds=CONNECT_TIMEOUT_S, message_handler=self._notified)
+
+    async def _notified(self, message: Any) -> None:
+        """An older (2025) server says its tools changed with a notification rather than a listen stream."""
+        if isinstance(message, types.ToolListChangedNotification):
+            self._relist.set()
 
     async def _keep(self) -> None:
         delay = RETRY_MIN_S
