@@ -24,6 +24,7 @@ from bridge.replicas.lanes import ClaimedLanes
 from bridge.server import Server, build_app
 from bridge.store.files import open_store
 from bridge.store.store import Store
+from bridge.tools.catalog import ToolManager
 from bridge.types import RatingSink
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,24 @@ def check_personas(config: Config, personas: dict[str, Persona]) -> None:
         if rule.persona and rule.persona not in personas:
             problems.append(f"channels.{i}.persona: no persona {rule.persona!r} in {config.personas_dir} "
                             f"(have: {', '.join(sorted(personas)) or 'none'})")
+    for persona in (personas[n] for n in sorted(bound_personas(config)) if n in personas):
+        for name in persona.tools:
+            if name not in config.tools:
+                problems.append(f"{config.personas_dir / persona.name}.yaml: tools: {name!r} is not under the "
+                                f"top-level tools: (have: {', '.join(sorted(config.tools)) or 'none'})")
     if problems:
         raise ConfigError(config.source, problems)
+
+
+def bound_personas(config: Config) -> set[str]:
+    """The personas channels answer as. Another persona (chosen with /persona, or `bridge chat --persona`)
+    may name a tool server this config lacks: it is then offered the tools that exist."""
+    return {rule.persona or config.default_persona for rule in config.channels} | {config.default_persona}
+
+
+def wired_tools(config: Config, personas: dict[str, Persona]) -> set[str]:
+    """The tool servers the bound personas use: started with the bridge (the rest on first use)."""
+    return {name for p in bound_personas(config) if p in personas for name in personas[p].tools}
 
 
 class Bridge:
@@ -76,6 +93,7 @@ class Bridge:
         self.elections: dict[str, GatewayElection] = {}  # PostgreSQL: one gateway owner among the replicas
         self.server: Server | None = None
         self.responder: Responder | None = None
+        self.tools: ToolManager | None = None
         self._started = False
         self._pruner: asyncio.Task[None] | None = None
         self._llm_probe_interval_s = llm_probe_interval_s
@@ -91,7 +109,11 @@ class Bridge:
         # the first webhook (every other request would wait behind it).
         await asyncio.to_thread(warm_up, self.config.llm.model, *{p.model for p in self.personas.values() if p.model})
         self.llm = LLMClient(self.config.llm, self.metrics)
-        self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
+        if self.config.tools:  # in the background: a server that is down does not hold the bridge up
+            self.tools = ToolManager(self.config.tools, self.config.base_dir)
+            self.tools.start(wired_tools(self.config, self.personas))
+        self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics,
+                                   self.tools)
         if self.store.pg is not None:  # several replicas may share the database: lanes follow the leases
             self.replica = ClaimedLanes(self.responder.handle, self.store.pg, lease_s=self.config.storage.lease_s,
                                         metrics=self.metrics)
@@ -233,6 +255,9 @@ class Bridge:
                 await asyncio.gather(task, return_exceptions=True)
         if self.responder is not None:
             await self.responder.close()
+        if self.tools is not None:
+            await self.tools.stop()
+            self.tools = None
         for platform in self.platforms.values():
             try:
                 await platform.stop()

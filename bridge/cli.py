@@ -16,6 +16,7 @@ from typing import Any
 from bridge import __version__
 from bridge.app import Bridge, check_personas, run
 from bridge.config import ChannelRule, Config, ConfigError, LLMConfig, load_config
+from bridge.conversation.tooluse import describe_tool_log
 from bridge.llm.client import LLMClient, LLMFailure
 from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
@@ -80,6 +81,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         print("warning:   llm.api_key is empty; api.openai.com will refuse requests (set OPENAI_API_KEY)")
     print(f"personas:  {', '.join(sorted(personas))} (default: {config.default_persona})")
     print(f"platforms: {', '.join(enabled) or 'none enabled'}")
+    if config.tools:
+        from bridge.tools.check import describe
+
+        print(f"tools:     {', '.join(describe(n, t) for n, t in config.tools.items())}")
+    for persona in personas.values():  # bound personas were checked above; these are chosen with /persona
+        absent = [name for name in persona.tools if name not in config.tools]
+        if absent:
+            print(f"warning:   persona {persona.name} names tool server(s) not under tools: here "
+                  f"({', '.join(absent)}); it is offered only the tools that exist")
     rows = [("platform", "where", "persona", "trigger", "session")]
     for rule in config.channels:
         state = "" if rule.platform in enabled else " (disabled)"
@@ -253,6 +263,8 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                 print(f"--- {m.author.name or m.author.id}{flag}\n{m.content}")
                 for f in files.get(m.id, []):
                     print(f"  [file] {describe_file(f)}")
+                for line in describe_tool_log(exchange.tool_log):
+                    print(line)
                 if exchange.reply is not None:
                     print(f"--- assistant\n{exchange.reply}")
             return 0

@@ -29,6 +29,7 @@ from pydantic_core import ErrorDetails
 
 from bridge.attachments.config import AttachmentsConfig
 from bridge.policy.config import AccessList, Admins, Limits, Price, check_rule_access
+from bridge.tools.config import NAME_PATTERN, ToolServerConfig
 
 PLATFORM_NAMES = ("github", "slack", "discord")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -286,6 +287,7 @@ class Config(_Model):
     limits: Limits = Limits()
     admins: Admins | None = None     # unset: everyone may run every command
     attachments: AttachmentsConfig = AttachmentsConfig()  # files and images shared in a conversation
+    tools: dict[str, ToolServerConfig] = {}  # MCP servers personas may use (bridge/tools)
     refusal_message: str = ("Sorry, I'm not set up to answer you here. If you think you should have access, "
                             "ask the people who run this bot.")
     # Not read from YAML: where the file lives (for relative paths and messages). Set by the loader.
@@ -339,6 +341,15 @@ class Config(_Model):
                                  f"share {rule.share!r} under {first[1]!r}; a shared session has one persona: "
                                  "name the same persona on every rule of this share")
         return self
+
+    @field_validator("tools")
+    @classmethod
+    def _tool_names(cls, v: dict[str, ToolServerConfig]) -> dict[str, ToolServerConfig]:
+        bad = [name for name in v if not re.match(NAME_PATTERN, name)]
+        if bad:
+            raise ValueError(f"{', '.join(map(repr, bad))}: a tool server's name is letters, digits, - and _ "
+                             "(at most 41), as it may prefix its tools' names")
+        return v
 
     @property
     def db_path(self) -> str:

@@ -136,5 +136,12 @@ async def diagnose_platforms(config: Config) -> list[Finding]:
     return found
 
 
+async def diagnose_tools(config: Config) -> list[Finding]:
+    """Each MCP server under ``tools:`` started (or reached) once, and the tools it lists."""
+    from bridge.tools.check import check_servers
+
+    return [Finding(level, text) for level, text in await check_servers(config.tools, config.base_dir)]
+
+
 async def diagnose(config: Config, personas: dict[str, Persona]) -> list[Finding]:
-    return [*await diagnose_llm(config, personas), *await diagnose_platforms(config)]
+    return [*await diagnose_llm(config, personas), *await diagnose_platforms(config), *await diagnose_tools(config)]

@@ -33,6 +33,9 @@ class Metrics:
                                ["platform", "reason"], registry=self.registry)
         self.feedback = Counter("bridge_feedback_total", "Ratings people gave answers (a changed rating counts "
                                 "again)", ["platform", "persona", "rating"], registry=self.registry)
+        self.tool_calls = Counter("bridge_tool_calls_total", "Tool calls the model made, by tool and outcome "
+                                  "(ok, error, timeout, unavailable, unknown)", ["tool", "outcome"],
+                                  registry=self.registry)
 
     def count_tokens(self, prompt: int | None, completion: int | None) -> None:
         self.llm_tokens.labels(kind="prompt").inc(prompt or 0)

@@ -53,6 +53,8 @@ class Persona(BaseModel):
             raise ValueError(f"at most {MAX_SUGGESTED_PROMPTS} (Slack's assistant pane shows no more); "
                              f"this persona lists {len(v)}")
         return v
+    tools: list[str] = []  # names under the top-level `tools:` (MCP servers) whose tools the model may call
+    max_tool_steps: int = Field(4, ge=1, le=32)  # rounds of tool calls per answer; then it answers with what it has
 
     def render_system(self, *, user: str, platform: str, channel: str, today: dt.date | None = None) -> str:
         values = {"user": user, "platform": platform, "channel": channel,

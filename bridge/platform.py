@@ -7,6 +7,7 @@ snapshots. An adapter never touches the store; the core never imports an adapter
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,6 +18,8 @@ from bridge.types import Incoming, Outgoing
 
 if TYPE_CHECKING:
     from bridge.config import Config
+
+log = logging.getLogger(__name__)
 
 class PlatformStartError(RuntimeError):
     """A platform could not start (refused credentials, unreachable service).
@@ -66,6 +69,21 @@ class Platform(Protocol):
 
     # Optional: ``accept_ratings(sink: RatingSink) -> None``. A platform that shows 👍/👎 under its
     # answers has it; the bridge hands it the sink before ``start`` (see bridge/conversation/ratings.py).
+    # Optional: ``async def progress(self, reply: Outgoing, activity: str) -> None`` shows in the
+    # thread, at once, that the answer is busy with something (``activity``: the tool that started),
+    # e.g. a status line, typing, a reaction. Called through :func:`show_progress`; none is fine.
+
+
+async def show_progress(platform: Platform, reply: Outgoing, activity: str) -> None:
+    """Call the platform's optional ``progress`` hook; an adapter without one shows nothing, and a
+    hook that fails never fails the answer."""
+    hook = getattr(platform, "progress", None)
+    if hook is None:
+        return
+    try:
+        await hook(reply, activity)
+    except Exception as exc:
+        log.info("%s: showing progress failed: %s", platform.name, type(exc).__name__)
 
 
 PlatformFactory = Callable[[Any, "Config"], Platform]

@@ -140,6 +140,11 @@ class ConsolePlatform:
         self._stdout.flush()
         self._answered.set()
 
+    async def progress(self, reply: Outgoing, activity: str) -> None:
+        """A tool started: say so inline, so a persona's tools can be seen working before any platform."""
+        self._stdout.write(f"(using {activity}…) ")
+        self._stdout.flush()
+
     async def _show(self, snapshots: AsyncIterator[str]) -> None:
         shown = ""
         async for raw in snapshots:

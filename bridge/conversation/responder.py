@@ -26,17 +26,19 @@ from bridge.conversation.answering import TRUNCATED_NOTE, Answer, Budgets, Snaps
 from bridge.conversation.commands import Asker, parse_command, run_command
 from bridge.conversation.persisting import RETRY_FOR_S, StoreFailed, until_settled
 from bridge.conversation.slots import Slot, Slots
+from bridge.conversation.tooluse import ToolAnswer, answer_with_tools, history_messages, log_tokens
 from bridge.llm.client import ChatRequest, LLMClient, LLMFailure
 from bridge.llm.tokens import PER_MESSAGE, REPLY_PRIMING, count_tokens, count_tokens_async
 from bridge.metrics import Metrics
 from bridge.personas import Persona
-from bridge.platform import Platform
+from bridge.platform import Platform, show_progress
 from bridge.policy.access import is_admin
 from bridge.policy.usage import Usage
 from bridge.store import fencing
 from bridge.store.attachments import StoredFile
 from bridge.store.fencing import LeaseLost
 from bridge.store.store import Message, Session, Store
+from bridge.tools.catalog import ToolManager
 from bridge.types import Outgoing
 
 log = logging.getLogger(__name__)
@@ -69,8 +71,9 @@ def speaker_label(name: str, platform: str | None) -> str:
 
 class Responder:
     def __init__(self, config: Config, store: Store, llm: LLMClient, personas: dict[str, Persona],
-                 platforms: Mapping[str, Platform], metrics: Metrics) -> None:
+                 platforms: Mapping[str, Platform], metrics: Metrics, tools: ToolManager | None = None) -> None:
         self._config = config
+        self._tools = tools
         self._store = store
         self._llm = llm
         self._personas = personas
@@ -292,6 +295,7 @@ class Responder:
         for exchange in history:
             messages.append({"role": "user", "content": turn(exchange.message)})
             if exchange.reply is not None:
+                messages.extend(history_messages(exchange.tool_log) if exchange.tool_log != "[]" else ())
                 messages.append({"role": "assistant", "content": exchange.reply})
         messages.append({"role": "user", "content": turn(msg)})
         return ChatRequest(messages=messages, model=model,
@@ -323,12 +327,24 @@ class Responder:
                 log.error("recording the cost of message %s failed: %s", msg.id, type(exc).__name__)
 
         async def produce() -> None:
+            used: ToolAnswer | None = None
             try:
-                result = await answer(
-                    self._llm, build, model=model,
-                    budgets=self.budgets, deadline=loop.time() + self._config.llm.answer_timeout_s,
-                    max_retries=self._config.llm.max_retries, emit=lambda t: channel.put(notice + t),
-                    metrics=self._metrics, spent=spent)
+                deadline = loop.time() + self._config.llm.answer_timeout_s
+
+                def emit(text: str) -> None:
+                    channel.put(notice + text)
+
+                if persona.tools and self._tools is not None:  # the model may look things up first
+                    used = await answer_with_tools(
+                        self._llm, build, toolbox=await self._tools.toolbox(persona.tools),
+                        max_steps=persona.max_tool_steps, model=model, budgets=self.budgets, deadline=deadline,
+                        max_retries=self._config.llm.max_retries, emit=emit, metrics=self._metrics,
+                        progress=functools.partial(show_progress, platform, out), spent=spent)
+                    result = used.answer
+                else:
+                    result = await answer(
+                        self._llm, build, model=model, budgets=self.budgets, deadline=deadline,
+                        max_retries=self._config.llm.max_retries, emit=emit, metrics=self._metrics, spent=spent)
             except LLMFailure as failure:
                 outcome.append(failure)
                 channel.put(f"{notice}⚠️ {failure.user_message}")  # in place of any half answer
@@ -338,6 +354,10 @@ class Responder:
                 usage = await self._usage.row(session, msg, persona=persona.name, request=result.request,
                                               completion=result.completion, text=text, answer_tokens=tokens)
                 try:
+                    if used is not None and used.steps:
+                        log_json = used.log()
+                        await self._store.save_tool_log(msg.id, log_json,
+                                                        await asyncio.to_thread(log_tokens, log_json, model))
                     await self._store.save_final(msg.id, text, tokens, usage)  # one transaction: a crash keeps both
                 except Exception as exc:  # never close the channel on a half answer as if it were whole
                     unsaved.append(exc)

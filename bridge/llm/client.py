@@ -24,6 +24,7 @@ from openai import AsyncOpenAI, AsyncStream
 
 from bridge.config import LLMConfig
 from bridge.llm.models import model_ids, window_from_models, window_from_props
+from bridge.llm.toolcalls import ToolCalls
 from bridge.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -144,12 +145,23 @@ def classify(exc: BaseException) -> LLMFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the model asked to run (OpenAI format): its call id, the tool's name, JSON arguments."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
-    """How an answer ended: the model's ``finish_reason`` and the tokens the server reported."""
+    """How an answer ended: the model's ``finish_reason``, the tokens the server reported, and the
+    tools it asked to run (then the answer is not finished: :mod:`bridge.conversation.tooluse`)."""
 
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +170,7 @@ class ChatRequest:
     model: str
     temperature: float | None = None
     max_tokens: int | None = None
+    tools: list[dict[str, Any]] | None = None  # OpenAI function tools the model may call
 
 
 _JSON: Any = {"headers": {"Content-Type": "application/json"}}
@@ -198,11 +211,14 @@ class LLMClient:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
+        if request.tools:
+            body["tools"] = request.tools
         if self._config.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         finish: str | None = None
         usage: dict[str, Any] = {}
+        calls = ToolCalls()
         try:
             response: Any = await self._client.post(
                 "/chat/completions", cast_to=object, content=orjson.dumps(body), options=_JSON,
@@ -212,9 +228,11 @@ class LLMClient:
                     if chunk.get("usage"):
                         usage = chunk["usage"]
                     for choice in chunk.get("choices") or ():
-                        content = (choice.get("delta") or {}).get("content")
+                        delta = choice.get("delta") or {}
+                        content = delta.get("content")
                         if content:
                             yield content
+                        calls.add_deltas(delta.get("tool_calls"))
                         if choice.get("finish_reason"):
                             finish = choice["finish_reason"]
             else:
@@ -222,7 +240,9 @@ class LLMClient:
                 choices = response.get("choices") or []
                 if choices:
                     finish = choices[0].get("finish_reason")
-                    yield (choices[0].get("message") or {}).get("content") or ""
+                    message = choices[0].get("message") or {}
+                    calls.add_whole(message.get("tool_calls"))
+                    yield message.get("content") or ""
             self.last_success = time.time()
         except (openai.OpenAIError, OSError, EOFError) as exc:
             raise self._failed(exc) from None
@@ -236,7 +256,7 @@ class LLMClient:
         if usage:
             self._metrics.count_tokens(prompt, completion)
         self._metrics.llm_attempts.labels(outcome="ok").inc()
-        yield Completion(finish, prompt, completion)
+        yield Completion(finish, prompt, completion, calls.done())
 
     def _failed(self, exc: BaseException) -> LLMFailure:
         failure = classify(exc)

@@ -34,7 +34,8 @@ class Refusal:
 
 
 def _request_tokens(request: ChatRequest) -> int:
-    return REPLY_PRIMING + sum(PER_MESSAGE + content_tokens(m["content"], request.model) for m in request.messages)
+    return REPLY_PRIMING + sum(PER_MESSAGE + content_tokens(m.get("content"), request.model)
+                               for m in request.messages)
 
 
 class Usage:

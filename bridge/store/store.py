@@ -154,6 +154,12 @@ MIGRATIONS: list[Migration] = [
     # feedback: one 👍/👎 per person per answer (bridge/store/feedback.py); sessions.context: what the
     # person is looking at beside the conversation (Slack's assistant pane), for the persona's {channel}.
     FEEDBACK_MIGRATION + ";\n    ALTER TABLE sessions ADD COLUMN context TEXT",
+    # Tools: the calls and results of an answer (JSON, bridge/conversation/tooluse.py), and what they cost
+    # in a later prompt, so history keeps them within the context budget.
+    """
+    ALTER TABLE replies ADD COLUMN tool_log TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE replies ADD COLUMN tool_tokens INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -211,6 +217,7 @@ class Exchange:
     message: Message
     reply: str | None
     reply_tokens: int
+    tool_log: str = "[]"  # the tools the answer used (JSON list of calls with their results)
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,8 +458,8 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
         upto = before_message_id
         while True:
             async with self._db.execute(
-                f"SELECT m.{_MSG_COLUMNS.replace(', ', ', m.')}, r.text, r.tokens FROM messages m "
-                "LEFT JOIN replies r ON r.message_id = m.id AND r.state = 'delivered' "
+                f"SELECT m.{_MSG_COLUMNS.replace(', ', ', m.')}, r.text, r.tokens, r.tool_log, r.tool_tokens "
+                "FROM messages m LEFT JOIN replies r ON r.message_id = m.id AND r.state = 'delivered' "
                 "WHERE m.session_id = ? AND m.id < ? AND m.kind = 'chat' AND m.status != 'refused' "
                 "ORDER BY m.id DESC LIMIT ?", (session_id, upto, _HISTORY_PAGE),
             ) as cur:
@@ -460,11 +467,12 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
             for row in rows:
                 msg = _message(row)
                 reply, reply_tokens = row[11], int(row[12] or 0)
-                cost = msg.tokens + per_turn + (reply_tokens + per_turn if reply is not None else 0)
+                tool_log = str(row[13]) if reply is not None and row[13] else "[]"
+                cost = msg.tokens + per_turn + (reply_tokens + per_turn + int(row[14] or 0) if reply is not None else 0)
                 if used + cost > max_tokens:
                     return out[::-1]
                 used += cost
-                out.append(Exchange(msg, None if reply is None else str(reply), reply_tokens))
+                out.append(Exchange(msg, None if reply is None else str(reply), reply_tokens, tool_log))
             if len(rows) < _HISTORY_PAGE:
                 return out[::-1]
             upto = int(rows[-1][0])
@@ -532,6 +540,14 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
                              (text, tokens, now, message_id))
             if usage is not None:
                 await self._add_usage(db, usage, now)
+
+    async def save_tool_log(self, message_id: int, log: str, tokens: int) -> None:
+        """The tools an answer used, kept with its reply (before the final text is saved)."""
+        now = time.time()
+        async with self._tx() as db:
+            await self._upsert_reply(db, message_id, now)
+            await db.execute("UPDATE replies SET tool_log = ?, tool_tokens = ?, updated_at = ? WHERE message_id = ?",
+                             (log, tokens, now, message_id))
 
     async def delivered(self, message_id: int) -> None:
         """The reply is on the platform: the message is answered, and its reply joins the history."""
@@ -650,8 +666,9 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
     async def transcript(self, session_id: int) -> list[Exchange]:
         """Every message of a session with its reply text, in conversation order (``sessions show``)."""
         async with self._db.execute(
-            f"SELECT m.{_MSG_COLUMNS.replace(', ', ', m.')}, r.text, r.tokens FROM messages m "
+            f"SELECT m.{_MSG_COLUMNS.replace(', ', ', m.')}, r.text, r.tokens, r.tool_log FROM messages m "
             "LEFT JOIN replies r ON r.message_id = m.id AND r.final = 1 "
             "WHERE m.session_id = ? ORDER BY m.id", (session_id,)) as cur:
             rows = await cur.fetchall()
-        return [Exchange(_message(r), None if r[11] is None else str(r[11]), int(r[12] or 0)) for r in rows]
+        return [Exchange(_message(r), None if r[11] is None else str(r[11]), int(r[12] or 0), str(r[13] or "[]"))
+                for r in rows]

@@ -399,6 +399,15 @@ class DiscordPlatform:
         if view is not None and ids:
             await add_buttons(channel, int(ids[-1]), view)
 
+    async def progress(self, reply: Outgoing, activity: str) -> None:
+        """A tool started: "Bridge is typing…" at once (Discord shows it for about 10 s)."""
+        if self._client is None:
+            return
+        thread = reply.thread
+        channel = self._client.get_partial_messageable(
+            int(thread.thread), guild_id=int(thread.workspace) if thread.workspace else None)
+        await channel.typing()
+
     @staticmethod
     async def _typing_until_text(channel: discord.PartialMessageable, snapshots: AsyncIterator[str]) -> str | None:
         """Show "Bridge is typing…" while the model thinks; the first non-blank snapshot, if any."""

@@ -33,7 +33,7 @@ from bridge.types import Outgoing, RatingSink, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from platforms.arrival import Arrivals
 from platforms.github import intake, labels
-from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
+from platforms.github.delivery import MARKER_ROOM, Activity, Issue, deliver, marker
 from platforms.github.discussions import answer_command, deliver_discussion, is_answer_command
 from platforms.github.feedback import read_ratings
 from platforms.github.files import attachment_links
@@ -94,6 +94,7 @@ class GitHubPlatform:
         self._app: GitHub[Any] | None = None
         self._client: GitHub[Any] | None = None  # token auth: one client for everything
         self._installations: dict[str, int] = {}  # "owner/repo" -> installation id (App auth)
+        self._activity: dict[str, Activity] = {}   # reply key -> what the answer is busy with (progress)
         self.bot_login = ""
         self._ok = False
         self._redelivery: RedeliveryTask | None = None  # App auth: failed deliveries redelivered at start
@@ -264,16 +265,26 @@ class GitHubPlatform:
         """Post the finished text as one comment per part, each part once (see :mod:`.delivery`)."""
         thread = reply.thread
         owner, repo = thread.channel.split("/", 1)
-        client = await self._client_for(thread.channel)
-        limit = self._settings.max_reply_chars - MARKER_ROOM
-        kind = thread.thread.partition("/")[0]
-        if kind == "discussions":
-            await deliver_discussion(client, reply, snapshots, login=self.bot_login, limit=limit)
-        elif kind == "reviews":
-            await deliver_review(client, reply, snapshots, login=self.bot_login, limit=limit)
-        else:
-            await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
-                          limit=limit)
+        activity = self._activity.setdefault(reply.key, Activity())
+        try:
+            client = await self._client_for(thread.channel)
+            limit = self._settings.max_reply_chars - MARKER_ROOM
+            kind = thread.thread.partition("/")[0]
+            if kind == "discussions":
+                await deliver_discussion(client, reply, snapshots, login=self.bot_login, limit=limit)
+            elif kind == "reviews":
+                await deliver_review(client, reply, snapshots, login=self.bot_login, limit=limit)
+            else:
+                await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
+                              limit=limit, activity=activity)
+        finally:
+            self._activity.pop(reply.key, None)
+
+    async def progress(self, reply: Outgoing, activity: str) -> None:
+        """A tool started: 👀 goes up at once (not after the usual wait), and the tool is listed at the end."""
+        work = self._activity.setdefault(reply.key, Activity())
+        work.tools.append(activity)
+        work.busy.set()
 
     # ------------------------------------------------------------------------ access
 

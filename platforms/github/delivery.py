@@ -182,18 +182,40 @@ class Eyes:
         self.ids.clear()
 
 
-async def final_text(snapshots: AsyncIterator[str], eyes: Eyes) -> str:
-    """The finished text; 👀 goes up if it takes longer than :data:`EYES_AFTER_S`."""
+@dataclass
+class Activity:
+    """What an answer is busy with (the core's progress hook): 👀 at once, and the tools it used."""
+
+    busy: asyncio.Event = field(default_factory=asyncio.Event)
+    tools: list[str] = field(default_factory=list)
+
+    def details(self) -> str:
+        """A collapsed list of the tools used, for the end of the answer ("" when none was)."""
+        if not self.tools:
+            return ""
+        counts: dict[str, int] = {}
+        for tool in self.tools:
+            counts[tool] = counts.get(tool, 0) + 1
+        lines = "\n".join(f"- `{name}`" + (f" ×{n}" if n > 1 else "") for name, n in counts.items())
+        return f"\n\n<details><summary>Tools used ({len(self.tools)})</summary>\n\n{lines}\n</details>"
+
+
+async def final_text(snapshots: AsyncIterator[str], eyes: Eyes, activity: Activity | None = None) -> str:
+    """The finished text; 👀 goes up if it takes longer than :data:`EYES_AFTER_S`, or at once when a
+    tool starts."""
     text = asyncio.ensure_future(last_snapshot(snapshots))
+    busy = asyncio.ensure_future(activity.busy.wait()) if activity is not None else None
     try:
-        done, _ = await asyncio.wait({text}, timeout=EYES_AFTER_S)
-        if not done:
+        done, _ = await asyncio.wait({text} | ({busy} if busy else set()), timeout=EYES_AFTER_S,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if text not in done:
             eyes.start()
         return await text
     finally:
-        if not text.done():
-            text.cancel()
-            await asyncio.gather(text, return_exceptions=True)
+        for task in (text, busy):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
 
 async def _post(client: GitHub[Any], issue: Issue, body: str) -> str:
@@ -236,13 +258,15 @@ async def _correct(client: GitHub[Any], issue: Issue, reply: Outgoing, posted: l
 
 
 async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots: AsyncIterator[str], *,
-                  login: str, limit: int) -> None:
+                  login: str, limit: int, activity: Activity | None = None) -> None:
     """Post the finished text, one comment per part, each part once; 👀 while it is being written."""
     eyes = Eyes(client, issue, reply.answers, login, reply.guard)
     if reply.recovering:
         await eyes.adopt()
     try:
-        text = neutralise_mentions(await final_text(snapshots, eyes))  # before splitting: it adds characters
+        text = neutralise_mentions(await final_text(snapshots, eyes, activity))  # before splitting: it adds chars
+        if activity is not None:
+            text += activity.details()
         parts = split_message(text, limit)
         posted = list(reply.posted)
         if reply.recovering and len(posted) < len(parts):

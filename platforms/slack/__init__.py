@@ -355,6 +355,12 @@ class SlackPlatform:
             log.info("slack: workspace %s refused native streaming (%s); answering with edits there",
                      workspace or "?", excerpt(error))
         self._no_streams.add(workspace)
+    async def progress(self, reply: Outgoing, activity: str) -> None:
+        """A tool started: the thread's status line says so at once (``assistant.threads.setStatus``,
+        chat:write); Slack clears it when the answer is posted, or after two minutes."""
+        thread = reply.thread
+        await self.client.assistant_threads_setStatus(channel_id=thread.channel, thread_ts=thread.thread,
+                                                      status=f"is using {activity[:60]}…")
 
     # ------------------------------------------------------------------------------- diagnosis
 

@@ -1,6 +1,7 @@
 """A loopback OpenAI-compatible server: ``POST /v1/chat/completions``, streamed (SSE) or not.
 
-Tests script it: ``reply`` decides the answer from the request; ``fail_next`` queues HTTP errors
+Tests script it: ``reply`` decides the answer from the request (text, or :class:`Calls`: tool calls in
+OpenAI's format, streamed in fragments or whole); ``fail_next`` queues HTTP errors
 (with optional ``Retry-After``) returned before any answer; ``cut_next`` breaks a streamed answer
 half-way (the connection is closed mid-stream); ``hang_next`` answers nothing for a while. Every
 request body is recorded.
@@ -30,6 +31,19 @@ class Failure:
     hang_s: float = 0.0            # wait this long before answering normally
 
 
+@dataclass
+class Calls:
+    """The model asks for tools: ``(name, arguments)`` pairs (arguments a dict, or raw text), with optional text."""
+
+    calls: list[tuple[str, Any]]
+    text: str = ""
+
+    def wire(self) -> list[dict[str, Any]]:
+        return [{"id": f"call_{i}_{name}", "type": "function",
+                 "function": {"name": name, "arguments": args if isinstance(args, str) else json.dumps(args)}}
+                for i, (name, args) in enumerate(self.calls)]
+
+
 def echo_reply(request: dict[str, Any]) -> str:
     last = request["messages"][-1]["content"]
     return f"You said: {last}"
@@ -38,7 +52,7 @@ def echo_reply(request: dict[str, Any]) -> str:
 class FakeOpenAI:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.reply: Callable[[dict[str, Any]], str] = echo_reply
+        self.reply: Callable[[dict[str, Any]], str | Calls] = echo_reply
         self.failures: list[Failure] = []
         self.chunk_delay = 0.0
         self.chunk_size = 8
@@ -134,14 +148,18 @@ class FakeOpenAI:
             await self.hold.wait()
         if self.latency:
             await asyncio.sleep(self.latency)
-        text = self.reply(body)
+        answer = self.reply(body)
+        calls = answer if isinstance(answer, Calls) else None
+        text = calls.text if calls is not None else str(answer)
         created = int(time.time())
         base = {"id": "chatcmpl-fake", "created": created, "model": body.get("model", "fake")}
         if not body.get("stream"):
             return web.json_response({
                 **base, "object": "chat.completion",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": self.finish_reason}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text or None,
+                                                     **({"tool_calls": calls.wire()} if calls else {})}
+                             if calls else {"role": "assistant", "content": text},
+                             "finish_reason": "tool_calls" if calls else self.finish_reason}],
                 **({"usage": {"prompt_tokens": 10, "completion_tokens": len(text) // 4,
                               "total_tokens": 10 + len(text) // 4}} if self.report_usage else {}),
             })
@@ -163,8 +181,17 @@ class FakeOpenAI:
             await event({**base, "object": "chat.completion.chunk",
                          "choices": [{"index": 0, "delta": {"content": text[i:i + self.chunk_size]},
                                       "finish_reason": None}]})
+        for i, call in enumerate(calls.wire() if calls else []):  # the id and name first, the arguments in pieces
+            args = call["function"]["arguments"]
+            await event({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": i, "id": call["id"], "type": "function",
+                 "function": {"name": call["function"]["name"], "arguments": ""}}]}, "finish_reason": None}]})
+            for j in range(0, len(args), 5):
+                await event({**base, "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {
+                    "tool_calls": [{"index": i, "function": {"arguments": args[j:j + 5]}}]}, "finish_reason": None}]})
         await event({**base, "object": "chat.completion.chunk",
-                     "choices": [{"index": 0, "delta": {}, "finish_reason": self.finish_reason}]})
+                     "choices": [{"index": 0, "delta": {},
+                                  "finish_reason": "tool_calls" if calls else self.finish_reason}]})
         if (body.get("stream_options") or {}).get("include_usage") and self.report_usage:
             await event({**base, "object": "chat.completion.chunk", "choices": [],
                          "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}})

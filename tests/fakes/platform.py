@@ -34,6 +34,7 @@ class FakePlatform:
         self.fail_sends = 0
         self.hold: asyncio.Event | None = None  # when set by a test, delivery waits for it (a slow platform)
         self.read_all = 0  # replies whose text was read to the end (delivery may still be held)
+        self.progress_seen: list[tuple[str, str]] = []  # (thread key, activity): the optional progress hook
 
     async def start(self, inbox: Inbox) -> None:
         self.inbox = inbox
@@ -49,6 +50,9 @@ class FakePlatform:
             self.fail_sends -= 1
             raise ConnectionError("platform down")
         await self.sent.put(record)
+
+    async def progress(self, reply: Outgoing, activity: str) -> None:
+        self.progress_seen.append((reply.thread.key, activity))
 
     async def stop(self) -> None:
         pass
