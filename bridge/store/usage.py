@@ -9,14 +9,14 @@ what it cost, so a budget cannot be escaped by resetting.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
-from bridge.store import sqlite
-from bridge.store.postgres import PgConn
+from bridge.store.backend import Connection
 
-Connection = sqlite.Connection | PgConn  # either backend's connection (bridge/store/store.py)
+T = TypeVar("T")
 
 USAGE_MIGRATION = """
     CREATE TABLE usage (
@@ -86,9 +86,12 @@ class ReportLine:
 
 
 class UsageQueries:
-    """Needs the store's ``_db`` and ``_tx`` (see :class:`bridge.store.store.Store`)."""
+    """Needs the store's ``_db``, ``_atomic`` and ``_tx`` (see :class:`bridge.store.store.Store`)."""
 
     _db: Connection
+
+    async def _atomic(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        raise NotImplementedError
 
     def _tx(self) -> AbstractAsyncContextManager[Connection]:
         raise NotImplementedError
@@ -98,13 +101,14 @@ class UsageQueries:
 
     async def record_usage(self, row: UsageRow) -> None:
         """What one answer cost; recorded once per message, whatever retries or restarts happen."""
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await db.execute(
                 "INSERT INTO usage (message_id, created_at, platform, channel, session_key, user_id, persona, model, "
                 "prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (message_id) DO NOTHING",
                 (row.message_id, time.time(), row.platform, row.channel, row.session_key, row.user_id, row.persona,
                  row.model, row.prompt_tokens, row.completion_tokens))
+        await self._atomic(tx)
 
     async def usage_totals(self, since: float, *, platform: str | None = None, user_id: str | None = None,
                            channel: str | None = None, session_key: str | None = None) -> Totals:
@@ -133,18 +137,20 @@ class UsageQueries:
 
     async def first_refusal(self, thread_key: str, user_id: str) -> bool:
         """True the first time a user is refused in a thread: only then are they told (once)."""
-        async with self._tx() as db:
+        async def tx(db: Connection) -> bool:
             cur = await db.execute(
                 "INSERT INTO refusal_notices (thread_key, user_id, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (thread_key, user_id) DO NOTHING", (thread_key, user_id, time.time()))
             return cur.rowcount > 0
+        return await self._atomic(tx)
 
     async def refuse(self, message_id: int, reason: str, notice: str | None) -> None:
         """Not answered (access, budget), with the sentence to deliver instead, if any, stored with it."""
         now = time.time()
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await db.execute("UPDATE messages SET status = 'refused', reason = ? WHERE id = ?", (reason, message_id))
             if notice:
                 await self._upsert_reply(db, message_id, now)
                 await db.execute("UPDATE replies SET final = 1, text = ?, updated_at = ? WHERE message_id = ?",
                                  (notice, now, message_id))
+        await self._atomic(tx)
