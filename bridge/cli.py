@@ -19,6 +19,8 @@ from bridge.config import ChannelRule, Config, ConfigError, load_config
 from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
 from bridge.store.files import backup, folder_note, open_store, storage_problem
+from bridge.store.lock import StoreInUse
+from bridge.store.lock import hold as store_lock
 
 log = logging.getLogger("bridge")
 
@@ -55,7 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run(config, stop)
 
-    run_loop(main())
+    with store_lock(config):  # one process per SQLite file: a second `bridge run` stops here
+        run_loop(main())
     return 0
 
 
@@ -273,7 +276,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from bridge.store.migrate import run_migrate
 
-    return run_migrate(_config(args, platforms=False), args.to)
+    config = _config(args, platforms=False)
+    with store_lock(config):  # never migrate a file a running bridge is writing
+        return run_migrate(config, args.to)
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -340,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         sys.stdout.flush()
-    except (ConfigError, PlatformStartError) as exc:
+    except (ConfigError, PlatformStartError, StoreInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # before the command's own handling was in place
