@@ -17,7 +17,7 @@ What keeps it fast:
 - **checkpoints on a second connection**, in a worker thread, on a timer (:meth:`checkpoint`), so the
   writer never pauses to copy the write-ahead log back (automatic checkpoints are off).
 
-Single statements (reads, mostly) are one hop each through :class:`LoopConn`, fetched whole.
+Single statements (reads, mostly) ride the same hops (:class:`LoopConn`), their rows fetched whole.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, Literal, TypeVar, cast
 
 import aiosqlite
@@ -84,16 +85,16 @@ class ThreadConn:
 class _Hop:
     """A statement sent to the database thread when awaited (or entered)."""
 
-    __slots__ = ("_db", "_parameters", "_sql")
+    __slots__ = ("_send",)
 
-    def __init__(self, db: SqliteDatabase, sql: str, parameters: Sequence[Any]) -> None:
-        self._db, self._sql, self._parameters = db, sql, parameters
+    def __init__(self, send: Callable[[], Awaitable[Done]]) -> None:
+        self._send = send
 
     def __await__(self) -> Generator[Any, None, Done]:
-        return self._db.call(_run, self._sql, self._parameters).__await__()
+        return self._send().__await__()
 
     async def __aenter__(self) -> Done:
-        return await self._db.call(_run, self._sql, self._parameters)
+        return await self._send()
 
     async def __aexit__(self, *exc: object) -> None:
         return None
@@ -108,7 +109,7 @@ class LoopConn:
         self._db = db
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Hop:
-        return _Hop(self._db, sql, parameters)
+        return _Hop(lambda: self._db.statement(sql, parameters))
 
 
 class BodyAwaitedElsewhere(RuntimeError):
@@ -126,16 +127,42 @@ def _drive(body: Coroutine[Any, Any, T]) -> T:
 
 
 Outcome = tuple[bool, Any]  # (succeeded, result or exception)
+Body = Callable[[Connection], Awaitable[Any]]
+Op = tuple[str, Sequence[Any]] | Body  # a single statement (sql, parameters), or a transaction body
 
 
-def _commit_batch(raw: sqlite3.Connection, bodies: list[Callable[[Connection], Awaitable[Any]]]) -> list[Outcome]:
-    """In the database thread: one transaction for the batch, one savepoint per body."""
+def _hop(raw: sqlite3.Connection, ops: list[Op]) -> list[Outcome]:
+    """In the database thread: everything that waited, in one go. Single statements first, each on
+    its own (they were all sent before any of these transactions was committed, so none waits for
+    one); then the transactions, group-committed: one ``BEGIN … COMMIT``, a savepoint for each."""
+    outcomes: dict[int, Outcome] = {}
+    bodies: list[tuple[int, Body]] = []
+    for n, op in enumerate(ops):
+        if isinstance(op, tuple):
+            try:
+                outcomes[n] = (True, _run(raw, *op))
+            except Exception as exc:
+                outcomes[n] = (False, exc)
+        else:
+            bodies.append((n, op))
+    if bodies:
+        try:
+            for n, outcome in zip((n for n, _ in bodies), _commit_batch(raw, [b for _, b in bodies]), strict=True):
+                outcomes[n] = outcome
+        except Exception as exc:  # the group as a whole (a lock never freed, a full disk): none committed
+            for n, _ in bodies:
+                outcomes[n] = (False, exc)
+    return [outcomes[n] for n in range(len(ops))]
+
+
+def _commit_batch(raw: sqlite3.Connection, bodies: list[Body]) -> list[Outcome]:
+    """One transaction for the batch, one savepoint per body (a lone body needs none)."""
     conn = ThreadConn(raw)
     outcomes: list[Outcome] = []
+    single = len(bodies) == 1
     raw.execute("BEGIN IMMEDIATE")
     try:
         for body in bodies:
-            single = len(bodies) == 1
             if not single:
                 raw.execute("SAVEPOINT body")
             try:
@@ -159,7 +186,13 @@ def _commit_batch(raw: sqlite3.Connection, bodies: list[Callable[[Connection], A
 
 
 class SqliteDatabase:
-    """One aiosqlite connection (WAL mode) behind the store: transactions group-committed in its thread."""
+    """One aiosqlite connection (WAL mode) behind the store.
+
+    Statements and transactions wait in :attr:`_waiting`; while one hop is in the database thread,
+    whatever arrives waits for the next, and then goes in one hop (see :func:`_hop`). The hop is
+    handed to aiosqlite's own queue with a future whose callback starts the next one, so no task is
+    created per hop and a caller that gives up (cancelled) never strands the others.
+    """
 
     dialect: Literal["sqlite"] = "sqlite"
 
@@ -167,10 +200,14 @@ class SqliteDatabase:
         self.path = path
         self._aio = aio
         self.conn = LoopConn(self)
-        self._waiting: list[tuple[Callable[[Connection], Awaitable[Any]], asyncio.Future[Any]]] = []
-        self._committer: asyncio.Task[None] | None = None
-        self._exclusive = asyncio.Lock()  # a spread-out transaction() keeps batches out meanwhile
-        self.hops = 0  # thread hand-overs so far, and transactions committed (bench: hops per message)
+        self._waiting: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._in_flight = False
+        self._idle = asyncio.Event()  # no hop in the thread
+        self._idle.set()
+        self._exclusive = asyncio.Lock()
+        self._held = False  # a spread-out transaction() is open: hops wait for its end
+        self._closed = False
+        self.hops = 0  # thread hand-overs so far, and transactions committed (tests, benchmarks)
         self.committed = 0
 
     @classmethod
@@ -183,58 +220,83 @@ class SqliteDatabase:
         return db
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(sqlite3_connection, *args)`` in the database thread: one hop."""
+        """Run ``fn(sqlite3_connection, *args)`` in the database thread, on its own: one hop."""
         self.hops += 1
         run = cast(Callable[..., Awaitable[T]], self._aio._execute)  # aiosqlite's own way into its thread
         return await run(fn, self._aio._conn, *args)
 
-    async def atomic(self, body: Callable[[Connection], Awaitable[T]]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append((body, future))
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit(), name="sqlite-group-commit")
-        return await future
+    def statement(self, sql: str, parameters: Sequence[Any]) -> asyncio.Future[Done]:
+        return self._submit((sql, parameters))
 
-    async def _commit(self) -> None:
-        """Commit whatever waits, in batches, until nothing does (a commit in progress gathers the next)."""
-        batch: list[tuple[Callable[[Connection], Awaitable[Any]], asyncio.Future[Any]]] = []
-        try:
-            while self._waiting:
-                batch = [(b, f) for b, f in self._waiting[:MAX_BATCH] if not f.cancelled()]
-                del self._waiting[:MAX_BATCH]
-                if not batch:
-                    continue
-                try:
-                    async with self._exclusive:
-                        outcomes = await self.call(_commit_batch, [b for b, _ in batch])
-                except Exception as exc:  # the batch as a whole (a lock never freed, a full disk)
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                self.committed += len(batch)
-                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                    if not future.done():
-                        if ok:
-                            future.set_result(value)
-                        else:
-                            future.set_exception(value)
-        finally:
-            self._committer = None
-            for _, future in [*batch, *self._waiting]:  # only when cancelled: nobody would answer them
-                future.cancel()
-            self._waiting.clear()
+    async def atomic(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        return cast(T, await self._submit(body))
+
+    def _submit(self, op: Op) -> asyncio.Future[Any]:
+        if self._closed:
+            raise RuntimeError(f"the store {self.path} is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting.append((op, future))
+        if not self._in_flight:
+            self._launch()
+        return future
+
+    def _launch(self) -> None:
+        """Send what waits in one hop: single statements always, transactions unless a spread-out
+        :meth:`transaction` is open (they wait for its end)."""
+        batch: list[tuple[Op, asyncio.Future[Any]]] = []
+        later: list[tuple[Op, asyncio.Future[Any]]] = []
+        for op, future in self._waiting:
+            if future.cancelled():
+                continue
+            if len(batch) >= MAX_BATCH or (self._held and not isinstance(op, tuple)):
+                later.append((op, future))
+            else:
+                batch.append((op, future))
+        self._waiting = later
+        if not batch:
+            return
+        self._in_flight = True
+        self._idle.clear()
+        self.hops += 1
+        landed: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        landed.add_done_callback(lambda done: self._landed(batch, done))
+        # aiosqlite's queue, with our future: its thread sets it through call_soon_threadsafe.
+        self._aio._tx.put_nowait((landed, partial(_hop, self._aio._conn, [op for op, _ in batch])))
+
+    def _landed(self, batch: list[tuple[Op, asyncio.Future[Any]]], done: asyncio.Future[list[Outcome]]) -> None:
+        self._in_flight = False
+        self._idle.set()
+        failure = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        outcomes: list[Outcome] = [(False, failure)] * len(batch) if failure else done.result()
+        for (op, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if ok and not isinstance(op, tuple):
+                self.committed += 1
+            if future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        if self._waiting:
+            self._launch()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         async with self._exclusive:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            self._held = True
             try:
-                yield self.conn
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
-                raise
-            await self.conn.execute("COMMIT")
+                await self._idle.wait()  # no group commit in the thread
+                await self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    await self.conn.execute("ROLLBACK")
+                    raise
+                await self.conn.execute("COMMIT")
+            finally:
+                self._held = False
+                if self._waiting and not self._in_flight:
+                    self._launch()
 
     async def checkpoint(self) -> None:
         """Copy the WAL back into the database file on a connection of its own, in a worker thread
@@ -243,8 +305,10 @@ class SqliteDatabase:
             await asyncio.to_thread(_checkpoint, self.path)
 
     async def close(self) -> None:
-        while self._committer is not None:
-            await asyncio.shield(self._committer)
+        while self._waiting or self._in_flight:
+            await self._idle.wait()
+            await asyncio.sleep(0)  # let the next hop (if any) start
+        self._closed = True
         await self.checkpoint()
         await self._aio.close()
 
