@@ -18,6 +18,10 @@ What keeps it fast:
   writer never pauses to copy the write-ahead log back (automatic checkpoints are off).
 
 Single statements (reads, mostly) ride the same hops (:class:`LoopConn`), their rows fetched whole.
+
+aiosqlite offers no public call for "run this function on your connection, in your thread", so this
+module uses its internals (``_execute``, ``_tx``, ``_conn``, ``_thread``); the dependency is pinned to
+the minor version they were read from, and the tests exercise each of them.
 """
 
 from __future__ import annotations
