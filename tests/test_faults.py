@@ -262,7 +262,12 @@ async def test_a_second_process_on_the_same_sqlite_file_refuses_to_start(tmp_pat
         proc = await asyncio.create_subprocess_exec(
             *first.argv, *args, "--config", str(first.config), env=env, cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        except TimeoutError:  # it did not refuse: it runs beside the first one
+            proc.kill()
+            await proc.wait()
+            raise AssertionError(f"`bridge {args[0]}` did not stop on a file in use") from None
         assert proc.returncode is not None
         return proc.returncode, out.decode()
 
