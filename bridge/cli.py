@@ -22,6 +22,8 @@ from bridge.personas import load_personas
 from bridge.platform import PlatformStartError, load_factory
 from bridge.store.attachments import StoredFile
 from bridge.store.files import folder_note, open_store, storage_problem
+from bridge.store.lock import StoreInUse
+from bridge.store.lock import hold as store_lock
 
 log = logging.getLogger("bridge")
 
@@ -58,7 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run(config, stop)
 
-    run_loop(main())
+    with store_lock(config):  # one process per SQLite file: a second `bridge run` stops here
+        run_loop(main())
     return 0
 
 
@@ -331,7 +334,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from bridge.store.migrate import run_migrate
 
-    return run_migrate(_config(args, platforms=False), args.to)
+    config = _config(args, platforms=False)
+    with store_lock(config):  # never migrate a file a running bridge is writing
+        return run_migrate(config, args.to)
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -404,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         sys.stdout.flush()
-    except (ConfigError, PlatformStartError) as exc:
+    except (ConfigError, PlatformStartError, StoreInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # before the command's own handling was in place

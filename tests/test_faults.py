@@ -245,3 +245,95 @@ async def test_slack_429_storm_and_sigkills_every_thread_ends_with_the_whole_ans
           f"429s answered {refused}")
     assert (lost, duplicated) == (0, 0)
     assert refused > 0
+
+
+async def test_a_second_process_on_the_same_sqlite_file_refuses_to_start(tmp_path: Path,
+                                                                          fake_llm: FakeOpenAI) -> None:
+    """Two bridges on one file would both answer every message: the second one stops at once, saying
+    which file and which pid hold it; readers still work beside the first, and after it dies the
+    file is free again (a SIGKILL leaves no stale lock)."""
+    gh = await FakeGitHub().start()
+    first = setup(tmp_path, fake_llm, gh)
+    await first.start()
+    assert first.proc is not None
+    env = {**os.environ, **first.env, "PORT": str(free_port())}
+
+    async def bridge_cli(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *first.argv, *args, "--config", str(first.config), env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        except TimeoutError:  # it did not refuse: it runs beside the first one
+            proc.kill()
+            await proc.wait()
+            raise AssertionError(f"`bridge {args[0]}` did not stop on a file in use") from None
+        assert proc.returncode is not None
+        return proc.returncode, out.decode()
+
+    try:
+        code, out = await bridge_cli("run")
+        print(f"\nsecond bridge run: exit {code}: {out.strip()}")
+        assert code == 1
+        assert str(tmp_path / "bridge.db") in out
+        assert f"pid {first.proc.pid}" in out
+        assert "Traceback" not in out
+        code, out = await bridge_cli("migrate", "--to", "postgresql://bridge@127.0.0.1:1/bridge")
+        assert (code, "Traceback" in out) == (1, False)
+        assert f"pid {first.proc.pid}" in out
+        assert (await bridge_cli("sessions"))[0] == 0
+        assert (await bridge_cli("usage"))[0] == 0
+        assert (await bridge_cli("backup", str(tmp_path / "copy.db")))[0] == 0
+        await first.kill()
+        second = BridgeProcess(first.config, {**first.env, "PORT": env["PORT"]}, int(env["PORT"]))
+        await second.start()  # the kernel dropped the dead process's lock
+        await second.stop()
+    finally:
+        await first.kill()
+        await gh.stop()
+
+
+async def test_a_write_lock_held_from_outside_while_webhooks_arrive(tmp_path: Path, fake_llm: FakeOpenAI) -> None:
+    """An operator's ``sqlite3`` shell (or a backup tool) holds the write lock for 3 s while webhooks
+    arrive: ``/healthz`` keeps answering within 250 ms, and every message is answered once after."""
+    gh = await FakeGitHub().start()
+    bridge = setup(tmp_path, fake_llm, gh)
+    await bridge.start()
+    messages = 20
+    worst = 0.0
+    try:
+        async with aiohttp.ClientSession() as session:
+            await deliver(session, bridge, comment_payload("before", number=1, comment_id=1, repo="octo-org/lock"))
+            await until(lambda: len(answers(gh)) == 1)
+            outside = sqlite3.connect(tmp_path / "bridge.db", isolation_level=None, check_same_thread=False)
+            await asyncio.to_thread(outside.execute, "BEGIN IMMEDIATE")
+            loop = asyncio.get_running_loop()
+            held_until = loop.time() + 3
+
+            async def health() -> None:
+                nonlocal worst
+                while loop.time() < held_until + 0.5:
+                    started = loop.time()
+                    async with session.get(f"{bridge.url}/healthz") as r:
+                        await r.read()
+                    worst = max(worst, loop.time() - started)
+                    await asyncio.sleep(0.05)
+
+            probe = asyncio.create_task(health())
+            sends = asyncio.gather(*(deliver(session, bridge, comment_payload(
+                f"question {i}", number=i, comment_id=i, repo="octo-org/lock")) for i in range(2, messages + 2)))
+            await asyncio.sleep(3)  # the hold: how long the outside connection keeps the lock is the fault
+            await asyncio.to_thread(outside.execute, "COMMIT")
+            await asyncio.to_thread(outside.close)
+            await sends
+            await probe
+            await until(lambda: len(answers(gh)) >= messages + 1, timeout=60)
+        await bridge.stop()
+    finally:
+        await bridge.kill()
+        await gh.stop()
+    got = answers(gh)
+    lost, duplicated, _, errors = report("write lock held 3 s from outside", messages + 1, got)
+    print(f"/healthz slowest answer while the lock was held: {worst * 1000:.0f} ms")
+    assert (lost, duplicated, errors) == (0, 0, 0)
+    assert worst < 0.25

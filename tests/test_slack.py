@@ -451,3 +451,17 @@ async def test_http_url_verification_is_answered(start_bridge: StartBridge, fake
         "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge, "type": "url_verification"})
     assert status == 200
     assert json.loads(text)["challenge"] == challenge
+
+
+async def test_web_api_calls_share_one_connection_pool(start_bridge: StartBridge, fake_slack: FakeSlack,
+                                                       fake_llm: FakeOpenAI) -> None:
+    """Given no session, slack_sdk opens a new one — a new connection, on real Slack a TLS handshake —
+    for every call: the platform gives it one for all of them."""
+    await start_bridge("socket")
+    for n in range(3):
+        mention = slack.app_mention(f"{MENTION} question {n}", user=ALICE, channel=GENERAL)
+        await fake_slack.push(slack.event_callback(mention))
+        await fake_slack.wait_reply(GENERAL, mention["ts"], f"You said: question {n}")
+    assert len(fake_slack.calls) >= 6
+    used = len(fake_slack.api_peers)
+    assert used <= 2, f"{len(fake_slack.calls)} calls over {used} connections"

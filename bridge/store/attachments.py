@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge.store.usage import Connection
+from bridge.store.backend import Connection
 from bridge.types import Attachment
 
 ATTACHMENTS_MIGRATION = """

@@ -14,10 +14,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from bridge.store import sqlite
-from bridge.store.postgres import PgConn
-
-Connection = sqlite.Connection | PgConn
+from bridge.store.backend import Connection
 
 FEEDBACK_MIGRATION = """
     CREATE TABLE feedback (

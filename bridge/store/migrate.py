@@ -18,8 +18,8 @@ from typing import Any
 import asyncpg
 
 from bridge.config import Config, ConfigError
-from bridge.store import sqlite
 from bridge.store.postgres import PgUnavailable, redact, url_problem
+from bridge.store.sqlite import SqliteDatabase
 from bridge.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,12 @@ class MigrateError(RuntimeError):
     """Why the copy did not happen; never contains the password."""
 
 
-async def _sqlite_tables(db: sqlite.Connection) -> dict[str, list[str]]:
-    async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") as c:
+async def _sqlite_tables(db: SqliteDatabase) -> dict[str, list[str]]:
+    async with db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") as c:
         names = [str(r[0]) for r in await c.fetchall()]
     out = {}
     for name in names:
-        async with db.execute(f'PRAGMA table_info("{name}")') as c:
+        async with db.conn.execute(f'PRAGMA table_info("{name}")') as c:
             out[name] = [str(r[1]) for r in await c.fetchall()]
     return out
 
@@ -72,7 +72,7 @@ async def copy_store(sqlite_path: str, url: str) -> dict[str, int]:
     target = await Store.open_postgres(url)
     assert target.pg is not None
     try:
-        db = await sqlite.connect(sqlite_path)
+        db = await SqliteDatabase.connect(sqlite_path)
         try:
             async with target.pg.pool.acquire() as conn:
                 src_tables = await _sqlite_tables(db)
@@ -87,7 +87,7 @@ async def copy_store(sqlite_path: str, url: str) -> dict[str, int]:
                         types = dst_tables[table]
                         columns = [c for c in src_tables[table] if c in types and c not in SKIP_COLUMNS]
                         quoted = ", ".join(f'"{c}"' for c in columns)
-                        async with db.execute(f'SELECT {quoted} FROM "{table}"') as cur:
+                        async with db.conn.execute(f'SELECT {quoted} FROM "{table}"') as cur:
                             rows = list(await cur.fetchall())
                         records = [tuple(_convert(v, types[c]) for v, c in zip(row, columns, strict=True))
                                    for row in rows]

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
+from bridge.store.backend import Connection
 from bridge.store.sql import statements, to_postgres
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ Row = tuple[Any, ...]
 # a replica that froze (SIGSTOP, a paused VM) mid-transaction: the server ends it, so the session row
 # it locked (bridge/store/fencing.py) does not keep the other replicas from taking the session over.
 IDLE_IN_TRANSACTION_S = 10.0
+T = TypeVar("T")
 _STATUS_COUNT = re.compile(r"(\d+)\s*$")
 
 
@@ -135,7 +137,7 @@ async def _run(conn: asyncpg.Connection | asyncpg.Pool, sql: str, params: Sequen
 class PgConn:
     """aiosqlite-shaped calls over one asyncpg connection or the pool."""
 
-    dialect = "postgresql"
+    dialect: Literal["postgresql"] = "postgresql"
 
     def __init__(self, target: asyncpg.Connection | asyncpg.Pool) -> None:
         self._target = target
@@ -150,6 +152,8 @@ class PgConn:
 
 class PgDatabase:
     """The pool the store uses, plus dedicated connections for notifications and locks."""
+
+    dialect: Literal["postgresql"] = "postgresql"
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
@@ -179,6 +183,14 @@ class PgDatabase:
     async def transaction(self) -> AsyncIterator[PgConn]:
         async with self.pool.acquire() as conn, conn.transaction():
             yield PgConn(conn)
+
+    async def atomic(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        """One transaction on one pooled connection (see :class:`bridge.store.backend.Database`)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await body(PgConn(conn))
+
+    async def checkpoint(self) -> None:
+        """PostgreSQL checkpoints on its own."""
 
     @asynccontextmanager
     async def locked(self, key: int) -> AsyncIterator[asyncpg.Connection]:

@@ -18,22 +18,23 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from bridge.store import fencing, sqlite
+from bridge.store import fencing
 from bridge.store.attachments import ATTACHMENTS_MIGRATION, AttachmentQueries, insert_files
+from bridge.store.backend import Connection, Database, Dialect
 from bridge.store.feedback import FEEDBACK_MIGRATION, FeedbackQueries
 from bridge.store.health import WriteHealth
 from bridge.store.postgres import PgConn, PgDatabase
 from bridge.store.sql import statements
-from bridge.store.usage import USAGE_DAYS_MIGRATION, USAGE_MIGRATION, Connection, UsageQueries, UsageRow
+from bridge.store.sqlite import SqliteDatabase
+from bridge.store.usage import USAGE_DAYS_MIGRATION, USAGE_MIGRATION, UsageQueries, UsageRow
 from bridge.types import Attachment, Author, ThreadRef
 
-# Both backends' connections take the same calls (bridge/store/sqlite.py, bridge/store/postgres.py), as ``Connection``;
-# SQL is written once (bridge/store/sql.py).
+# Both backends implement one interface (bridge/store/backend.py); SQL is written once (bridge/store/sql.py).
 Migration = str | Callable[[Connection], Awaitable[None]]
-Dialect = Literal["sqlite", "postgresql"]
 PRUNE_BATCH = 16  # dedupe ids deleted per transaction: ~0.2 ms each (bench/bench_budgets.py)
+T = TypeVar("T")
 MIGRATION_LOCK = 0x6272_6964_6765  # PostgreSQL advisory lock key: one replica migrates at a time
 
 
@@ -230,6 +231,7 @@ class SessionSummary:
 _MSG_COLUMNS = "id, session_id, kind, author_id, author_name, thread, event_id, content, tokens, status, created_at"
 _SESSION_COLUMNS = "id, key, COALESCE(persona_override, persona), created_at, updated_at"
 _HISTORY_PAGE = 64
+_KNOWN_THREADS = 100_000  # thread keys has_thread remembers (a few MB at most)
 
 
 def _message(row: Sequence[Any]) -> Message:
@@ -254,29 +256,35 @@ def _session(row: Sequence[Any]) -> Session:
 
 
 class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
-    """SQLite (one connection in WAL mode, used from the event loop: :mod:`bridge.store.sqlite`) or
-    PostgreSQL (a pool, :mod:`bridge.store.postgres`); writes that belong together run in one transaction."""
+    """SQLite (aiosqlite, in WAL mode: :mod:`bridge.store.sqlite`) or PostgreSQL (a pool,
+    :mod:`bridge.store.postgres`), both behind :class:`~bridge.store.backend.Database`; writes that
+    belong together run in one transaction (:meth:`_atomic`)."""
 
-    def __init__(self, db: Connection, pg: PgDatabase | None = None) -> None:
-        self._db = db
-        self.pg = pg  # set: PostgreSQL, several replicas may share it
-        self.dialect: Dialect = "postgresql" if pg is not None else "sqlite"
-        self._write = asyncio.Lock()  # one connection: keep multi-statement transactions apart
+    def __init__(self, backend: Database) -> None:
+        self._backend = backend
+        self._db: Connection = backend.conn  # single statements
+        self.pg = backend if isinstance(backend, PgDatabase) else None  # set: several replicas may share it
+        self.dialect: Dialect = backend.dialect
+        self._threads: set[str] = set()  # threads known to belong to a session (never unbound): has_thread
         self.writes = WriteHealth()  # the last write's outcome, for readiness
 
     @classmethod
     async def open(cls, path: str) -> Store:
-        db = await sqlite.connect(path)  # autocommit; we BEGIN explicitly
+        db = await SqliteDatabase.connect(path)
         store = cls(db)
-        await store._migrate()
-        await db.execute("PRAGMA foreign_keys=ON")
+        try:
+            await store._migrate()
+            await db.conn.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            await db.close()
+            raise
         return store
 
     @classmethod
     async def open_postgres(cls, url: str) -> Store:
         """Connect (a :class:`~bridge.store.postgres.PgUnavailable` names storage.url without the password), migrate."""
         pg = await PgDatabase.connect(url)
-        store = cls(pg.conn, pg)
+        store = cls(pg)
         try:
             await store._migrate()
         except BaseException:
@@ -285,17 +293,12 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
         return store
 
     async def close(self) -> None:
-        if self.pg is not None:
-            await self.pg.close()
-        elif isinstance(self._db, sqlite.Connection):
-            await self.checkpoint()
-            await self._db.close()
+        await self._backend.close()
 
     async def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file, off the event loop (call it on a timer).
+        """Fold SQLite's write-ahead log into the database file, off the event loop (call it on a timer).
         PostgreSQL does its own."""
-        if isinstance(self._db, sqlite.Connection):
-            await sqlite.checkpoint(self._db.path)
+        await self._backend.checkpoint()
 
     async def schema_version(self) -> int:
         if self.pg is not None:
@@ -314,7 +317,7 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
         under an advisory lock, so replicas starting together migrate once.
         """
         if self.pg is None:
-            await self._migrate_on(self._db, self._tx)
+            await self._migrate_on(self._db, self._backend.transaction)
             return
         async with self.pg.locked(MIGRATION_LOCK) as raw:
             conn = PgConn(raw)
@@ -343,11 +346,32 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
                 else:
                     await db.execute(f"PRAGMA user_version = {version}")
 
+    async def _atomic(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run ``body`` as one transaction (on SQLite: one hop to the database thread, group-committed).
+        The body may only await its connection's statements. Fenced and health-tracked like :meth:`_tx`."""
+        async def fenced(db: Connection) -> T:
+            if self.pg is not None:
+                await fencing.check_in(db)  # work done under a lease writes only while it holds it
+            return await body(db)
+
+        try:
+            result = await self._backend.atomic(fenced)
+        except fencing.LeaseLost:
+            raise
+        except Exception as exc:
+            self.writes.failed(exc)
+            raise
+        self.writes.ok()
+        return result
+
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Connection]:
-        """One write transaction; its outcome is kept for readiness (a lost lease is not the store's fault)."""
+        """A transaction over several awaits (each statement a hop on SQLite): prefer :meth:`_atomic`.
+        Its outcome is kept for readiness (a lost lease is not the store's fault)."""
         try:
-            async with self._transaction() as conn:
+            async with self._backend.transaction() as conn:
+                if self.pg is not None:
+                    await fencing.check_in(conn)  # work done under a lease writes only while it holds it
                 yield conn
         except fencing.LeaseLost:
             raise
@@ -358,25 +382,10 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
 
     async def probe_write(self) -> None:
         """One cheap real write (a dedupe row no platform event can have): does the store take writes?"""
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await db.execute("INSERT INTO events (event_id, seen_at) VALUES ('bridge:write-probe', ?) "
                              "ON CONFLICT (event_id) DO UPDATE SET seen_at = excluded.seen_at", (time.time(),))
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Connection]:
-        if self.pg is not None:
-            async with self.pg.transaction() as conn:
-                await fencing.check_in(conn)  # work done under a lease writes only while it holds it
-                yield conn
-            return
-        async with self._write:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        await self._atomic(tx)
 
     # ------------------------------------------------------------------------------- incoming
 
@@ -392,7 +401,7 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
         stores a message that will not be answered: it does not bind the thread to the session.
         """
         now = time.time()
-        async with self._tx() as db:
+        async def tx(db: Connection) -> tuple[Session, int] | None:
             cur = await db.execute("INSERT OR IGNORE INTO events (event_id, seen_at) VALUES (?, ?)",
                                    (event_id, now))
             if cur.rowcount == 0:
@@ -421,10 +430,26 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
                 await db.execute("SELECT pg_notify('bridge_pending', ?)", (str(session.id),))
             return session, int(inserted[0])
 
+        stored = await self._atomic(tx)
+        if stored is not None and refused is None:
+            self._known_thread(thread.key)
+        return stored
+
+    def _known_thread(self, key: str) -> None:
+        if len(self._threads) >= _KNOWN_THREADS:
+            self._threads.clear()  # a cache: forgetting costs a query, never a wrong answer
+        self._threads.add(key)
+
     async def has_thread(self, thread: ThreadRef) -> bool:
-        """Whether this thread already belongs to a session (a Slack thread the bot is in)."""
+        """Whether this thread already belongs to a session (a Slack thread the bot is in). From memory
+        once known: a thread is never unbound from its session, on either backend."""
+        if thread.key in self._threads:
+            return True
         async with self._db.execute("SELECT 1 FROM threads WHERE thread_key = ?", (thread.key,)) as cur:
-            return await cur.fetchone() is not None
+            found = await cur.fetchone() is not None
+        if found:
+            self._known_thread(thread.key)
+        return found
 
     async def forget_events_before(self, cutoff: float, batch: int = PRUNE_BATCH) -> int:
         """Drop old dedupe ids; platforms redeliver within hours, not weeks.
@@ -433,13 +458,16 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
         let go between batches: an hour of ids at once held it ~150 ms (each id sits on its own page
         of the ``event_id`` index), and every webhook, heartbeat and answer with it.
         """
+        async def tx(db: Connection) -> int:
+            cur = await db.execute("DELETE FROM events WHERE event_id IN "
+                                   "(SELECT event_id FROM events WHERE seen_at < ? LIMIT ?)", (cutoff, batch))
+            return int(cur.rowcount)
+
         forgotten = 0
         while True:
-            async with self._tx() as db:
-                cur = await db.execute("DELETE FROM events WHERE event_id IN "
-                                       "(SELECT event_id FROM events WHERE seen_at < ? LIMIT ?)", (cutoff, batch))
-            forgotten += cur.rowcount
-            if cur.rowcount < batch:
+            deleted = await self._atomic(tx)
+            forgotten += deleted
+            if deleted < batch:
                 return forgotten
             await asyncio.sleep(0)
 
@@ -511,21 +539,24 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
     async def start_attempt(self, message_id: int) -> int:
         """Count one more attempt at answering; returns how many there were before this one."""
         now = time.time()
-        async with self._tx() as db:
+        async def tx(db: Connection) -> int:
             await self._upsert_reply(db, message_id, now)
             async with db.execute("SELECT attempts FROM replies WHERE message_id = ?", (message_id,)) as cur:
                 row = await cur.fetchone()
             await db.execute("UPDATE replies SET attempts = attempts + 1, updated_at = ? WHERE message_id = ?",
                              (now, message_id))
-        return int(row[0]) if row else 0
+            return int(row[0]) if row else 0
+
+        return await self._atomic(tx)
 
     async def record_posted(self, message_id: int, platform_ids: list[str]) -> None:
         """The platform messages posted for a reply so far: written as soon as each is posted."""
         now = time.time()
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await self._upsert_reply(db, message_id, now)
             await db.execute("UPDATE replies SET platform_ids = ?, updated_at = ? WHERE message_id = ?",
                              (json.dumps(platform_ids), now, message_id))
+        await self._atomic(tx)
 
     async def save_final(self, message_id: int, text: str, tokens: int, usage: UsageRow | None = None) -> None:
         """The whole answer, before it is delivered: recovery delivers it without asking the LLM again.
@@ -534,43 +565,48 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
         so a crash between the two would lose it for good.
         """
         now = time.time()
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await self._upsert_reply(db, message_id, now)
             await db.execute("UPDATE replies SET final = 1, text = ?, tokens = ?, updated_at = ? WHERE message_id = ?",
                              (text, tokens, now, message_id))
             if usage is not None:
                 await self._add_usage(db, usage, now)
+        await self._atomic(tx)
 
     async def save_tool_log(self, message_id: int, log: str, tokens: int) -> None:
         """The tools an answer used, kept with its reply (before the final text is saved)."""
         now = time.time()
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await self._upsert_reply(db, message_id, now)
             await db.execute("UPDATE replies SET tool_log = ?, tool_tokens = ?, updated_at = ? WHERE message_id = ?",
                              (log, tokens, now, message_id))
+        await self._atomic(tx)
 
     async def delivered(self, message_id: int) -> None:
         """The reply is on the platform: the message is answered, and its reply joins the history."""
         now = time.time()
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await db.execute("UPDATE replies SET state = 'delivered', updated_at = ? WHERE message_id = ?",
                              (now, message_id))
             await db.execute("UPDATE messages SET status = 'answered' WHERE id = ? AND status != 'refused'",
                              (message_id,))
             await db.execute("UPDATE sessions SET updated_at = ? WHERE id = "
                              "(SELECT session_id FROM messages WHERE id = ?)", (now, message_id))
+        await self._atomic(tx)
 
     async def fail(self, message_id: int, reason: str) -> None:
         """Give up on a message (the user was told, where the platform let us): it is not retried."""
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await db.execute("UPDATE messages SET status = 'failed', reason = ? WHERE id = ? AND status != 'refused'",
                              (reason, message_id))
             await db.execute("UPDATE replies SET state = 'failed', updated_at = ? WHERE message_id = ?",
                              (time.time(), message_id))
+        await self._atomic(tx)
 
     async def mark(self, message_id: int, status: Status) -> None:
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await db.execute("UPDATE messages SET status = ? WHERE id = ?", (status, message_id))
+        await self._atomic(tx)
 
     # ------------------------------------------------------------------------------- commands
 
@@ -587,7 +623,7 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
         ``reset`` forgets every message of the session *before* this one (never one after it);
         ``persona`` switches the session's persona from this point of the conversation on.
         """
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             async with db.execute("SELECT session_id FROM messages WHERE id = ?", (message_id,)) as cur:
                 row = await cur.fetchone()
             if row is None:
@@ -601,6 +637,7 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
                 await db.execute("UPDATE sessions SET persona_override = ?, updated_at = ? WHERE id = ?",
                                  (persona, time.time(), session_id))
             await self._confirm(db, message_id, confirmation)
+        await self._atomic(tx)
 
     # ------------------------------------------------------------------------------- sessions
 
@@ -630,19 +667,21 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
         return str(row[0]) if row and row[0] else ""
 
     async def set_persona(self, session_id: int, persona: str) -> None:
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await db.execute("UPDATE sessions SET persona_override = ?, updated_at = ? WHERE id = ?",
                              (persona, time.time(), session_id))
+        await self._atomic(tx)
 
     async def reset(self, session_id: int) -> int:
         """Forget a session's history (``bridge sessions reset``): every message that is not waiting
         for an answer, with its reply. Returns how many messages were forgotten."""
-        async with self._tx() as db:
+        async def tx(db: Connection) -> int:
             await db.execute("DELETE FROM replies WHERE session_id = ? AND message_id IN "
                              "(SELECT id FROM messages WHERE session_id = ? AND status != 'pending')",
                              (session_id, session_id))
             cur = await db.execute("DELETE FROM messages WHERE session_id = ? AND status != 'pending'", (session_id,))
             return cur.rowcount
+        return await self._atomic(tx)
 
     async def sessions(self) -> list[SessionSummary]:
         async with self._db.execute(

@@ -14,15 +14,15 @@ summing the day's rows instead grew with traffic (10 ms at 100k answers a day, o
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
-from bridge.store import sqlite
-from bridge.store.postgres import PgConn
+from bridge.store.backend import Connection
 
 DAY_S = 86400
-Connection = sqlite.Connection | PgConn  # either backend's connection (bridge/store/store.py)
+T = TypeVar("T")
 
 USAGE_MIGRATION = """
     CREATE TABLE usage (
@@ -133,9 +133,12 @@ class ReportLine:
 
 
 class UsageQueries:
-    """Needs the store's ``_db`` and ``_tx`` (see :class:`bridge.store.store.Store`)."""
+    """Needs the store's ``_db``, ``_atomic`` and ``_tx`` (see :class:`bridge.store.store.Store`)."""
 
     _db: Connection
+
+    async def _atomic(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        raise NotImplementedError
 
     def _tx(self) -> AbstractAsyncContextManager[Connection]:
         raise NotImplementedError
@@ -145,8 +148,9 @@ class UsageQueries:
 
     async def record_usage(self, row: UsageRow) -> None:
         """What one attempt at an answer cost, added to its message's row (one row per message)."""
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await self._add_usage(db, row, time.time())
+        await self._atomic(tx)
 
     async def _add_usage(self, db: Connection, row: UsageRow, now: float) -> None:
         """Add one attempt's cost, inside the caller's transaction: its row, and today's running totals."""
@@ -204,11 +208,12 @@ class UsageQueries:
 
     async def first_refusal(self, thread_key: str, user_id: str) -> bool:
         """True the first time a user is refused in a thread: only then are they told (once)."""
-        async with self._tx() as db:
+        async def tx(db: Connection) -> bool:
             cur = await db.execute(
                 "INSERT INTO refusal_notices (thread_key, user_id, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (thread_key, user_id) DO NOTHING", (thread_key, user_id, time.time()))
             return cur.rowcount > 0
+        return await self._atomic(tx)
 
     async def refuse_telling_once(self, message_id: int, thread_key: str, user_id: str, notice: str) -> bool:
         """Store ``notice`` as the reply to a refused message if this is the user's first refusal in
@@ -229,9 +234,10 @@ class UsageQueries:
     async def refuse(self, message_id: int, reason: str, notice: str | None) -> None:
         """Not answered (access, budget), with the sentence to deliver instead, if any, stored with it."""
         now = time.time()
-        async with self._tx() as db:
+        async def tx(db: Connection) -> None:
             await db.execute("UPDATE messages SET status = 'refused', reason = ? WHERE id = ?", (reason, message_id))
             if notice:
                 await self._upsert_reply(db, message_id, now)
                 await db.execute("UPDATE replies SET final = 1, text = ?, updated_at = ? WHERE message_id = ?",
                                  (notice, now, message_id))
+        await self._atomic(tx)

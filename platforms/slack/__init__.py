@@ -206,6 +206,10 @@ class SlackPlatform:
         self._inbox = inbox
         if self._pane is not None:
             await self._pane.load()
+        if self.client.session is None or self.client.session.closed:
+            # One pool for every Web API call (Bolt's per-request clients share it too): without it
+            # slack_sdk opens a new aiohttp session, so a new connection (and TLS handshake), per call.
+            self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
         try:
             auth = await asyncio.shield(self._auth_test())
         except SlackApiError as exc:
@@ -261,6 +265,8 @@ class SlackPlatform:
         self._inbox = None
         await self._drop_socket()
         self._names.close()
+        if self.client.session is not None:
+            await self.client.session.close()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/slack/events", self._http_events)] if self._http_enabled else []

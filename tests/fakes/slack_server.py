@@ -250,6 +250,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.users: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
+        self.api_peers: set[object] = set()  # the client ends (host, port) Web API calls came from
         self.posted: list[Posted] = []
         self.acks: list[dict[str, Any]] = []
         self.echo = True
@@ -437,6 +438,7 @@ class FakeSlack:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        self.api_peers.add(request.transport.get_extra_info("peername") if request.transport else None)
         args = await self._args(request)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else str(args.get("token", ""))
