@@ -17,6 +17,7 @@ from bridge.metrics import Metrics
 from bridge.personas import Persona, load_personas
 from bridge.platform import Platform, load_factory
 from bridge.policy.access import Access
+from bridge.relay.worker import RelayWorker
 from bridge.replicas.gateway import GatewayElection, elected
 from bridge.replicas.lanes import ClaimedLanes
 from bridge.server import Server, build_app
@@ -71,6 +72,7 @@ class Bridge:
         self.elections: dict[str, GatewayElection] = {}  # PostgreSQL: one gateway owner among the replicas
         self.server: Server | None = None
         self.responder: Responder | None = None
+        self.relay: RelayWorker | None = None  # relayed copies (shares with relay: true)
         self._started = False
         self._pruner: asyncio.Task[None] | None = None
         self._llm_probe_interval_s = llm_probe_interval_s
@@ -84,14 +86,17 @@ class Bridge:
         await asyncio.to_thread(warm_up, self.config.llm.model, *{p.model for p in self.personas.values() if p.model})
         self.llm = LLMClient(self.config.llm, self.metrics)
         self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics)
+        self.relay = RelayWorker(self.store, self.platforms, self.metrics)
+        handle = self._handle
         if self.store.pg is not None:  # several replicas may share the database: lanes follow the leases
-            self.replica = ClaimedLanes(self.responder.handle, self.store.pg, lease_s=self.config.storage.lease_s,
+            self.replica = ClaimedLanes(handle, self.store.pg, lease_s=self.config.storage.lease_s,
                                         metrics=self.metrics)
             await self.replica.start()
             self.lanes = self.replica
         else:
-            self.lanes = Lanes(self.responder.handle)
+            self.lanes = Lanes(handle)
         self.router = Router(self.config, self.store, self.lanes, self.metrics, Access(self.config, self.platforms))
+        self.router.on_relay = self.relay.wake
         routes = [r for p in self.platforms.values() for r in p.routes()]
         app = build_app(routes=routes, health=self.health, metrics=self.metrics,
                         max_body_bytes=self.config.server.max_body_bytes, ready=self.ready)
@@ -113,6 +118,7 @@ class Bridge:
                 await platform.start(self.router.receive)
         self._started = True
         self.lanes.open.set()
+        self.relay.start()  # copies a crash left unposted go out now, in order
         if self.serve_http:
             self._llm_probe = asyncio.create_task(self._probe_llm(), name="llm-probe")
         if pending:
@@ -120,6 +126,15 @@ class Bridge:
         if self.server is not None:
             log.info("bridge started: platforms %s; HTTP on http://%s:%s", ", ".join(self.platforms) or "none",
                      self.config.server.host, self.server.port)
+
+    async def _handle(self, message_id: int) -> None:
+        """Answer one message; a delivered answer may have released copies for the share's other places."""
+        assert self.responder is not None
+        try:
+            await self.responder.handle(message_id)
+        finally:
+            if self.relay is not None:
+                self.relay.wake()
 
     async def _maintain(self) -> None:
         """The store's upkeep: a WAL checkpoint every second (off the loop), and old dedupe ids
@@ -195,6 +210,8 @@ class Bridge:
             finished = await self.lanes.drain(self.shutdown_grace_s)
             if not finished:
                 log.warning("stopped before some answers were sent; they will be answered at the next start")
+        if self.relay is not None:
+            await self.relay.stop()
         if self._pruner is not None:
             self._pruner.cancel()
             await asyncio.gather(self._pruner, return_exceptions=True)

@@ -29,6 +29,7 @@ from pydantic_core import ErrorDetails
 
 from bridge.attachments.config import AttachmentsConfig
 from bridge.policy.config import AccessList, Admins, Limits, Price, check_rule_access
+from bridge.relay.config import ShareConfig, relay_problems
 
 PLATFORM_NAMES = ("github", "slack", "discord")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -250,6 +251,7 @@ class Config(_Model):
     limits: Limits = Limits()
     admins: Admins | None = None     # unset: everyone may run every command
     attachments: AttachmentsConfig = AttachmentsConfig()  # files and images shared in a conversation
+    shares: dict[str, ShareConfig] = {}  # what a share group does besides being one session (relay)
     refusal_message: str = ("Sorry, I'm not set up to answer you here. If you think you should have access, "
                             "ask the people who run this bot.")
     # Not read from YAML: where the file lives (for relative paths and messages). Set by the loader.
@@ -291,6 +293,13 @@ class Config(_Model):
                 raise ValueError(f"channels.{i}.persona: {persona!r}, but channels.{first[0]} puts the same "
                                  f"share {rule.share!r} under {first[1]!r}; a shared session has one persona: "
                                  "name the same persona on every rule of this share")
+        return self
+
+    @model_validator(mode="after")
+    def _relay_needs_places(self) -> Config:
+        problems = relay_problems(self.channels, self.shares)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property

@@ -45,6 +45,7 @@ class Author:
     id: str
     name: str
     is_bot: bool = False
+    avatar: str = field(default="", compare=False)  # their picture's URL, for relayed copies; may be empty
 
 
 @dataclass(frozen=True, slots=True)

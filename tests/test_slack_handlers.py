@@ -186,5 +186,5 @@ def test_shipped_manifest_asks_for_what_the_adapter_uses() -> None:
         "app_mention", "message.channels", "message.groups", "message.im", "message.mpim"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "chat:write",
-        "users:read", "files:read"}
+        "chat:write.customize", "users:read", "files:read"}
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True

@@ -8,10 +8,27 @@ from bridge.config import ChannelRule
 from bridge.types import Incoming, ThreadRef
 
 
+def matches(rule: ChannelRule, thread: ThreadRef) -> bool:
+    """Whether ``where`` covers this thread: a channel (``*`` globs allowed) or, on GitHub, one issue.
+
+    GitHub names are case-insensitive (``Octo-Org/Repo`` is ``octo-org/repo``), so they are compared so.
+    """
+    if rule.platform != thread.platform:
+        return False
+    if thread.platform == "discord":  # a thread is matched by its own id or its channel's
+        return fnmatchcase(thread.channel, rule.where) or fnmatchcase(thread.thread, rule.where)
+    if thread.platform != "github":
+        return fnmatchcase(thread.channel, rule.where)
+    where = rule.where.lower()
+    if "#" in where:
+        return f"{thread.channel}#{thread.thread}".lower() == where
+    return fnmatchcase(thread.channel.lower(), where)
+
+
 def match_rule(rules: list[ChannelRule], thread: ThreadRef) -> ChannelRule | None:
-    """The first rule for this platform whose ``where`` matches the channel (``*`` globs allowed)."""
+    """The first rule for this platform whose ``where`` matches the thread."""
     for rule in rules:
-        if rule.platform == thread.platform and fnmatchcase(thread.channel, rule.where):
+        if matches(rule, thread):
             return rule
     return None
 

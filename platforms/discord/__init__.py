@@ -32,11 +32,13 @@ from bridge.config import ChannelRule, Config, DiscordConfig
 from bridge.diagnosis import Finding
 from bridge.llm.streaming import render_stream
 from bridge.platform import Inbox, PlatformStartError, Stopping
+from bridge.relay.copies import Copy
 from bridge.types import Incoming, Outgoing, ThreadRef
 from platforms.discord import catchup
 from platforms.discord.client import BridgeClient
 from platforms.discord.delivery import edit_part, find_first_part, post_part
 from platforms.discord.handlers import to_incoming
+from platforms.discord.relay import Relayer
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,7 @@ class DiscordPlatform:
         self._store_retry_s = store_retry_s
         self._stopped = asyncio.Event()
         self._started_id = 0  # bot messages older than this were posted by an earlier run
+        self._relayer: Relayer | None = None  # relayed copies (shares with relay: true)
 
     # ------------------------------------------------------------------------------- lifecycle
 
@@ -369,6 +372,14 @@ class DiscordPlatform:
                     return snapshot
         return None
 
+
+    async def relay(self, copy: Copy, out: Outgoing) -> None:
+        """A relayed copy: through the channel's webhook under its author's name and avatar (see :mod:`.relay`)."""
+        if self._client is None:
+            raise RuntimeError("the Discord adapter is not started")
+        if self._relayer is None:
+            self._relayer = Relayer(self._client, self._settings.api_url)
+        await self._relayer.post(copy, out)
 
     # ------------------------------------------------------------------------------- diagnosis
 

@@ -77,7 +77,7 @@ def translate(event: str, payload: dict[str, Any], bot_login: str) -> Incoming |
         thread=ThreadRef("github", "", ev.repository.full_name, str(item.number)),
         event_id=event_id,
         # The numeric id, which a rename does not change, keys budgets, refusals and access; the login is the name.
-        author=Author(str(author.id) if author.id else author.login, author.login),
+        author=Author(str(author.id) if author.id else author.login, author.login, avatar=author.avatar_url[:500]),
         text=text,
         mentioned=mentioned,
         association=association.upper() if association else None,  # for allow:/deny: associations

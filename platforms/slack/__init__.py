@@ -47,6 +47,7 @@ from bridge.attachments.hosts import FileHosts, api_origin
 from bridge.config import Config, SlackConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
+from bridge.relay.copies import Copy
 from bridge.types import Outgoing, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from bridge.untrusted.logs import BoundedMessages, excerpt
@@ -54,6 +55,7 @@ from platforms.arrival import Arrivals, Place
 from platforms.slack import intake
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
 from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
+from platforms.slack.relay import CUSTOMIZE_SCOPE, post_copy, scopes_of
 from platforms.slack.users import UserNames
 
 __all__ = ["MARKDOWN_TEXT_LIMIT", "PLACEHOLDER", "SlackPlatform", "create"]
@@ -114,6 +116,7 @@ class _OrderedApp(AsyncApp):
 
 class SlackPlatform:
     name = "slack"
+    threads_copies = True  # relayed copies of a share go into one thread per channel, not the top level
 
     def __init__(self, settings: SlackConfig) -> None:
         if settings.bot_token is None:
@@ -158,6 +161,7 @@ class SlackPlatform:
         self._team = ""
         self._socket: AsyncSocketModeHandler | None = None
         self._limit = min(settings.max_reply_chars, MARKDOWN_TEXT_LIMIT)
+        self._customize = False  # chat:write.customize: relayed copies show their author's name and icon
 
     def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts:
         """Slack's file URLs, opened with the bot token (``files:read``); an overridden ``api_url``'s origin too."""
@@ -198,6 +202,7 @@ class SlackPlatform:
         self._bot = BotIdentity(str(auth.get("user_id") or ""), str(auth.get("bot_id") or ""))
         self._bot_name = str(auth.get("user") or "")
         self._team = str(auth.get("team_id") or "")
+        self._customize = CUSTOMIZE_SCOPE in scopes_of(auth.headers)
         if self._app_token:
             await self._connect_socket()
         log.info("slack: connected as %s (%s) in team %s, %s mode", self._bot_name, self._bot.user_id,
@@ -306,6 +311,12 @@ class SlackPlatform:
         calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
                               interval=self._settings.edit_interval_s, deadline_s=self._settings.reply_deadline_s)
         log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)
+
+    async def relay(self, copy: Copy, out: Outgoing) -> None:
+        """A relayed copy: under its author's name and icon with ``chat:write.customize``, else headed
+        with the name (see :mod:`.relay`)."""
+        await post_copy(self.client, copy, out, bot=self._bot or BotIdentity(""), customize=self._customize,
+                        limit=self._limit)
 
     # ------------------------------------------------------------------------------- diagnosis
 

@@ -13,6 +13,7 @@ NEEDED_SCOPES = ("app_mentions:read", "channels:history", "groups:history", "im:
                  "chat:write")
 NICE_SCOPES = ("users:read",)
 FILES_SCOPE = "files:read"  # files shared in a thread are downloaded with the bot token
+RELAY_SCOPE = "chat:write.customize"  # relayed copies posted under their author's name and icon
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -46,6 +47,11 @@ async def diagnose_slack(settings: SlackConfig, client: AsyncWebClient) -> list[
         for scope in NICE_SCOPES:
             if scope not in scopes:
                 found.append(Finding("warning", f"slack: without {scope} the model sees user ids, not names"))
+        if RELAY_SCOPE not in scopes:
+            found.append(Finding("warning", f"slack: the bot token lacks {RELAY_SCOPE}: relayed messages "
+                                            "(shares with relay: true) show their author's name in bold "
+                                            "instead of as the poster; add it (OAuth & Permissions) and "
+                                            "reinstall the app"))
         if FILES_SCOPE not in scopes:
             found.append(Finding("warning", f"slack: the bot token lacks {FILES_SCOPE}: files shared in a "
                                             "conversation cannot be read; add it (OAuth & Permissions) and "

@@ -279,6 +279,9 @@ class FakeDiscord:
         self.hold_create: asyncio.Event | None = None  # set by a test: POSTs create, then wait to answer
         self.hold_after = 0                  # ... once this many creates were answered
         self.resumable = True                # False: a RESUME is refused (op 9), the client IDENTIFYs
+        self.manage_webhooks = True          # the bot's Manage Webhooks permission; off → 403 on webhook calls
+        self.webhooks: dict[int, dict[str, Any]] = {}  # id → webhook object (with its token)
+        self.hold_webhook: asyncio.Event | None = None  # set by a test: executions create, then wait to answer
         self.url = ""
         self.files = FileShelf()  # the CDN: signed URLs, no token
         self._last_id = 0
@@ -537,6 +540,9 @@ class FakeDiscord:
         call = Call(request.method, path, body)
         self.calls.append(call)
         try:
+            executed = re.fullmatch(r"/webhooks/(\d+)/([^/]+)", path)
+            if executed is not None and request.method == "POST":  # a webhook's token is its credential
+                return await self._execute(int(executed.group(1)), executed.group(2), body or {}, request.query)
             if request.headers.get("Authorization") != f"Bot {self.token}":
                 return _json({"message": "401: Unauthorized", "code": 0}, 401)
             for i, (what, status, err, headers) in enumerate(self.failures):
@@ -611,6 +617,9 @@ class FakeDiscord:
             return _json({"url": self.gateway_url, "shards": 1,
                           "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
                                                   "max_concurrency": 1}})
+        hooks = re.fullmatch(r"/channels/(\d+)/webhooks", path)
+        if hooks is not None:
+            return self._webhooks_of(int(hooks.group(1)), method, body or {})
         m = re.fullmatch(r"/channels/(\d+)(/typing|/messages(?:/(\d+))?)?", path)
         if m is None:
             return _json({"message": "404: Not Found", "code": 0}, 404)
@@ -690,6 +699,48 @@ class FakeDiscord:
             await self.hold_create.wait()
         rest = {k: v for k, v in data.items() if k not in ("guild_id", "member")}
         return _json(rest)
+
+    # ---------------------------------------------------------------------------- webhooks
+
+    def _webhooks_of(self, cid: int, method: str, body: dict[str, Any]) -> web.Response:
+        """``GET``/``POST /channels/{id}/webhooks``: needs Manage Webhooks; threads have none of their own."""
+        if cid not in self.channels or self.channels[cid].get("type") in (10, 11, 12):
+            return _json({"message": "Unknown Channel", "code": 10003}, 404)
+        if not self.manage_webhooks:
+            return _json({"message": "Missing Permissions", "code": 50013}, 403)
+        if method == "GET":
+            return _json([w for w in self.webhooks.values() if w["channel_id"] == str(cid)])
+        if method == "POST":
+            wid = self.next_id()
+            hook = {"id": str(wid), "type": 1, "channel_id": str(cid), "guild_id": str(GUILD_ID),
+                    "name": body.get("name") or "webhook", "avatar": None, "token": f"tok{wid}",
+                    "application_id": None, "user": self.bot}
+            self.webhooks[wid] = hook
+            return _json(hook)
+        return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
+
+    async def _execute(self, wid: int, token: str, body: dict[str, Any], query: Any) -> web.Response:
+        """``POST /webhooks/{id}/{token}``: a message under the given name and avatar, no nonce."""
+        hook = self.webhooks.get(wid)
+        if hook is None or hook["token"] != token:
+            return _json({"message": "Unknown Webhook", "code": 10015}, 404)
+        problem = self._invalid(body)
+        if problem is not None:
+            return _json(problem, 400)
+        cid = int(query.get("thread_id") or hook["channel_id"])
+        author = {"id": str(wid), "username": body.get("username") or hook["name"], "avatar": None,
+                  "discriminator": "0000", "bot": True}
+        data = message(self.next_id(), cid, body.get("content") or "", author, guild_id=GUILD_ID, webhook_id=wid)
+        self._keep(data)
+        self.posted[int(data["id"])] = Posted(int(data["id"]), cid, [data["content"]], [body])
+        if self.echo and self._session is not None and self._session.conn is not None:
+            await self.dispatch("MESSAGE_CREATE", data)
+        if self.hold_webhook is not None:
+            await self._notify()
+            await self.hold_webhook.wait()
+        if query.get("wait") not in ("true", "True", "1"):
+            return web.Response(status=204)
+        return _json({k: v for k, v in data.items() if k != "guild_id"})
 
     def _edit(self, cid: int, mid: int, body: dict[str, Any]) -> web.Response:
         posted = self.posted.get(mid)

@@ -476,6 +476,9 @@ class FakeSlack:
                  "bot_profile": {"id": BOT_ID, "app_id": APP_ID, "name": "bridge", "team_id": TEAM}}
         if p.thread_ts:
             event["thread_ts"] = p.thread_ts
+        if p.fields.get("username"):  # chat:write.customize: shown under another name and icon
+            event["username"] = p.fields["username"]
+            event["icons"] = {"image_48": p.fields.get("icon_url") or ""}
         return event
 
     def _messages(self, channel: str, *, metadata: bool) -> list[dict[str, Any]]:

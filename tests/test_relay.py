@@ -1,0 +1,238 @@
+"""A relay share (issue 21) end to end: one bridge on the Slack, Discord and GitHub loopback fakes,
+people in a Slack channel, a Discord channel and a GitHub issue seeing each other's messages, and
+the bot's answers in every place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from bridge.app import Bridge
+from bridge.config import Config, ConfigError, parse_config
+from platforms.discord import DiscordPlatform
+from platforms.github import GitHubPlatform
+from platforms.slack import SlackPlatform
+from tests.fakes import discord_server as fk
+from tests.fakes import slack_server as slack
+from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.github_server import FakeGitHub
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_server import FakeSlack
+from tests.test_github import SECRET, GitHubHarness, comment_payload
+from tests.waiting import until, until_async
+
+REPO, ISSUE = "octo-org/support", 7
+CHANNEL = "C0GENERAL"
+ZWSP = "\u200b"
+
+YAML = f"""
+storage: {{url: "sqlite:///bridge.db"}}
+llm: {{base_url: "${{LLM_URL}}", model: fake, max_retries: 0, timeout_s: 5}}
+server: {{port: 0}}
+platforms:
+  github: {{token: ghp_testtoken123, webhook_secret: "${{SECRET}}", api_url: "${{GITHUB_URL}}"}}
+  slack: {{bot_token: "${{SLACK_BOT_TOKEN}}", app_token: "${{SLACK_APP_TOKEN}}", api_url: "${{SLACK_API_URL}}"}}
+  discord: {{token: "${{DISCORD_BOT_TOKEN}}", api_url: "${{DISCORD_API_URL}}", edit_interval_s: 0.05}}
+shares:
+  room: {{relay: true}}
+channels:
+  - {{platform: slack, where: {CHANNEL}, share: room}}
+  - {{platform: discord, where: "{fk.HELP_DESK}", share: room}}
+  - {{platform: github, where: "{REPO}#{ISSUE}", share: room, allow: {{users: ["*"]}}}}
+"""
+SCOPES_WITH_CUSTOMIZE = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
+                         "chat:write.customize,users:read,files:read")
+
+
+@dataclass
+class Room:
+    bridge: Bridge
+    llm: FakeOpenAI
+    slack: FakeSlack
+    discord: FakeDiscord
+    gh: FakeGitHub
+    github: GitHubHarness
+    comment_ids: int = 100
+
+    # --------------------------------------------------------------------- people write
+
+    async def on_slack(self, text: str, *, user: str = "U0ALICE", mention: bool = False) -> dict[str, Any]:
+        event = (slack.app_mention(f"<@{slack.BOT_USER}> {text}", user=user, channel=CHANNEL) if mention
+                 else slack.message(text, user=user, channel=CHANNEL))
+        await self.slack.push(slack.event_callback(event))
+        return event
+
+    async def on_discord(self, text: str, *, author: int = fk.BOB, mention: bool = False) -> dict[str, Any]:
+        return await self.discord.say(f"<@{fk.BOT_ID}> {text}" if mention else text, channel=fk.HELP_DESK,
+                                      author=author)
+
+    async def on_github(self, text: str, *, login: str = "carol", mention: bool = False) -> None:
+        self.comment_ids += 1
+        body = f"@{self.gh.login} {text}" if mention else text
+        status, _ = await self.github.deliver("issue_comment", comment_payload(
+            body, number=ISSUE, comment_id=self.comment_ids, login=login, repo=REPO))
+        assert status == 202
+
+    # --------------------------------------------------------------------- what each place shows
+
+    def slack_posts(self) -> list[slack.Posted]:
+        return [p for p in self.slack.posted if p.channel == CHANNEL]
+
+    def discord_posts(self) -> list[fk.Posted]:
+        return self.discord.messages_in(fk.HELP_DESK)
+
+    def github_comments(self) -> list[str]:
+        return self.gh.comments_on(REPO, ISSUE)
+
+    async def settled(self) -> None:
+        """Every message answered and every copy posted."""
+        relay = self.bridge.relay
+        assert relay is not None
+        assert self.bridge.lanes is not None
+        await until(lambda: self.bridge.lanes is not None and self.bridge.lanes.busy == 0)
+        await until_async(relay.idle)
+
+
+@pytest.fixture
+async def room(make_config: Callable[..., Config], fake_llm: FakeOpenAI) -> AsyncIterator[Room]:
+    fake_slack, fake_discord, gh = await FakeSlack().start(), await FakeDiscord().start(), await FakeGitHub().start()
+    fake_slack.scopes = SCOPES_WITH_CUSTOMIZE
+    fake_slack.add_user("U0ALICE", "alice")
+    fake_slack.add_user("U0DAVE", "dave")
+    config = make_config(YAML, LLM_URL=fake_llm.url, SECRET=SECRET, GITHUB_URL=gh.url,
+                         SLACK_BOT_TOKEN=slack.BOT_TOKEN, SLACK_APP_TOKEN=slack.APP_TOKEN,
+                         SLACK_API_URL=fake_slack.url, DISCORD_BOT_TOKEN=fake_discord.token,
+                         DISCORD_API_URL=fake_discord.api_url)
+    p = config.platforms
+    assert p.discord is not None
+    assert p.slack is not None
+    assert p.github is not None
+    bridge = Bridge(config, platforms={
+        "discord": DiscordPlatform(p.discord, rules=config.channels, guild_ready_timeout_s=0.05),
+        "slack": SlackPlatform(p.slack), "github": GitHubPlatform(p.github, config)})
+    await bridge.start()
+    try:
+        yield Room(bridge, fake_llm, fake_slack, fake_discord, gh, GitHubHarness(bridge, gh, fake_llm))
+    finally:
+        await bridge.stop()
+        for fake in (fake_slack, fake_discord, gh):
+            await fake.stop()
+
+
+# ----------------------------------------------------------------------------------------- config
+
+
+def test_a_relay_rule_must_name_one_place(tmp_path: Any) -> None:
+    text = YAML.replace(f'where: "{REPO}#{ISSUE}"', 'where: "octo-org/*"').replace(f"where: {CHANNEL}", "where: C0*")
+    env = {"LLM_URL": "http://127.0.0.1:9/v1", "SECRET": "s", "GITHUB_URL": "http://127.0.0.1:9",
+           "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "SLACK_API_URL": "http://127.0.0.1:9/api/",
+           "DISCORD_BOT_TOKEN": "t.t.t", "DISCORD_API_URL": "http://127.0.0.1:9/api/v10"}
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, base_dir=tmp_path, env=env)
+    message = str(err.value)
+    assert "channels[0].where: 'C0*' is not one exact place" in message
+    assert "channels[2].where: 'octo-org/*' is not one exact place" in message
+    assert "channels[1]" not in message
+    unused = YAML + "  # nothing else\n"
+    unused = unused.replace("  room: {relay: true}", "  room: {relay: true}\n  lobby: {relay: true}")
+    with pytest.raises(ConfigError, match=r"shares\.lobby: no channel rule has share: lobby"):
+        parse_config(unused, base_dir=tmp_path, env=env)
+    # Without relay, a share may span globs as before.
+    parse_config(text.replace("room: {relay: true}", "room: {relay: false}"), base_dir=tmp_path, env=env)
+
+
+# ------------------------------------------------------------------------------------ relaying
+
+
+async def test_each_place_sees_the_others_and_the_answer(room: Room) -> None:
+    await room.on_slack("hello from Slack")
+    await until(lambda: any("hello from Slack" in p.content for p in room.discord_posts()))
+    await until(lambda: any("hello from Slack" in c for c in room.github_comments()))
+    await room.on_discord("hi from Discord")
+    await until(lambda: any("hi from Discord" in p.text for p in room.slack_posts()))
+    await until(lambda: any("hi from Discord" in c for c in room.github_comments()))
+    await room.on_github("hi from GitHub")
+    await until(lambda: any("hi from GitHub" in p.text for p in room.slack_posts()))
+    await until(lambda: any("hi from GitHub" in p.content for p in room.discord_posts()))
+
+    # Slack: under the author's name (chat:write.customize), in one thread of the share.
+    from_discord = next(p for p in room.slack_posts() if "hi from Discord" in p.text)
+    assert from_discord.fields["username"] == "Bob"
+    assert from_discord.thread_ts is None or from_discord.thread_ts == room.slack_posts()[0].thread_ts
+    # Discord: through the channel's webhook, under the author's name.
+    from_slack = next(p for p in room.discord_posts() if "hello from Slack" in p.content)
+    assert from_slack.bodies[0]["username"] == "alice"
+    assert room.discord.calls_to("POST", f"/channels/{fk.HELP_DESK}/webhooks"), "a webhook was made"
+    # GitHub: a comment headed with the name and platform.
+    assert "**alice (Slack)**:\nhello from Slack" in room.github_comments()
+    assert "**Bob (Discord)**:\nhi from Discord" in room.github_comments()
+
+    # Nobody addressed the bot: nothing was answered; the room's words are the session's history.
+    assert room.llm.requests == []
+    await room.on_discord("what did everyone say?", mention=True)
+    await until(lambda: any(p.content.startswith("You said:") for p in room.discord_posts()))
+    await until(lambda: any("You said:" in p.text for p in room.slack_posts()))
+    await until(lambda: any("You said:" in c for c in room.github_comments()))
+    await room.settled()
+    history = [m["content"] for m in room.llm.requests[0]["messages"][1:]]
+    assert history == ["alice (Slack): hello from Slack", "Bob (Discord): hi from Discord",
+                       "carol (GitHub): hi from GitHub", "Bob (Discord): what did everyone say?"]
+    answer_copy = next(c for c in room.github_comments() if "You said:" in c)
+    assert answer_copy.startswith("↪ _to Bob (Discord)_")
+
+    # Each message once in each other place, never back where it came from (echoes ignored).
+    slack_texts = [p.text for p in room.slack_posts()]
+    discord_texts = [p.content for p in room.discord_posts()]
+    assert sum("hello from Slack" in t for t in slack_texts) == 0
+    assert sum("hi from Discord" in t for t in discord_texts) == 0
+    assert sum("hi from GitHub" in c for c in room.github_comments()) == 0  # the fake holds the bot's only
+    assert [sum(w in t for t in slack_texts) for w in ("hi from Discord", "hi from GitHub", "You said:")] == [1, 1, 1]
+    assert [sum(w in t for t in discord_texts) for w in ("hello from Slack", "hi from GitHub", "You said:")] == \
+        [1, 1, 1]
+    assert [sum(w in c for c in room.github_comments()) for w in ("hello from Slack", "hi from Discord",
+                                                                  "You said:")] == [1, 1, 1]
+    assert len(room.llm.requests) == 1, "copies never trigger the bot"
+
+
+async def test_copies_notify_nobody(room: Room) -> None:
+    await room.on_slack("<!channel> <!here> look, <@U0DAVE>")
+    await room.on_discord("@everyone @here see this")
+    await room.on_github("@octocat @octo-org/team heads up")
+    await until(lambda: (len(room.github_comments()), len(room.discord_posts()), len(room.slack_posts())) == (2, 2, 2))
+    await room.settled()
+    for p in room.slack_posts():
+        sent = p.fields["markdown_text"]
+        assert "<!" not in sent
+        assert "<@" not in sent
+        assert "@here" not in sent.replace("@" + ZWSP, "")
+        assert "@everyone" not in sent.replace("@" + ZWSP, "")
+    for p in room.discord_posts():
+        assert p.bodies[0]["allowed_mentions"] == {"parse": []}, p.bodies[0]
+    for c in room.github_comments():
+        assert "@octocat" not in c
+        assert "@everyone" not in c.replace("@" + ZWSP, "")
+    assert any("@\u200beveryone" in c for c in room.github_comments())
+
+
+async def test_order_under_ten_quick_messages_from_three_places(room: Room) -> None:
+    senders = [room.on_slack, room.on_discord, room.on_github]  # message i comes from senders[i % 3]
+    for i in range(10):
+        await senders[i % 3](f"message {i}")
+    await room.settled()
+    assert room.bridge.store is not None
+    (summary,) = await room.bridge.store.sessions()
+    stored = [m.content for m in await room.bridge.store.messages(summary.session.id)]
+    assert sorted(stored) == sorted(f"message {i}" for i in range(10))
+
+    def seen(texts: list[str]) -> list[str]:
+        return [next(w for w in stored if w in t) for t in texts if "message " in t]
+
+    def others(origin: int) -> list[str]:
+        return [w for w in stored if int(w.split()[-1]) % 3 != origin]
+
+    assert seen([p.text for p in room.slack_posts()]) == others(0), "in the order the bridge stored them"
+    assert seen([p.content for p in room.discord_posts()]) == others(1)
+    assert seen(room.github_comments()) == others(2)
