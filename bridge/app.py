@@ -118,7 +118,7 @@ class Bridge:
                 await platform.start(self.router.receive)
         self._started = True
         self.lanes.open.set()
-        self.relay.start()  # copies a crash left unposted go out now, in order
+        await self.relay.start()  # copies a crash left unposted go out now, in order
         if self.serve_http:
             self._llm_probe = asyncio.create_task(self._probe_llm(), name="llm-probe")
         if pending:

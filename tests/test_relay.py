@@ -4,10 +4,14 @@ the bot's answers in every place."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bridge.app import Bridge
@@ -21,6 +25,8 @@ from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
+from tests.procs import ROOT, BridgeProcess, free_port
+from tests.test_faults import deliver
 from tests.test_github import SECRET, GitHubHarness, comment_payload
 from tests.waiting import until, until_async
 
@@ -236,3 +242,75 @@ async def test_order_under_ten_quick_messages_from_three_places(room: Room) -> N
     assert seen([p.text for p in room.slack_posts()]) == others(0), "in the order the bridge stored them"
     assert seen([p.content for p in room.discord_posts()]) == others(1)
     assert seen(room.github_comments()) == others(2)
+
+
+# ----------------------------------------------------------------------------------------- crashes
+
+CRASH_YAML = f"""
+storage: {{url: "sqlite:///bridge.db"}}
+llm: {{base_url: "${{LLM_URL}}", model: fake, max_retries: 0, timeout_s: 5}}
+server: {{port: "${{PORT}}"}}
+platforms:
+  github: {{token: ghp_testtoken123, webhook_secret: "${{SECRET}}", api_url: "${{GITHUB_URL}}"}}
+  discord: {{token: "${{DISCORD_BOT_TOKEN}}", api_url: "${{DISCORD_API_URL}}"}}
+shares:
+  room: {{relay: true}}
+channels:
+  - {{platform: github, where: "{REPO}#{ISSUE}", share: room, allow: {{users: ["*"]}}}}
+  - {{platform: github, where: "{REPO}#8", share: room, allow: {{users: ["*"]}}}}
+  - {{platform: discord, where: "{fk.HELP_DESK}", share: room}}
+"""
+
+
+@pytest.mark.faults
+async def test_a_sigkill_while_20_copies_are_in_flight_loses_and_repeats_none(tmp_path: Path,
+                                                                               fake_llm: FakeOpenAI) -> None:
+    """20 GitHub comments, each copied to another issue and through a Discord webhook; the bridge is
+    killed while a webhook execution has created its message but not answered (the copy is on
+    Discord, not in the store), and restarted: every copy is there exactly once."""
+    gh, discord = await FakeGitHub().start(), await FakeDiscord().start()
+    (tmp_path / "prompts").symlink_to(ROOT / "prompts")
+    config = tmp_path / "bridge.yaml"
+    config.write_text(CRASH_YAML)
+    port = free_port()
+    bridge = BridgeProcess(config, {"LLM_URL": fake_llm.url, "PORT": str(port), "SECRET": SECRET,
+                                    "GITHUB_URL": gh.url, "DISCORD_BOT_TOKEN": discord.token,
+                                    "DISCORD_API_URL": discord.api_url}, port)
+    words = [f"note {i:02d}" for i in range(20)]
+
+    def on_discord() -> list[str]:
+        return [p.content for p in discord.messages_in(fk.HELP_DESK)]
+
+    def on_issue_8() -> list[str]:
+        return gh.comments_on(REPO, 8)
+
+    discord.hold_webhook = asyncio.Event()  # the 7th execution creates its message, then hangs
+    discord.hold_webhook_after = 6
+    await bridge.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for i, text in enumerate(words):
+                payload = comment_payload(text, number=ISSUE, comment_id=1000 + i, login="carol", repo=REPO)
+                await deliver(session, bridge, payload)
+            await until(lambda: discord.executions == 7, timeout=30)
+            await bridge.kill()
+            assert len(on_discord()) < len(words), "killed while copies were in flight"
+            discord.hold_webhook.set()
+            discord.hold_webhook = None
+            await bridge.start()
+            await until(lambda: len(on_discord()) >= len(words) and len(on_issue_8()) >= len(words), timeout=60)
+            await until_async(lambda: _idle(tmp_path), timeout=30)
+        await bridge.stop()
+    finally:
+        await bridge.kill()
+        await gh.stop()
+        await discord.stop()
+    assert [sum(w in t for t in on_discord()) for w in words] == [1] * 20, on_discord()
+    assert [sum(w in t for t in on_issue_8()) for w in words] == [1] * 20, on_issue_8()
+    assert [next(w for w in words if w in t) for t in on_discord()] == words, "in order"
+    assert fake_llm.requests == [], "nobody addressed the bot"
+
+
+async def _idle(tmp_path: Path) -> bool:
+    with sqlite3.connect(tmp_path / "bridge.db") as db:
+        return db.execute("SELECT COUNT(*) FROM relays WHERE state != 'delivered'").fetchone()[0] == 0

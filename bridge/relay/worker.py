@@ -29,7 +29,7 @@ from bridge.types import Outgoing
 log = logging.getLogger(__name__)
 
 POLL_S = 0.25        # how often stored copies are looked for without a wake-up (other replicas' rows)
-LEASE_S = 120.0      # one copy's post, rate limits included, fits in this; then another replica may take it
+LEASE_S = 90.0       # one copy's post, rate limits included, fits in this; then another replica may take it
 MAX_ATTEMPTS = 8     # tries of one copy before it is given up
 RETRY_S = 1.0        # the first pause after a failed try; doubled each time, at most MAX_RETRY_S
 MAX_RETRY_S = 60.0
@@ -58,7 +58,11 @@ class RelayWorker:
         """New copies were stored (or an answer released its copies): look now, not at the next poll."""
         self._wake.set()
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Begin posting. On SQLite this process is the only one: a dead process's leases are dropped
+        now; on PostgreSQL they run out (``LEASE_S``), as another replica may still hold them."""
+        if self._store.pg is None:
+            await self._store.relay_forget_claims()
         self._task = asyncio.create_task(self._run(), name="relay")
 
     async def stop(self) -> None:

@@ -203,6 +203,11 @@ class RelayQueries:
             await db.execute("UPDATE relays SET claimed_by = NULL, lease_until = NULL WHERE id = ? AND claimed_by = ?",
                              (relay_id, owner))
 
+    async def relay_forget_claims(self) -> None:
+        """At start on SQLite (one process): leases of a process that died are void at once."""
+        async with self._tx() as db:
+            await db.execute("UPDATE relays SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL")
+
     async def relay_thread(self, share: str, place: str) -> str | None:
         """The thread a share's copies use in a Slack channel, once there is one."""
         async with self._db.execute("SELECT thread FROM relay_threads WHERE share = ? AND place = ?",

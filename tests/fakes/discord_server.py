@@ -282,6 +282,8 @@ class FakeDiscord:
         self.manage_webhooks = True          # the bot's Manage Webhooks permission; off → 403 on webhook calls
         self.webhooks: dict[int, dict[str, Any]] = {}  # id → webhook object (with its token)
         self.hold_webhook: asyncio.Event | None = None  # set by a test: executions create, then wait to answer
+        self.hold_webhook_after = 0          # ... once this many executions were answered
+        self.executions = 0                  # webhook executions that created a message
         self.url = ""
         self.files = FileShelf()  # the CDN: signed URLs, no token
         self._last_id = 0
@@ -735,7 +737,8 @@ class FakeDiscord:
         self.posted[int(data["id"])] = Posted(int(data["id"]), cid, [data["content"]], [body])
         if self.echo and self._session is not None and self._session.conn is not None:
             await self.dispatch("MESSAGE_CREATE", data)
-        if self.hold_webhook is not None:
+        self.executions += 1
+        if self.hold_webhook is not None and self.executions > self.hold_webhook_after:
             await self._notify()
             await self.hold_webhook.wait()
         if query.get("wait") not in ("true", "True", "1"):
