@@ -82,6 +82,8 @@ async def test_what_is_missing_is_said(fakes: Fakes, tmp_path: Path) -> None:
     assert "warning slack: without users:read the model sees user ids, not names" in out
     assert ("warning slack: the bot token lacks files:read: files shared in a conversation cannot be read; add it "
             "(OAuth & Permissions) and reinstall the app") in out
+    assert ("warning slack: the bot token lacks chat:write.customize: relayed messages (shares with relay: true) "
+            "show their author's name in bold instead of as the poster") in out
     assert "MISSING discord: the MESSAGE CONTENT intent is off" in out
     assert "4 thing(s) missing" in out
     assert "Traceback" not in err

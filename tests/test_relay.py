@@ -15,7 +15,9 @@ import aiohttp
 import pytest
 
 from bridge.app import Bridge
-from bridge.config import Config, ConfigError, parse_config
+from bridge.config import ChannelRule, Config, ConfigError, parse_config
+from bridge.conversation.rules import match_rule
+from bridge.types import ThreadRef
 from platforms.discord import DiscordPlatform
 from platforms.github import GitHubPlatform
 from platforms.slack import SlackPlatform
@@ -26,6 +28,7 @@ from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
 from tests.procs import ROOT, BridgeProcess, free_port
+from tests.test_cli import bridge_cli
 from tests.test_faults import deliver
 from tests.test_github import SECRET, GitHubHarness, comment_payload
 from tests.waiting import until, until_async
@@ -61,6 +64,8 @@ class Room:
     discord: FakeDiscord
     gh: FakeGitHub
     github: GitHubHarness
+    tmp_path: Path
+    env: dict[str, str]
     comment_ids: int = 100
 
     # --------------------------------------------------------------------- people write
@@ -102,16 +107,20 @@ class Room:
         await until_async(relay.idle)
 
 
-@pytest.fixture
-async def room(make_config: Callable[..., Config], fake_llm: FakeOpenAI) -> AsyncIterator[Room]:
+@pytest.fixture(params=[{}])
+async def room(request: pytest.FixtureRequest, make_config: Callable[..., Config], fake_llm: FakeOpenAI,
+               tmp_path: Path) -> AsyncIterator[Room]:
     fake_slack, fake_discord, gh = await FakeSlack().start(), await FakeDiscord().start(), await FakeGitHub().start()
     fake_slack.scopes = SCOPES_WITH_CUSTOMIZE
     fake_slack.add_user("U0ALICE", "alice")
     fake_slack.add_user("U0DAVE", "dave")
-    config = make_config(YAML, LLM_URL=fake_llm.url, SECRET=SECRET, GITHUB_URL=gh.url,
-                         SLACK_BOT_TOKEN=slack.BOT_TOKEN, SLACK_APP_TOKEN=slack.APP_TOKEN,
-                         SLACK_API_URL=fake_slack.url, DISCORD_BOT_TOKEN=fake_discord.token,
-                         DISCORD_API_URL=fake_discord.api_url)
+    env = {"LLM_URL": fake_llm.url, "SECRET": SECRET, "GITHUB_URL": gh.url, "SLACK_BOT_TOKEN": slack.BOT_TOKEN,
+           "SLACK_APP_TOKEN": slack.APP_TOKEN, "SLACK_API_URL": fake_slack.url,
+           "DISCORD_BOT_TOKEN": fake_discord.token, "DISCORD_API_URL": fake_discord.api_url}
+    fake_discord.manage_webhooks = request.param.get("webhooks", True)
+    if not request.param.get("customize", True):
+        fake_slack.scopes = SCOPES_WITH_CUSTOMIZE.replace("chat:write.customize,", "")
+    config = make_config(YAML, **env)
     p = config.platforms
     assert p.discord is not None
     assert p.slack is not None
@@ -121,7 +130,7 @@ async def room(make_config: Callable[..., Config], fake_llm: FakeOpenAI) -> Asyn
         "slack": SlackPlatform(p.slack), "github": GitHubPlatform(p.github, config)})
     await bridge.start()
     try:
-        yield Room(bridge, fake_llm, fake_slack, fake_discord, gh, GitHubHarness(bridge, gh, fake_llm))
+        yield Room(bridge, fake_llm, fake_slack, fake_discord, gh, GitHubHarness(bridge, gh, fake_llm), tmp_path, env)
     finally:
         await bridge.stop()
         for fake in (fake_slack, fake_discord, gh):
@@ -148,6 +157,16 @@ def test_a_relay_rule_must_name_one_place(tmp_path: Any) -> None:
         parse_config(unused, base_dir=tmp_path, env=env)
     # Without relay, a share may span globs as before.
     parse_config(text.replace("room: {relay: true}", "room: {relay: false}"), base_dir=tmp_path, env=env)
+
+
+def test_one_issue_places_match_that_issue_only() -> None:
+    rules = [ChannelRule(platform="github", where="Octo-Org/Support#7", persona="a"),
+             ChannelRule(platform="github", where="octo-org/*", persona="b"),
+             ChannelRule(platform="discord", where="3001", persona="c")]
+    assert match_rule(rules, ThreadRef("github", "", "octo-org/support", "7")) is rules[0]
+    assert match_rule(rules, ThreadRef("github", "", "octo-org/support", "70")) is rules[1]
+    assert match_rule(rules, ThreadRef("github", "", "OCTO-ORG/other", "7")) is rules[1]
+    assert match_rule(rules, ThreadRef("discord", "1", "2001", "3001")) is rules[2], "a Discord thread by its id"
 
 
 # ------------------------------------------------------------------------------------ relaying
@@ -202,6 +221,15 @@ async def test_each_place_sees_the_others_and_the_answer(room: Room) -> None:
                                                                   "You said:")] == [1, 1, 1]
     assert len(room.llm.requests) == 1, "copies never trigger the bot"
 
+    # `bridge sessions show`: each message once (copies never come back as messages), with its copies.
+    config = str(room.tmp_path / "bridge.yaml")
+    code, out, err = await bridge_cli("sessions", "show", "share:room", "--config", config, env=room.env)
+    assert code == 0, err
+    assert out.count("hi from Discord") == 1
+    assert out.count("[copy] ") == 4 * 2 + 2, out  # four messages and one answer, each in two other places
+    assert f"[copy] slack:{CHANNEL}: posted" in out
+    assert f"[copy] github:{REPO}#{ISSUE}: posted" in out
+
 
 async def test_copies_notify_nobody(room: Room) -> None:
     await room.on_slack("<!channel> <!here> look, <@U0DAVE>")
@@ -242,6 +270,21 @@ async def test_order_under_ten_quick_messages_from_three_places(room: Room) -> N
     assert seen([p.text for p in room.slack_posts()]) == others(0), "in the order the bridge stored them"
     assert seen([p.content for p in room.discord_posts()]) == others(1)
     assert seen(room.github_comments()) == others(2)
+
+
+@pytest.mark.parametrize("room", [{"customize": False, "webhooks": False}], indirect=True)
+async def test_without_the_scope_or_permission_copies_are_headed_with_the_name(room: Room) -> None:
+    await room.on_discord("hi from Discord")
+    await room.on_slack("hello from Slack")
+    await until(lambda: any("hi from Discord" in p.text for p in room.slack_posts()))
+    await until(lambda: any("hello from Slack" in p.content for p in room.discord_posts()))
+    await room.settled()
+    (on_slack,) = [p for p in room.slack_posts() if "hi from Discord" in p.text]
+    assert "username" not in on_slack.fields
+    assert on_slack.text == "**Bob (Discord)**:\nhi from Discord"
+    (on_discord,) = [p for p in room.discord_posts() if "hello from Slack" in p.content]
+    assert on_discord.content == "**alice (Slack)**:\nhello from Slack"
+    assert not room.discord.webhooks, "no webhook without Manage Webhooks: the bot posts the copy"
 
 
 # ----------------------------------------------------------------------------------------- crashes
