@@ -81,6 +81,7 @@ class Incoming:
     roles: tuple[str, ...] = ()      # the author's Discord role ids, for ``allow:``/``deny:``
     association: str | None = None   # GitHub ``author_association`` (OWNER, MEMBER, NONE...)
     attachments: tuple[Attachment, ...] = ()  # files shared with the message, from the platform's own hosts
+    change: str = ""  # "edited" or "deleted": a change to the message ``event_id`` names (relayed copies follow)
     raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core
 
 

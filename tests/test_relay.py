@@ -272,6 +272,37 @@ async def test_order_under_ten_quick_messages_from_three_places(room: Room) -> N
     assert seen(room.github_comments()) == others(2)
 
 
+async def test_edits_and_deletions_follow_their_copies(room: Room) -> None:
+    typo = await room.on_slack("teh plan is ready")
+    await until(lambda: any("teh plan" in p.content for p in room.discord_posts()))
+    await until(lambda: any("teh plan" in c for c in room.github_comments()))
+    await room.slack.push(slack.event_callback(slack.message_changed(CHANNEL, typo["ts"], "the plan is ready",
+                                                                     user="U0ALICE")))
+    await until(lambda: any(p.content.startswith("the plan is ready") for p in room.discord_posts()))
+    await until(lambda: "**alice (Slack)**:\nthe plan is ready" in room.github_comments())
+    assert not any("teh plan" in p.content for p in room.discord_posts())
+    assert not any("teh plan" in c for c in room.github_comments())
+
+    oops = await room.on_discord("wrong channel, sorry")
+    await until(lambda: any("wrong channel" in p.text for p in room.slack_posts()))
+    await until(lambda: any("wrong channel" in c for c in room.github_comments()))
+    await room.discord.dispatch("MESSAGE_UPDATE", {**oops, "content": "wrong channel, sorry!!",
+                                                   "edited_timestamp": "2024-05-01T12:01:00.000000+00:00"})
+    await until(lambda: any("wrong channel, sorry!!" in p.text for p in room.slack_posts()))
+    await room.discord.dispatch("MESSAGE_DELETE", {"id": oops["id"], "channel_id": oops["channel_id"],
+                                                   "guild_id": oops["guild_id"]})
+    await until(lambda: not any("wrong channel" in p.text for p in room.slack_posts()))
+    await until(lambda: not any("wrong channel" in c for c in room.github_comments()))
+    await room.settled()
+    assert [p.text for p in room.slack.deleted] == ["wrong channel, sorry!!\n_(Discord)_"]
+    assert room.llm.requests == [], "edits and deletions are not questions"
+    # The edit is what the model will read; the copies of the bridge's own edits and deletions came back and were ignored.
+    assert room.bridge.store is not None
+    (summary,) = await room.bridge.store.sessions()
+    assert [m.content for m in await room.bridge.store.messages(summary.session.id)] == [
+        "the plan is ready", "wrong channel, sorry!!"]
+
+
 @pytest.mark.parametrize("room", [{"customize": False, "webhooks": False}], indirect=True)
 async def test_without_the_scope_or_permission_copies_are_headed_with_the_name(room: Room) -> None:
     await room.on_discord("hi from Discord")

@@ -50,6 +50,8 @@ class Router:
         if self.closed:
             self._outcome(msg, "stopping")
             raise Stopping("the bridge is shutting down")
+        if msg.change:
+            return await self._changed(msg)
         if msg.author.is_bot:
             return self._outcome(msg, "bot_author")
         text = msg.text.strip()
@@ -95,6 +97,18 @@ class Router:
     def _relayed(self, relayed: bool) -> None:
         if relayed and self.on_relay is not None:
             self.on_relay()
+
+    async def _changed(self, msg: Incoming) -> bool:
+        """An edit or deletion: the copies of a relayed message follow it (nothing else does)."""
+        rule = match_rule(self._config.channels, msg.thread)
+        if relay_share(self._config, rule, msg) is None:
+            return self._outcome(msg, "change_ignored")
+        queued = await self._store.relay_change(f"{msg.thread.platform}:{msg.event_id}", msg.text.strip(),
+                                                deleted=msg.change == "deleted")
+        if queued:
+            self._relayed(True)
+        self._outcome(msg, msg.change if queued else "change_ignored")
+        return False
 
     async def _heard(self, msg: Incoming, rule: ChannelRule | None, text: str) -> bool:
         """A relay room's message not addressed to the bot: history for the model and copies for the

@@ -52,7 +52,7 @@ def make_copy(relay: Relay, files: list[StoredFile]) -> Copy:
         body = relay.text
         text = f"↪ _to {label}_\n\n{body}"
         return Copy(f"relay:{relay.id}", relay.persona, platform, "", body, text, False, relay.ready_at)
-    attached = _files(relay, files) if relay.what == "message" else ""
+    attached = _files(relay, files)
     body = "\n\n".join(part for part in (relay.text, attached) if part) or "(an empty message)"
     return Copy(f"relay:{relay.id}", name, platform, relay.avatar, body, f"**{label}**:\n{body}", True,
                 relay.ready_at)

@@ -142,8 +142,10 @@ class RelayWorker:
         out = Outgoing(thread=target, key=f"relay:{relay.id}", posted=relay.platform_ids, record=record,
                        recovering=relay.attempts > 1)
         files = (await self._store.files([relay.message_id])).get(relay.message_id, []) \
-            if relay.what == "message" else []
+            if relay.what in ("message", "edit") else []
         copy = make_copy(relay, files)
+        if relay.copy_of is not None:
+            return await self._change(platform, relay, copy)
         custom: Any = getattr(platform, "relay", None)
         try:
             if custom is not None:
@@ -154,4 +156,18 @@ class RelayWorker:
             return type(exc).__name__
         if threaded and target.thread == target.channel and recorded:
             await self._store.set_relay_thread(relay.share, relay.place, recorded[0])
+        return None
+
+    async def _change(self, platform: Platform, relay: Relay, copy: Copy) -> str | None:
+        """An edit or deletion of a copy already posted; a copy never posted has nothing to change."""
+        assert relay.copy_of is not None
+        original = await self._store.relay(relay.copy_of)
+        change: Any = getattr(platform, "relay_change", None)
+        if original is None or original.state != "delivered" or not original.platform_ids or change is None:
+            return None
+        out = Outgoing(thread=original.target, key=f"relay:{original.id}", posted=original.platform_ids)
+        try:
+            await change(copy, out, deleted=relay.what == "delete")
+        except Exception as exc:  # its SDK's text may carry URLs or tokens: only the type is shown
+            return type(exc).__name__
         return None

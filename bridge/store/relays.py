@@ -27,7 +27,8 @@ RELAYS_MIGRATION = """
         message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
         session_id INTEGER NOT NULL,
         share TEXT NOT NULL,
-        what TEXT NOT NULL CHECK (what IN ('message', 'answer')),
+        what TEXT NOT NULL CHECK (what IN ('message', 'answer', 'edit', 'delete')),
+        copy_of INTEGER,
         place TEXT NOT NULL,
         target TEXT NOT NULL,
         avatar TEXT NOT NULL DEFAULT '',
@@ -52,7 +53,7 @@ RELAYS_MIGRATION = """
     )
 """
 
-What = Literal["message", "answer"]
+What = Literal["message", "answer", "edit", "delete"]
 RelayState = Literal["held", "pending", "delivered", "failed"]
 
 
@@ -90,6 +91,7 @@ class Relay:
     origin: ThreadRef | None
     text: str
     persona: str
+    copy_of: int | None = None  # an edit or deletion: the copy it changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,16 +136,17 @@ async def release_answers(db: Connection, message_id: int, now: float) -> None:
 
 _RELAY_COLUMNS = ("r.id, r.message_id, r.session_id, r.share, r.what, r.place, r.target, r.avatar, r.state, "
                   "r.platform_ids, r.attempts, r.ready_at, m.author_id, m.author_name, m.thread, m.content, "
-                  "rep.text, s.persona")
+                  "rep.text, s.persona, r.copy_of")
 
 
 def _relay(row: Sequence[Any]) -> Relay:
     (id_, mid, sid, share, what, place, target, avatar, state, ids, attempts, ready_at, aid, aname, thread,
-     content, answer, persona) = tuple(row)
+     content, answer, persona, copy_of) = tuple(row)
     return Relay(int(id_), int(mid), int(sid), str(share), what, str(place), ThreadRef.from_json(json.loads(target)),
                  str(avatar), state, tuple(json.loads(ids)), int(attempts), float(ready_at),
                  Author(str(aid), str(aname)), ThreadRef.from_json(json.loads(thread)) if thread else None,
-                 str(answer or "") if what == "answer" else str(content), str(persona))
+                 str(answer or "") if what == "answer" else str(content), str(persona),
+                 int(copy_of) if copy_of is not None else None)
 
 
 class RelayQueries:
@@ -202,6 +205,26 @@ class RelayQueries:
         async with self._tx() as db:
             await db.execute("UPDATE relays SET claimed_by = NULL, lease_until = NULL WHERE id = ? AND claimed_by = ?",
                              (relay_id, owner))
+
+    async def relay_change(self, event_id: str, text: str, *, deleted: bool) -> int:
+        """A relayed message was edited (its text and history follow) or deleted: one change per copy,
+        queued behind what is already waiting for each place. Returns how many were queued (0: not
+        a relayed message, or the same text again, as a redelivered edit is)."""
+        now = time.time()
+        async with self._tx() as db:
+            async with db.execute("SELECT id, content FROM messages WHERE event_id = ?", (event_id,)) as cur:
+                row = await cur.fetchone()
+            if row is None or (not deleted and str(row[1]) == text):
+                return 0
+            message_id = int(row[0])
+            if not deleted:
+                await db.execute("UPDATE messages SET content = ? WHERE id = ?", (text, message_id))
+            cur2 = await db.execute(
+                "INSERT INTO relays (message_id, session_id, share, what, copy_of, place, target, avatar, state, "
+                "ready_at, created_at, updated_at) SELECT message_id, session_id, share, ?, id, place, target, avatar, "
+                "'pending', ?, ?, ? FROM relays WHERE message_id = ? AND what = 'message'",
+                ("delete" if deleted else "edit", now, now, now, message_id))
+            return int(cur2.rowcount or 0)
 
     async def relay_forget_claims(self) -> None:
         """At start on SQLite (one process): leases of a process that died are void at once."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -33,7 +34,7 @@ from bridge.diagnosis import Finding
 from bridge.llm.streaming import render_stream
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.relay.copies import Copy
-from bridge.types import Incoming, Outgoing, ThreadRef
+from bridge.types import Author, Incoming, Outgoing, ThreadRef
 from platforms.discord import catchup
 from platforms.discord.client import BridgeClient
 from platforms.discord.delivery import edit_part, find_first_part, post_part
@@ -102,7 +103,8 @@ class DiscordPlatform:
         if self._client is not None and not self._client.is_closed():
             return
         client = BridgeClient(api_url=self._settings.api_url, on_message=self._on_message,
-                              on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout)
+                              on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout,
+                              on_change=self._on_change)
         self._client = client
         try:
             await client.login(self._token)
@@ -209,6 +211,30 @@ class DiscordPlatform:
                     return
             # Only now is the message behind us: a catch-up reads from the newest one handed over.
             self._seen[channel_id] = max(self._seen.get(channel_id, 0), message.id)
+
+    async def _on_change(self, payload: discord.RawMessageUpdateEvent | discord.RawMessageDeleteEvent) -> None:
+        """A message edited or deleted: relayed copies follow it (nothing else does). Not retried: a
+        change the store could not take leaves the copies as they were."""
+        client, inbox = self._client, self._inbox
+        if not self._accepting or client is None or client.user is None or inbox is None:
+            return
+        if isinstance(payload, discord.RawMessageUpdateEvent):
+            if "content" not in payload.data:  # an embed appeared: not an edit of the text
+                return
+            incoming = to_incoming(payload.message, client.user.id)
+            if incoming is None or incoming.author.is_bot:
+                return
+            incoming = dataclasses.replace(incoming, change="edited")
+        else:
+            channel = str(payload.channel_id)
+            incoming = Incoming(thread=ThreadRef("discord", str(payload.guild_id or ""), channel, channel),
+                                event_id=str(payload.message_id), author=Author("", ""), text="",
+                                direct=payload.guild_id is None, change="deleted")
+        try:
+            await inbox(incoming)
+        except Exception as exc:  # the store's text may quote the message: its class name only
+            log.warning("discord: a change to message %s was not relayed (%s)", payload.message_id,
+                        type(exc).__name__)
 
     async def _hand_over(self, inbox: Inbox, incoming: Incoming, message: discord.Message) -> bool:
         """Give the message to the core until the store takes it; False when it could not be stored.
@@ -380,6 +406,14 @@ class DiscordPlatform:
         if self._relayer is None:
             self._relayer = Relayer(self._client, self._settings.api_url)
         await self._relayer.post(copy, out)
+
+    async def relay_change(self, copy: Copy, out: Outgoing, *, deleted: bool) -> None:
+        """A relayed message was edited or deleted: its copy here follows."""
+        if self._client is None:
+            raise RuntimeError("the Discord adapter is not started")
+        if self._relayer is None:
+            self._relayer = Relayer(self._client, self._settings.api_url)
+        await self._relayer.change(copy, out, deleted=deleted)
 
     # ------------------------------------------------------------------------------- diagnosis
 

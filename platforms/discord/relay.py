@@ -124,6 +124,34 @@ class Relayer:
                 return str(message.id)
         return None
 
+    async def change(self, copy: Copy, out: Outgoing, *, deleted: bool) -> None:
+        """Edit (or delete) a copy posted before, through the webhook that posted it, else as the bot."""
+        channel_id = int(out.thread.thread)
+        parent, thread = await self._place(channel_id)
+        webhook = await self._webhook(parent) if copy.as_author else None
+        in_thread = discord.Object(thread) if thread is not None else discord.utils.MISSING
+        text = _cut(f"{copy.body}\n-# {copy.platform}" if webhook is not None and copy.platform else
+                    copy.body if webhook is not None else copy.text)
+        for mid in (int(i) for i in out.posted):
+            try:
+                if webhook is not None:
+                    with routed(self._adapter):
+                        if deleted:
+                            await webhook.delete_message(mid, thread=in_thread)
+                        else:
+                            await webhook.edit_message(mid, content=text, allowed_mentions=NO_PINGS, thread=in_thread)
+                    continue
+            except discord.NotFound:  # posted by the bot itself (no webhook then): changed as the bot
+                pass
+            message = self._client.get_partial_messageable(channel_id).get_partial_message(mid)
+            try:
+                if deleted:
+                    await message.delete()
+                else:
+                    await message.edit(content=text, allowed_mentions=NO_PINGS)
+            except discord.NotFound:  # already gone
+                pass
+
     async def post(self, copy: Copy, out: Outgoing) -> None:
         if out.posted:
             return

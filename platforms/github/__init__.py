@@ -27,12 +27,14 @@ from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.policy.access import AccessUnknown
+from bridge.relay.copies import Copy
 from bridge.types import Outgoing, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from platforms.arrival import Arrivals
 from platforms.github import intake
 from platforms.github.delivery import MARKER_ROOM, Issue, deliver, marker
 from platforms.github.files import attachment_links
+from platforms.github.formatting import neutralise_mentions
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
 
@@ -225,6 +227,23 @@ class GitHubPlatform:
         client = await self._client_for(thread.channel)
         await deliver(client, Issue(owner, repo, int(thread.thread)), reply, snapshots, login=self.bot_login,
                       limit=self._settings.max_reply_chars - MARKER_ROOM)
+
+    async def relay_change(self, copy: Copy, out: Outgoing, *, deleted: bool) -> None:
+        """A relayed message was edited or deleted: its comment here follows (its marker kept)."""
+        owner, repo = out.thread.channel.split("/", 1)
+        client = await self._client_for(out.thread.channel)
+        limit = self._settings.max_reply_chars - MARKER_ROOM
+        text = copy.text if len(copy.text) <= limit else copy.text[:limit - 1] + "…"
+        for comment_id in (int(i) for i in out.posted):
+            try:
+                if deleted:
+                    await client.rest.issues.async_delete_comment(owner, repo, comment_id)
+                else:
+                    await client.rest.issues.async_update_comment(
+                        owner, repo, comment_id, body=neutralise_mentions(text) + marker(out.key, 0))
+            except RequestFailed as exc:
+                if exc.response.status_code != 404:  # already gone
+                    raise
 
     # ------------------------------------------------------------------------ access
 

@@ -54,8 +54,8 @@ from bridge.untrusted.logs import BoundedMessages, excerpt
 from platforms.arrival import Arrivals, Place
 from platforms.slack import intake
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
-from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
-from platforms.slack.relay import CUSTOMIZE_SCOPE, post_copy, scopes_of
+from platforms.slack.handlers import BotIdentity, translate, translate_change, user_ids_to_resolve
+from platforms.slack.relay import CUSTOMIZE_SCOPE, change_copy, post_copy, scopes_of
 from platforms.slack.users import UserNames
 
 __all__ = ["MARKDOWN_TEXT_LIMIT", "PLACEHOLDER", "SlackPlatform", "create"]
@@ -286,7 +286,7 @@ class SlackPlatform:
         event = body.get("event") or {}
         ids = user_ids_to_resolve(event, bot)
         names = await self._names.resolve(ids) if ids else {}  # concurrently with the channel's other events
-        msg = translate(body, bot, names)
+        msg = translate(body, bot, names) or translate_change(body, bot, names)
         if msg is None:
             return
         place = context.get(ARRIVAL)
@@ -317,6 +317,10 @@ class SlackPlatform:
         with the name (see :mod:`.relay`)."""
         await post_copy(self.client, copy, out, bot=self._bot or BotIdentity(""), customize=self._customize,
                         limit=self._limit)
+
+    async def relay_change(self, copy: Copy, out: Outgoing, *, deleted: bool) -> None:
+        """A relayed message was edited or deleted: its copy here follows."""
+        await change_copy(self.client, copy, out, deleted=deleted, customize=self._customize, limit=self._limit)
 
     # ------------------------------------------------------------------------------- diagnosis
 

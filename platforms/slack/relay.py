@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.relay.copies import Copy
@@ -36,6 +37,30 @@ def scopes_of(headers: Any) -> set[str]:
     return set()
 
 
+def shown(copy: Copy, customize: bool, limit: int) -> str:
+    """The copy's text on Slack: the body under the author's own name, else headed with it."""
+    text = copy.body if customize and copy.as_author else copy.text
+    if customize and copy.as_author and copy.platform:
+        text = f"{text}\n_({copy.platform})_"
+    return neutralise(text if len(text) <= limit else text[:limit - 1] + "…")
+
+
+async def change_copy(client: AsyncWebClient, copy: Copy, out: Outgoing, *, deleted: bool, customize: bool,
+                      limit: int) -> None:
+    """Edit (or delete) the messages of a copy posted before; one already gone is no failure."""
+    with patience(RELAY_DEADLINE_S):
+        for ts in out.posted:
+            try:
+                if deleted:
+                    await client.chat_delete(channel=out.thread.channel, ts=ts)
+                else:
+                    await client.chat_update(channel=out.thread.channel, ts=ts,
+                                             markdown_text=shown(copy, customize, limit))
+            except SlackApiError as exc:
+                if (exc.response.get("error") if exc.response is not None else "") != "message_not_found":
+                    raise
+
+
 async def post_copy(client: AsyncWebClient, copy: Copy, out: Outgoing, *, bot: BotIdentity, customize: bool,
                     limit: int) -> None:
     """Post one copy once: recorded through ``out.record``; an earlier unrecorded post is adopted."""
@@ -54,13 +79,9 @@ async def post_copy(client: AsyncWebClient, copy: Copy, out: Outgoing, *, bot: B
         extra: dict[str, Any] = {"username": copy.name[:MAX_NAME] or "someone"} if as_author else {}
         if as_author and copy.avatar:
             extra["icon_url"] = copy.avatar
-        text = copy.body if as_author else copy.text
-        if as_author:
-            text = f"{text}\n_({copy.platform})_" if copy.platform else text
-        if len(text) > limit:
-            text = text[:limit - 1] + "…"
         resp = await client.chat_postMessage(
-            channel=thread.channel, thread_ts=thread_ts, markdown_text=neutralise(text), unfurl_links=False,
+            channel=thread.channel, thread_ts=thread_ts, markdown_text=shown(copy, customize, limit),
+            unfurl_links=False,
             unfurl_media=False, metadata={"event_type": REPLY_EVENT, "event_payload": {"key": out.key, "part": 0}},
             **extra)
     await out.record([str(resp["ts"])])

@@ -284,6 +284,7 @@ class FakeDiscord:
         self.hold_webhook: asyncio.Event | None = None  # set by a test: executions create, then wait to answer
         self.hold_webhook_after = 0          # ... once this many executions were answered
         self.executions = 0                  # webhook executions that created a message
+        self.deleted: list[Posted] = []      # the bot's or a webhook's messages, deleted
         self.url = ""
         self.files = FileShelf()  # the CDN: signed URLs, no token
         self._last_id = 0
@@ -545,6 +546,10 @@ class FakeDiscord:
             executed = re.fullmatch(r"/webhooks/(\d+)/([^/]+)", path)
             if executed is not None and request.method == "POST":  # a webhook's token is its credential
                 return await self._execute(int(executed.group(1)), executed.group(2), body or {}, request.query)
+            hooked = re.fullmatch(r"/webhooks/(\d+)/([^/]+)/messages/(\d+)", path)
+            if hooked is not None:
+                return await self._webhook_message(int(hooked.group(1)), hooked.group(2), int(hooked.group(3)),
+                                                   request.method, body or {})
             if request.headers.get("Authorization") != f"Bot {self.token}":
                 return _json({"message": "401: Unauthorized", "code": 0}, 401)
             for i, (what, status, err, headers) in enumerate(self.failures):
@@ -643,6 +648,8 @@ class FakeDiscord:
                 return await self._create(cid, body)
             if method == "PATCH" and m.group(3) is not None:
                 return self._edit(cid, int(m.group(3)), body)
+            if method == "DELETE" and m.group(3) is not None:
+                return await self._delete(cid, int(m.group(3)))
         return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
 
     def _read(self, cid: int, query: Any) -> web.Response:
@@ -744,6 +751,30 @@ class FakeDiscord:
         if query.get("wait") not in ("true", "True", "1"):
             return web.Response(status=204)
         return _json({k: v for k, v in data.items() if k != "guild_id"})
+
+    async def _webhook_message(self, wid: int, token: str, mid: int, method: str, body: dict[str, Any]) -> web.Response:
+        """``PATCH``/``DELETE /webhooks/{id}/{token}/messages/{mid}``: only that webhook's own messages."""
+        hook = self.webhooks.get(wid)
+        posted = self.posted.get(mid)
+        if hook is None or hook["token"] != token:
+            return _json({"message": "Unknown Webhook", "code": 10015}, 404)
+        stored = self._stored(posted.channel_id, mid) if posted is not None else None
+        if posted is None or stored is None or stored.get("webhook_id") != str(wid):
+            return _json({"message": "Unknown Message", "code": 10008}, 404)
+        if method == "DELETE":
+            return await self._delete(posted.channel_id, mid)
+        if method == "PATCH":
+            return self._edit(posted.channel_id, mid, body)
+        return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
+
+    async def _delete(self, cid: int, mid: int) -> web.Response:
+        posted = self.posted.get(mid)
+        if posted is None or posted.channel_id != cid:
+            return _json({"message": "Unknown Message", "code": 10008}, 404)
+        del self.posted[mid]
+        self.deleted.append(posted)
+        self.history[cid] = [m for m in self.history.get(cid, []) if m["id"] != str(mid)]
+        return web.Response(status=204)
 
     def _edit(self, cid: int, mid: int, body: dict[str, Any]) -> web.Response:
         posted = self.posted.get(mid)

@@ -103,6 +103,13 @@ def message_changed(channel: str, ts: str, new_text: str, *, user: str) -> dict[
             "previous_message": {"type": "message", "user": user, "text": "(before)", "ts": ts}}
 
 
+def message_deleted(channel: str, ts: str, *, user: str) -> dict[str, Any]:
+    now = next_ts()
+    return {"type": "message", "subtype": "message_deleted", "hidden": True, "channel": channel, "ts": now,
+            "deleted_ts": ts, "event_ts": now, "channel_type": "channel",
+            "previous_message": {"type": "message", "user": user, "text": "(before)", "ts": ts}}
+
+
 def channel_join(channel: str, *, user: str) -> dict[str, Any]:
     ts = next_ts()
     return {"type": "message", "subtype": "channel_join", "user": user, "text": f"<@{user}> has joined the channel",
@@ -202,6 +209,7 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
         self.posted: list[Posted] = []
+        self.deleted: list[Posted] = []  # removed with chat.delete
         self.acks: list[dict[str, Any]] = []
         self.echo = True
         self.echoed = 0  # own messages/edits sent back to the app and acknowledged by it
@@ -383,7 +391,7 @@ class FakeSlack:
         if held is not None:  # a slow name lookup, for as long as the test wants
             await held.wait()
         handler = {"auth.test": self._auth_test, "users.info": self._users_info,
-                   "chat.postMessage": self._post_message, "chat.update": self._update,
+                   "chat.postMessage": self._post_message, "chat.update": self._update, "chat.delete": self._delete,
                    "conversations.replies": self._replies, "conversations.history": self._history,
                    "apps.connections.open": self._connections_open}.get(method)
         if handler is None:
@@ -468,6 +476,16 @@ class FakeSlack:
         self._echo(message_changed(channel, ts, content, user=BOT_USER) | {"message": self._bot_event(found)})
         return web.json_response({"ok": True, "channel": channel, "ts": ts, "text": content,
                                   "message": self._bot_event(found)})
+
+    def _delete(self, args: dict[str, Any]) -> web.Response:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        found = next((p for p in self.posted if p.channel == channel and p.ts == ts), None)
+        if found is None:
+            return self._error("message_not_found")
+        self.posted.remove(found)
+        self.deleted.append(found)
+        self._echo(message_deleted(channel, ts, user=BOT_USER) | {"previous_message": self._bot_event(found)})
+        return web.json_response({"ok": True, "channel": channel, "ts": ts})
 
     @staticmethod
     def _bot_event(p: Posted) -> dict[str, Any]:
