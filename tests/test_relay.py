@@ -296,7 +296,7 @@ async def test_edits_and_deletions_follow_their_copies(room: Room) -> None:
     await room.settled()
     assert [p.text for p in room.slack.deleted] == ["wrong channel, sorry!!\n_(Discord)_"]
     assert room.llm.requests == [], "edits and deletions are not questions"
-    # The edit is what the model will read; the copies of the bridge's own edits and deletions came back and were ignored.
+    # The edit is what the model will read (the echoes of the bridge's own changes were ignored).
     assert room.bridge.store is not None
     (summary,) = await room.bridge.store.sessions()
     assert [m.content for m in await room.bridge.store.messages(summary.session.id)] == [
