@@ -293,6 +293,14 @@ async def test_edits_and_deletions_follow_their_copies(room: Room) -> None:
                                                    "guild_id": oops["guild_id"]})
     await until(lambda: not any("wrong channel" in p.text for p in room.slack_posts()))
     await until(lambda: not any("wrong channel" in c for c in room.github_comments()))
+
+    await room.on_github("see PR #12")
+    await until(lambda: any("see PR #12" in p.content for p in room.discord_posts()))
+    edited = comment_payload("see PR #13", number=ISSUE, comment_id=room.comment_ids, login="carol", repo=REPO)
+    edited["action"] = "edited"
+    assert (await room.github.deliver("issue_comment", edited))[0] == 202
+    await until(lambda: any("see PR #13" in p.content for p in room.discord_posts()))
+    await until(lambda: any("see PR #13" in p.text for p in room.slack_posts()))
     await room.settled()
     assert [p.text for p in room.slack.deleted] == ["wrong channel, sorry!!\n_(Discord)_"]
     assert room.llm.requests == [], "edits and deletions are not questions"
@@ -300,7 +308,7 @@ async def test_edits_and_deletions_follow_their_copies(room: Room) -> None:
     assert room.bridge.store is not None
     (summary,) = await room.bridge.store.sessions()
     assert [m.content for m in await room.bridge.store.messages(summary.session.id)] == [
-        "the plan is ready", "wrong channel, sorry!!"]
+        "the plan is ready", "wrong channel, sorry!!", "see PR #13"]
 
 
 @pytest.mark.parametrize("room", [{"customize": False, "webhooks": False}], indirect=True)

@@ -108,7 +108,7 @@ class Router:
         if queued:
             self._relayed(True)
         self._outcome(msg, msg.change if queued else "change_ignored")
-        return False
+        return queued > 0  # the change was stored, for the copies to follow
 
     async def _heard(self, msg: Incoming, rule: ChannelRule | None, text: str) -> bool:
         """A relay room's message not addressed to the bot: history for the model and copies for the

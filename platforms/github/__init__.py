@@ -179,6 +179,8 @@ class GitHubPlatform:
             return web.json_response({"error": "shutting down; redeliver later"}, status=503)
         except AccessUnknown:  # not stored, nobody refused: a redelivery decides
             return web.json_response({"error": "could not check team membership; redeliver later"}, status=503)
+        if result.change and not accepted:  # not a relayed comment: nothing to do, as before
+            return web.json_response({"ignored": f"{event}.{result.change} is not a new message"}, status=202)
         return web.json_response({"accepted": accepted}, status=202)
 
     def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts:
