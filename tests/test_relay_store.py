@@ -49,14 +49,19 @@ async def test_copies_are_claimed_one_place_at_a_time_in_order(stores: tuple[Sto
     await accept(a, 2, heard=True)
     assert sorted(await b.relay_places_due()) == ["discord:2002", "github:octo-org/support#7"]
     head = await a.claim_relay("discord:2002", "a", lease_s=60)
-    assert head is not None and head.message_id == first and head.text == "message 1" and head.attempts == 1
+    assert head is not None
+    assert head.message_id == first
+    assert head.text == "message 1"
+    assert head.attempts == 1
     assert await b.claim_relay("discord:2002", "b", lease_s=60) is None, "the place is a's while it holds it"
     other = await b.claim_relay("github:octo-org/support#7", "b", lease_s=60)
-    assert other is not None and other.message_id == first, "other places go on in parallel"
+    assert other is not None
+    assert other.message_id == first, "other places go on in parallel"
     await a.relay_posted(head.id, ["111"])
     await a.relay_done(head.id, "delivered")
     second = await b.claim_relay("discord:2002", "b", lease_s=60)
-    assert second is not None and second.text == "message 2"
+    assert second is not None
+    assert second.text == "message 2"
     (message,) = [m for m in await a.messages(head.session_id) if m.id == first]
     assert message.status == "answered", "heard: history, never answered"
     copies = await a.copies([first])
@@ -70,7 +75,8 @@ async def test_a_lease_that_ran_out_is_taken_over_and_counted_as_a_retry(stores:
     taken = await a.claim_relay("discord:2002", "a", lease_s=-1)  # a died holding it: its lease is over
     assert taken is not None
     again = await b.claim_relay("discord:2002", "b", lease_s=60)
-    assert again is not None and again.id == taken.id and again.attempts == 2, "b must look before posting again"
+    assert again is not None
+    assert (again.id, again.attempts) == (taken.id, 2), "b must look before posting again"
 
 
 async def test_an_answer_is_copied_once_delivered_and_only_if_answered(stores: tuple[Store, Store]) -> None:
@@ -80,7 +86,8 @@ async def test_an_answer_is_copied_once_delivered_and_only_if_answered(stores: t
     for place in ("discord:2002", "github:octo-org/support#7"):  # the two questions' own copies
         for _ in range(2):
             claimed = await a.claim_relay(place, "a", lease_s=60)
-            assert claimed is not None and claimed.what == "message"
+            assert claimed is not None
+            assert claimed.what == "message"
             await a.relay_done(claimed.id, "delivered")
         assert await a.claim_relay(place, "a", lease_s=60) is None, "answers are held"
     await a.save_final(asked, "the answer", 3)
@@ -88,7 +95,8 @@ async def test_an_answer_is_copied_once_delivered_and_only_if_answered(stores: t
     await a.refuse(refused, "budget", "over budget")
     await a.delivered(refused)
     answer = await a.claim_relay("discord:2002", "a", lease_s=60)
-    assert answer is not None and (answer.what, answer.text, answer.message_id) == ("answer", "the answer", asked)
+    assert answer is not None
+    assert (answer.what, answer.text, answer.message_id) == ("answer", "the answer", asked)
     await a.relay_done(answer.id, "delivered")
     assert await a.claim_relay("discord:2002", "a", lease_s=60) is None, "a refusal is not copied"
 
@@ -100,8 +108,10 @@ async def test_an_edit_follows_each_copy_and_a_repeat_is_nothing(stores: tuple[S
     assert await a.relay_change("slack:C1:1", "message one", deleted=False) == 0, "the same edit again"
     assert await a.relay_change("slack:C1:404", "", deleted=True) == 0, "not a relayed message"
     first = await a.claim_relay("discord:2002", "a", lease_s=60)
-    assert first is not None and first.what == "message"
+    assert first is not None
+    assert first.what == "message"
     await a.relay_done(first.id, "delivered")
     change = await a.claim_relay("discord:2002", "a", lease_s=60)
-    assert change is not None and (change.what, change.copy_of, change.text) == ("edit", first.id, "message one")
+    assert change is not None
+    assert (change.what, change.copy_of, change.text) == ("edit", first.id, "message one")
     assert time.time() >= change.ready_at
