@@ -270,6 +270,8 @@ async def test_order_under_ten_quick_messages_from_three_places(room: Room) -> N
     assert seen([p.text for p in room.slack_posts()]) == others(0), "in the order the bridge stored them"
     assert seen([p.content for p in room.discord_posts()]) == others(1)
     assert seen(room.github_comments()) == others(2)
+    limited = [c for c in room.slack.calls if c.method == "chat.postMessage" and c.status == 429]
+    assert limited, "Slack's one post a second per channel was met, and waited out: nothing lost"
 
 
 async def test_edits_and_deletions_follow_their_copies(room: Room) -> None:
