@@ -274,6 +274,17 @@ async def test_order_under_ten_quick_messages_from_three_places(room: Room) -> N
     assert limited, "Slack's one post a second per channel was met, and waited out: nothing lost"
 
 
+async def test_a_long_message_reaches_discord_in_parts_and_whole(room: Room) -> None:
+    long = " ".join(f"word{i}" for i in range(600))  # about 5,000 characters: Discord takes 2,000 a message
+    await room.on_slack(long)
+    await until(lambda: len(room.discord_posts()) >= 3)
+    await room.settled()
+    parts = [p.content for p in room.discord_posts()]
+    assert all(len(p) <= 2000 for p in parts)
+    assert " ".join(parts).split() == [*long.split(), "-#", "Slack"], "every word once, in order"
+    assert {p.bodies[0]["username"] for p in room.discord_posts()} == {"alice"}
+
+
 async def test_edits_and_deletions_follow_their_copies(room: Room) -> None:
     typo = await room.on_slack("teh plan is ready")
     await until(lambda: any("teh plan" in p.content for p in room.discord_posts()))

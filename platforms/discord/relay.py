@@ -23,6 +23,7 @@ import discord
 from discord.http import Route
 from discord.webhook.async_ import AsyncWebhookAdapter, async_context
 
+from bridge.llm.chunking import split_message
 from bridge.relay.copies import Copy
 from bridge.types import Outgoing
 from platforms.discord.catchup import snowflake_at
@@ -66,10 +67,6 @@ def webhook_name(name: str) -> str:
     """A username Discord accepts (1–80 characters, none of its reserved words)."""
     clean = _FORBIDDEN.sub("", name).strip()[:80]
     return clean if clean and clean.lower() not in ("everyone", "here") else "someone"
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= MESSAGE_LIMIT else text[:MESSAGE_LIMIT - 1] + "…"
 
 
 class Relayer:
@@ -124,54 +121,64 @@ class Relayer:
                 return str(message.id)
         return None
 
+    @staticmethod
+    def _parts(copy: Copy, webhook: discord.Webhook | None) -> list[str]:
+        """The copy's text in Discord-sized parts: under the author's name with the platform below, or headed."""
+        text = (f"{copy.body}\n-# {copy.platform}" if copy.platform else copy.body) if webhook is not None \
+            else copy.text
+        return split_message(text, MESSAGE_LIMIT) or [text[:MESSAGE_LIMIT]]
+
     async def change(self, copy: Copy, out: Outgoing, *, deleted: bool) -> None:
-        """Edit (or delete) a copy posted before, through the webhook that posted it, else as the bot."""
+        """Edit (or delete) a copy posted before, through the webhook that posted it, else as the bot;
+        parts the new text no longer needs are deleted."""
         channel_id = int(out.thread.thread)
         parent, thread = await self._place(channel_id)
         webhook = await self._webhook(parent) if copy.as_author else None
         in_thread = discord.Object(thread) if thread is not None else discord.utils.MISSING
-        text = _cut(f"{copy.body}\n-# {copy.platform}" if webhook is not None and copy.platform else
-                    copy.body if webhook is not None else copy.text)
-        for mid in (int(i) for i in out.posted):
+        parts = self._parts(copy, webhook)
+        for i, mid in enumerate(int(p) for p in out.posted):
+            gone = deleted or i >= len(parts)
             try:
                 if webhook is not None:
                     with routed(self._adapter):
-                        if deleted:
+                        if gone:
                             await webhook.delete_message(mid, thread=in_thread)
                         else:
-                            await webhook.edit_message(mid, content=text, allowed_mentions=NO_PINGS, thread=in_thread)
+                            await webhook.edit_message(mid, content=parts[i], allowed_mentions=NO_PINGS,
+                                                       thread=in_thread)
                     continue
             except discord.NotFound:  # posted by the bot itself (no webhook then): changed as the bot
                 pass
             message = self._client.get_partial_messageable(channel_id).get_partial_message(mid)
             try:
-                if deleted:
+                if gone:
                     await message.delete()
                 else:
-                    await message.edit(content=text, allowed_mentions=NO_PINGS)
+                    await message.edit(content=parts[i], allowed_mentions=NO_PINGS)
             except discord.NotFound:  # already gone
                 pass
 
     async def post(self, copy: Copy, out: Outgoing) -> None:
-        if out.posted:
-            return
+        """Post the parts not yet recorded; a part an interrupted attempt posted is adopted, not repeated."""
         channel_id = int(out.thread.thread)
         parent, thread = await self._place(channel_id)
         webhook = await self._webhook(parent) if copy.as_author else None
-        text = _cut(f"{copy.body}\n-# {copy.platform}" if webhook is not None and copy.platform else
-                    copy.body if webhook is not None else copy.text)
-        if out.recovering:
-            found = await self._find(channel_id, copy.since, webhook_id=webhook.id if webhook else None, text=text)
+        parts = self._parts(copy, webhook)
+        posted = list(out.posted)
+        channel = self._client.get_partial_messageable(channel_id)
+        for i in range(len(posted), len(parts)):
+            found = await self._find(channel_id, copy.since, webhook_id=webhook.id if webhook else None,
+                                     text=parts[i]) if out.recovering else None
             if found is not None:
-                log.info("discord: copy %s was posted before a restart", out.key)
-                await out.record([found])
-                return
-        if webhook is None:
-            channel = self._client.get_partial_messageable(channel_id)
-            await out.record([await post_part(channel, text, key=out.key, part=0, answers=None)])
-            return
-        with routed(self._adapter):
-            sent = await webhook.send(text, username=webhook_name(copy.name), avatar_url=copy.avatar or None,
-                                      allowed_mentions=NO_PINGS, wait=True, suppress_embeds=True,
-                                      thread=discord.Object(thread) if thread is not None else discord.utils.MISSING)
-        await out.record([str(sent.id)])
+                log.info("discord: part %d of copy %s was posted before a restart", i, out.key)
+                posted.append(found)
+            elif webhook is None:
+                posted.append(await post_part(channel, parts[i], key=out.key, part=i, answers=None))
+            else:
+                with routed(self._adapter):
+                    sent = await webhook.send(
+                        parts[i], username=webhook_name(copy.name), avatar_url=copy.avatar or None,
+                        allowed_mentions=NO_PINGS, wait=True, suppress_embeds=True,
+                        thread=discord.Object(thread) if thread is not None else discord.utils.MISSING)
+                posted.append(str(sent.id))
+            await out.record(posted)
