@@ -173,7 +173,7 @@ def test_one_issue_places_match_that_issue_only() -> None:
 
 
 async def test_each_place_sees_the_others_and_the_answer(room: Room) -> None:
-    await room.on_slack("hello from Slack")
+    hello = await room.on_slack("hello from Slack")
     await until(lambda: any("hello from Slack" in p.content for p in room.discord_posts()))
     await until(lambda: any("hello from Slack" in c for c in room.github_comments()))
     await room.on_discord("hi from Discord")
@@ -186,7 +186,7 @@ async def test_each_place_sees_the_others_and_the_answer(room: Room) -> None:
     # Slack: under the author's name (chat:write.customize), in one thread of the share.
     from_discord = next(p for p in room.slack_posts() if "hi from Discord" in p.text)
     assert from_discord.fields["username"] == "Bob"
-    assert from_discord.thread_ts is None or from_discord.thread_ts == room.slack_posts()[0].thread_ts
+    assert from_discord.fields.get("icon_url", "").startswith("https://cdn.discordapp.com/"), "Bob's avatar"
     # Discord: through the channel's webhook, under the author's name.
     from_slack = next(p for p in room.discord_posts() if "hello from Slack" in p.content)
     assert from_slack.bodies[0]["username"] == "alice"
@@ -220,6 +220,9 @@ async def test_each_place_sees_the_others_and_the_answer(room: Room) -> None:
     assert [sum(w in c for c in room.github_comments()) for w in ("hello from Slack", "hi from Discord",
                                                                   "You said:")] == [1, 1, 1]
     assert len(room.llm.requests) == 1, "copies never trigger the bot"
+    # Slack: every copy in one thread, the share's thread in the channel: where Slack first spoke.
+    assert {p.thread_ts for p in room.slack_posts()} == {hello["ts"]}
+    assert room.slack.echoed > 0, "Slack sent the copies back, and they were ignored"
 
     # `bridge sessions show`: each message once (copies never come back as messages), with its copies.
     config = str(room.tmp_path / "bridge.yaml")
@@ -327,8 +330,8 @@ async def test_edits_and_deletions_follow_their_copies(room: Room) -> None:
 @pytest.mark.parametrize("room", [{"customize": False, "webhooks": False}], indirect=True)
 async def test_without_the_scope_or_permission_copies_are_headed_with_the_name(room: Room) -> None:
     await room.on_discord("hi from Discord")
-    await room.on_slack("hello from Slack")
     await until(lambda: any("hi from Discord" in p.text for p in room.slack_posts()))
+    await room.on_slack("hello from Slack")
     await until(lambda: any("hello from Slack" in p.content for p in room.discord_posts()))
     await room.settled()
     (on_slack,) = [p for p in room.slack_posts() if "hi from Discord" in p.text]
@@ -337,6 +340,11 @@ async def test_without_the_scope_or_permission_copies_are_headed_with_the_name(r
     (on_discord,) = [p for p in room.discord_posts() if "hello from Slack" in p.content]
     assert on_discord.content == "**alice (Slack)**:\nhello from Slack"
     assert not room.discord.webhooks, "no webhook without Manage Webhooks: the bot posts the copy"
+    # Copies came before anyone wrote in Slack: the first copy started the share's thread there.
+    assert on_slack.thread_ts is None
+    await room.on_discord("and a second one")
+    await until(lambda: any("a second one" in p.text for p in room.slack_posts()))
+    assert next(p for p in room.slack_posts() if "a second one" in p.text).thread_ts == on_slack.ts
 
 
 # ----------------------------------------------------------------------------------------- crashes
