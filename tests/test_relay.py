@@ -277,6 +277,20 @@ async def test_order_under_ten_quick_messages_from_three_places(room: Room) -> N
     assert limited, "Slack's one post a second per channel was met, and waited out: nothing lost"
 
 
+async def test_files_are_relayed_as_links_where_others_can_open_them(room: Room) -> None:
+    photo = room.discord.cdn_file("rack.png", b"\x89PNG fake", "image/png", channel=fk.HELP_DESK)
+    await room.discord.say("the broken rack", channel=fk.HELP_DESK, author=fk.BOB, attachments=[photo])
+    event = slack.message("the log", user="U0ALICE", channel=CHANNEL)
+    event.update(subtype="file_share", files=[slack.shared_file(room.slack, "server.log", b"boom", "text/plain")])
+    await room.slack.push(slack.event_callback(event))
+    await until(lambda: len(room.github_comments()) == 2)
+    await room.settled()
+    assert sorted(room.github_comments()) == [  # a Slack file needs the bot's token: named, not linked
+        f"**Bob (Discord)**:\nthe broken rack\n\n📎 [rack.png]({photo['url']})",
+        "**alice (Slack)**:\nthe log\n\n📎 server.log (shared on Slack)"]
+    assert room.llm.requests == []
+
+
 async def test_a_long_message_reaches_discord_in_parts_and_whole(room: Room) -> None:
     long = " ".join(f"word{i}" for i in range(600))  # about 5,000 characters: Discord takes 2,000 a message
     await room.on_slack(long)
