@@ -118,7 +118,8 @@ class Bridge:
                 await platform.start(self.router.receive)
         self._started = True
         self.lanes.open.set()
-        await self.relay.start()  # copies a crash left unposted go out now, in order
+        if any(share.relay for share in self.config.shares.values()):
+            await self.relay.start()  # copies a crash left unposted go out now, in order
         if self.serve_http:
             self._llm_probe = asyncio.create_task(self._probe_llm(), name="llm-probe")
         if pending:
