@@ -27,6 +27,7 @@ from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
+from tests import pgcluster
 from tests.procs import ROOT, BridgeProcess, free_port
 from tests.test_cli import bridge_cli
 from tests.test_faults import deliver
@@ -431,3 +432,50 @@ async def test_a_sigkill_while_20_copies_are_in_flight_loses_and_repeats_none(tm
 async def _idle(tmp_path: Path) -> bool:
     with sqlite3.connect(tmp_path / "bridge.db") as db:
         return db.execute("SELECT COUNT(*) FROM relays WHERE state != 'delivered'").fetchone()[0] == 0
+
+
+REPLICA_YAML = f"""
+storage: {{url: "postgresql://bridge:${{PGPASSWORD}}@127.0.0.1:${{PGPORT}}/${{PGDATABASE}}", lease_s: 3}}
+llm: {{base_url: "${{LLM_URL}}", model: fake, max_retries: 0, timeout_s: 5}}
+server: {{port: "${{PORT}}"}}
+platforms:
+  github: {{token: ghp_testtoken123, webhook_secret: "${{SECRET}}", api_url: "${{GITHUB_URL}}"}}
+shares:
+  room: {{relay: true}}
+channels:
+  - {{platform: github, where: "{REPO}#{ISSUE}", share: room, allow: {{users: ["*"]}}}}
+  - {{platform: github, where: "{REPO}#8", share: room, allow: {{users: ["*"]}}}}
+"""
+
+
+@pytest.mark.postgres
+async def test_two_replicas_post_each_copy_once_in_order(tmp_path: Path, pg_url: str, fake_llm: FakeOpenAI) -> None:
+    """Comments reach one replica or the other (a load balancer); each copy is posted once, in order."""
+    gh = await FakeGitHub().start()
+    bridges = []
+    for i in range(2):
+        folder = tmp_path / f"replica{i}"
+        folder.mkdir()
+        (folder / "prompts").symlink_to(ROOT / "prompts")
+        (folder / "bridge.yaml").write_text(REPLICA_YAML)
+        port = free_port()
+        env = {"PGPASSWORD": pgcluster.PASSWORD, "PGPORT": pg_url.rsplit(":", 1)[1].split("/")[0],
+               "PGDATABASE": pg_url.rsplit("/", 1)[1], "LLM_URL": fake_llm.url, "PORT": str(port),
+               "SECRET": SECRET, "GITHUB_URL": gh.url}
+        bridges.append(BridgeProcess(folder / "bridge.yaml", env, port))
+    words = [f"line {i:02d}" for i in range(20)]
+    try:
+        await asyncio.gather(*(b.start() for b in bridges))
+        async with aiohttp.ClientSession() as session:
+            for i, text in enumerate(words):  # one issue's comments, in order, alternating replicas
+                payload = comment_payload(text, number=ISSUE, comment_id=2000 + i, login="carol", repo=REPO)
+                await deliver(session, bridges[i % 2], payload)
+        await until(lambda: len(gh.comments_on(REPO, 8)) >= len(words), timeout=60)
+        for b in bridges:
+            await b.stop()
+    finally:
+        for b in bridges:
+            await b.kill()
+        await gh.stop()
+    copies = gh.comments_on(REPO, 8)
+    assert [next(w for w in words if w in c) for c in copies] == words, "each once, in order"
