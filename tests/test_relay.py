@@ -21,13 +21,13 @@ from bridge.types import ThreadRef
 from platforms.discord import DiscordPlatform
 from platforms.github import GitHubPlatform
 from platforms.slack import SlackPlatform
+from tests import pgcluster
 from tests.fakes import discord_server as fk
 from tests.fakes import slack_server as slack
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.github_server import FakeGitHub
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
-from tests import pgcluster
 from tests.procs import ROOT, BridgeProcess, free_port
 from tests.test_cli import bridge_cli
 from tests.test_faults import deliver
