@@ -19,6 +19,7 @@ from bridge.metrics import Metrics
 from bridge.personas import Persona, load_personas
 from bridge.platform import Platform, load_factory
 from bridge.policy.access import Access
+from bridge.relay.worker import RelayWorker
 from bridge.replicas.gateway import GatewayElection, elected
 from bridge.replicas.lanes import ClaimedLanes
 from bridge.server import Server, build_app
@@ -94,6 +95,7 @@ class Bridge:
         self.server: Server | None = None
         self.responder: Responder | None = None
         self.tools: ToolManager | None = None
+        self.relay: RelayWorker | None = None  # relayed copies (shares with relay: true)
         self._started = False
         self._pruner: asyncio.Task[None] | None = None
         self._llm_probe_interval_s = llm_probe_interval_s
@@ -114,19 +116,22 @@ class Bridge:
             self.tools.start(wired_tools(self.config, self.personas))
         self.responder = Responder(self.config, self.store, self.llm, self.personas, self.platforms, self.metrics,
                                    self.tools)
+        self.relay = RelayWorker(self.store, self.platforms, self.metrics)
+        handle = self._handle
         if self.store.pg is not None:  # several replicas may share the database: lanes follow the leases
-            self.replica = ClaimedLanes(self.responder.handle, self.store.pg, lease_s=self.config.storage.lease_s,
+            self.replica = ClaimedLanes(handle, self.store.pg, lease_s=self.config.storage.lease_s,
                                         metrics=self.metrics)
             await self.replica.start()
             self.lanes = self.replica
         else:
-            self.lanes = Lanes(self.responder.handle)
+            self.lanes = Lanes(handle)
         self.router = Router(self.config, self.store, self.lanes, self.metrics, Access(self.config, self.platforms))
         ratings = Ratings(self.store, self.metrics)
         for platform in self.platforms.values():
             accept: Callable[[RatingSink], None] | None = getattr(platform, "accept_ratings", None)
             if accept is not None:
                 accept(ratings.record)
+        self.router.on_relay = self.relay.wake
         routes = [r for p in self.platforms.values() for r in p.routes()]
         app = build_app(routes=routes, health=self.health, metrics=self.metrics,
                         max_body_bytes=self.config.server.max_body_bytes, ready=self.ready)
@@ -148,6 +153,8 @@ class Bridge:
                 await platform.start(self.router.receive)
         self._started = True
         self.lanes.open.set()
+        if any(share.relay for share in self.config.shares.values()):
+            await self.relay.start()  # copies a crash left unposted go out now, in order
         if self.serve_http:
             self._llm_probe = asyncio.create_task(self._probe_llm(), name="llm-probe")
         if pending:
@@ -155,6 +162,15 @@ class Bridge:
         if self.server is not None:
             log.info("bridge started: platforms %s; HTTP on http://%s:%s", ", ".join(self.platforms) or "none",
                      self.config.server.host, self.server.port)
+
+    async def _handle(self, message_id: int) -> None:
+        """Answer one message; a delivered answer may have released copies for the share's other places."""
+        assert self.responder is not None
+        try:
+            await self.responder.handle(message_id)
+        finally:
+            if self.relay is not None:
+                self.relay.wake()
 
     async def _maintain(self) -> None:
         """The store's upkeep: a WAL checkpoint every second (off the loop), and old dedupe ids
@@ -249,6 +265,8 @@ class Bridge:
             finished = await self.lanes.drain(self.shutdown_grace_s)
             if not finished:
                 log.warning("stopped before some answers were sent; they will be answered at the next start")
+        if self.relay is not None:
+            await self.relay.stop()
         for task in (self._pruner, self._store_probe):
             if task is not None:
                 task.cancel()

@@ -24,6 +24,7 @@ from bridge.store.attachments import StoredFile
 from bridge.store.files import folder_note, open_store, storage_problem
 from bridge.store.lock import StoreInUse
 from bridge.store.lock import hold as store_lock
+from bridge.store.relays import CopyRecord
 
 log = logging.getLogger("bridge")
 
@@ -260,6 +261,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             print(f"session {session.id}: {session.key}, persona {session.persona}")
             transcript = await store.transcript(session.id)
             files = await store.files([e.message.id for e in transcript])
+            copies = await store.copies([e.message.id for e in transcript])  # relay shares
             for exchange in transcript:
                 m = exchange.message
                 flag = "" if m.status == "answered" else f" [{m.status}]"
@@ -268,13 +270,26 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                     print(f"  [file] {describe_file(f)}")
                 for line in describe_tool_log(exchange.tool_log):
                     print(line)
+                for c in copies.get(m.id, []):
+                    if c.what == "message":
+                        print(f"  [copy] {describe_copy(c)}")
                 if exchange.reply is not None:
                     print(f"--- assistant\n{exchange.reply}")
+                    for c in copies.get(m.id, []):
+                        if c.what == "answer":
+                            print(f"  [copy] {describe_copy(c)}")
             return 0
         finally:
             await store.close()
 
     return asyncio.run(main())
+
+
+def describe_copy(c: CopyRecord) -> str:
+    """One line per relayed copy in ``sessions show``: where, and whether it is there yet."""
+    state = {"held": "waits for the answer", "pending": "not posted yet", "delivered": "posted",
+             "failed": "gave up"}.get(c.state, c.state)
+    return f"{c.place}: {state}" + (f" ({', '.join(c.platform_ids)})" if c.platform_ids else "")
 
 
 def describe_file(f: StoredFile) -> str:

@@ -29,6 +29,7 @@ from pydantic_core import ErrorDetails
 
 from bridge.attachments.config import AttachmentsConfig
 from bridge.policy.config import AccessList, Admins, Limits, Price, check_rule_access
+from bridge.relay.config import ShareConfig, relay_problems
 from bridge.tools.config import NAME_PATTERN, ToolServerConfig
 
 PLATFORM_NAMES = ("github", "slack", "discord")
@@ -288,6 +289,7 @@ class Config(_Model):
     admins: Admins | None = None     # unset: everyone may run every command
     attachments: AttachmentsConfig = AttachmentsConfig()  # files and images shared in a conversation
     tools: dict[str, ToolServerConfig] = {}  # MCP servers personas may use (bridge/tools)
+    shares: dict[str, ShareConfig] = {}  # what a share group does besides being one session (relay)
     refusal_message: str = ("Sorry, I'm not set up to answer you here. If you think you should have access, "
                             "ask the people who run this bot.")
     # Not read from YAML: where the file lives (for relative paths and messages). Set by the loader.
@@ -350,6 +352,12 @@ class Config(_Model):
             raise ValueError(f"{', '.join(map(repr, bad))}: a tool server's name is letters, digits, - and _ "
                              "(at most 41), as it may prefix its tools' names")
         return v
+    @model_validator(mode="after")
+    def _relay_needs_places(self) -> Config:
+        problems = relay_problems(self.channels, self.shares)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def db_path(self) -> str:

@@ -13,6 +13,8 @@ class Metrics:
         self.replies = Counter("bridge_replies_total", "Replies delivered", ["platform"], registry=self.registry)
         self.errors = Counter("bridge_errors_total", "Failures while answering", ["platform", "kind"],
                               registry=self.registry)
+        self.relayed = Counter("bridge_relayed_total", "Relayed copies, by the platform posted to and outcome",
+                               ["platform", "outcome"], registry=self.registry)
         self.llm_errors = Counter("bridge_llm_errors_total", "Failed LLM calls (every attempt, retried or not)",
                                   ["kind"], registry=self.registry)
         self.llm_attempts = Counter("bridge_llm_attempts_total", "LLM requests, by outcome (ok or a failure kind)",

@@ -48,6 +48,8 @@ def place_problem(platform: str, where: str) -> str | None:
 
 def matches(where: str, thread: ThreadRef) -> bool:
     """Whether a rule's ``where`` covers this thread (``*`` globs allowed)."""
+    if thread.platform == "discord":  # a Discord thread is matched by its own id or its channel's
+        return fnmatchcase(thread.channel, where) or fnmatchcase(thread.thread, where)
     if thread.platform != "github":
         return fnmatchcase(thread.channel, where)
     repo, _, issue = where.partition("#")

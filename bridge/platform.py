@@ -38,7 +38,8 @@ class Stopping(Exception):
 
 
 Inbox = Callable[[Incoming], Awaitable[bool]]
-"""Accepts a message; True when it was stored for an answer, False when ignored or a duplicate.
+"""Accepts a message; True when it was stored for an answer (an edit or deletion: for relayed copies
+to follow), False when ignored or a duplicate.
 Raises :class:`Stopping` during shutdown."""
 
 

@@ -46,6 +46,7 @@ class Author:
     id: str
     name: str
     is_bot: bool = False
+    avatar: str = field(default="", compare=False)  # their picture's URL, for relayed copies; may be empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,7 @@ class Incoming:
     context: str = ""         # what the author looks at beside the conversation (Slack pane: a channel id)
     labels: tuple[str, ...] = ()     # GitHub: the issue's, PR's or discussion's labels now (``trigger: label:``)
     category: str | None = None      # GitHub: the discussion's category (``category:``)
+    change: str = ""  # "edited" or "deleted": a change to the message ``event_id`` names (relayed copies follow)
     raw: Any = field(default=None, compare=False, repr=False)  # the native payload, opaque to the core
 
 

@@ -90,6 +90,8 @@ async def test_what_is_missing_is_said(fakes: Fakes, tmp_path: Path) -> None:
     assert "warning slack: assistant: true, but the bot token lacks assistant:write" in out
     assert ("warning slack: native streaming refused (not_allowed_token_type): answers are streamed with edits "
             "instead (or set streaming: edit)") in out
+    assert ("warning slack: the bot token lacks chat:write.customize: relayed messages (shares with relay: true) "
+            "show their author's name in bold instead of as the poster") in out
     assert "MISSING discord: the MESSAGE CONTENT intent is off" in out
     assert ("warning discord: commands: true, but the bot may not add commands in Test Server (1000): invite it "
             "again with the applications.commands scope (mentions still work)") in out

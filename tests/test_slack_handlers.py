@@ -187,7 +187,7 @@ def test_shipped_manifest_asks_for_what_the_adapter_uses() -> None:
         "assistant_thread_started", "assistant_thread_context_changed"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "chat:write",
-        "users:read", "files:read", "assistant:write"}
+        "chat:write.customize", "users:read", "files:read", "assistant:write"}
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
     assert manifest["features"]["assistant_view"]["assistant_description"], "the assistant pane"
     assert settings["interactivity"]["is_enabled"] is True, "the feedback buttons' clicks"

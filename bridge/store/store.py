@@ -26,6 +26,7 @@ from bridge.store.backend import Connection, Database, Dialect
 from bridge.store.feedback import FEEDBACK_MIGRATION, FeedbackQueries
 from bridge.store.health import WriteHealth
 from bridge.store.postgres import PgConn, PgDatabase
+from bridge.store.relays import RELAYS_MIGRATION, RelayPlan, RelayQueries, insert_relays, release_answers
 from bridge.store.sql import statements
 from bridge.store.sqlite import SqliteDatabase
 from bridge.store.usage import USAGE_DAYS_MIGRATION, USAGE_MIGRATION, UsageQueries, UsageRow
@@ -161,6 +162,7 @@ MIGRATIONS: list[Migration] = [
     ALTER TABLE replies ADD COLUMN tool_log TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE replies ADD COLUMN tool_tokens INTEGER NOT NULL DEFAULT 0
     """,
+    RELAYS_MIGRATION,  # relayed copies, an outbox like replies (bridge/store/relays.py)
 ]
 
 Status = Literal["pending", "answered", "failed", "refused"]
@@ -255,7 +257,7 @@ def _session(row: Sequence[Any]) -> Session:
     return Session(int(id_), str(key), str(persona), float(created), float(updated))
 
 
-class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
+class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
     """SQLite (aiosqlite, in WAL mode: :mod:`bridge.store.sqlite`) or PostgreSQL (a pool,
     :mod:`bridge.store.postgres`), both behind :class:`~bridge.store.backend.Database`; writes that
     belong together run in one transaction (:meth:`_atomic`)."""
@@ -392,13 +394,16 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
     async def accept(self, *, event_id: str, session_key: str, persona: str, thread: ThreadRef,
                      author: Author, content: str, kind: Literal["chat", "command"] = "chat",
                      tokens: int = 0, refused: str | None = None,
-                     attachments: Sequence[Attachment] = ()) -> tuple[Session, int] | None:
+                     attachments: Sequence[Attachment] = (), relay: RelayPlan | None = None,
+                     heard: bool = False) -> tuple[Session, int] | None:
         """Record a new user message, atomically with its event id.
 
         Returns the session and the message id, or None when the event was seen before — so one
         message delivered twice is stored, and answered, once. ``persona`` is the channel rule's:
         it follows the config (a ``/persona`` choice still takes precedence). ``refused`` (the reason)
         stores a message that will not be answered: it does not bind the thread to the session.
+        ``heard``: a message of a relay share nobody addressed to the bot: history, never answered.
+        ``relay``: its copies in the share's other places, stored with it (bridge/store/relays.py).
         """
         now = time.time()
         async def tx(db: Connection) -> tuple[Session, int] | None:
@@ -422,11 +427,13 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
                 "INSERT INTO messages (session_id, kind, author_id, author_name, thread, event_id, content, "
                 "tokens, status, reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (session.id, kind, author.id, author.name, json.dumps(thread.to_json()), event_id, content,
-                 tokens, "pending" if refused is None else "refused", refused, now)) as c:
+                 tokens, "refused" if refused is not None else "answered" if heard else "pending",
+                 refused if refused is not None else "heard" if heard else None, now)) as c:
                 inserted = await c.fetchone()
             assert inserted is not None
             await insert_files(db, int(inserted[0]), attachments, now)
-            if isinstance(db, PgConn) and refused is None:  # wakes idle replicas on commit (claims.py)
+            await insert_relays(db, int(inserted[0]), session.id, relay, thread, now)
+            if isinstance(db, PgConn) and refused is None and not heard:  # wakes idle replicas on commit (claims.py)
                 await db.execute("SELECT pg_notify('bridge_pending', ?)", (str(session.id),))
             return session, int(inserted[0])
 
@@ -590,6 +597,7 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries):
                              (now, message_id))
             await db.execute("UPDATE messages SET status = 'answered' WHERE id = ? AND status != 'refused'",
                              (message_id,))
+            await release_answers(db, message_id, now)
             await db.execute("UPDATE sessions SET updated_at = ? WHERE id = "
                              "(SELECT session_id FROM messages WHERE id = ?)", (now, message_id))
         await self._atomic(tx)

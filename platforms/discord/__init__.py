@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import time
@@ -34,13 +35,15 @@ from bridge.diagnosis import Finding
 from bridge.llm.streaming import render_stream
 from bridge.personas import load_personas
 from bridge.platform import Inbox, PlatformStartError, Stopping
-from bridge.types import Incoming, Outgoing, RatingSink, ThreadRef
+from bridge.relay.copies import Copy
+from bridge.types import Author, Incoming, Outgoing, RatingSink, ThreadRef
 from platforms.discord import catchup
 from platforms.discord.client import BridgeClient
 from platforms.discord.commands import SlashCommands, routed_context
 from platforms.discord.delivery import edit_part, find_first_part, post_part
 from platforms.discord.feedback import add_buttons, buttons, rating_of
 from platforms.discord.handlers import to_incoming
+from platforms.discord.relay import Relayer
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ class DiscordPlatform:
         self._persona_names: list[str] = []
         self._commands: SlashCommands | None = None
         self._ratings: RatingSink | None = None
+        self._relayer: Relayer | None = None  # relayed copies (shares with relay: true)
 
     # ------------------------------------------------------------------------------- lifecycle
 
@@ -108,7 +112,7 @@ class DiscordPlatform:
             return
         client = BridgeClient(api_url=self._settings.api_url, on_message=self._on_message,
                               on_gateway=self._on_gateway, guild_ready_timeout=self._guild_ready_timeout,
-                              on_interaction=self._on_interaction)
+                              on_interaction=self._on_interaction, on_change=self._on_change)
         self._client = client
         if self._settings.commands:
             self._commands = SlashCommands(client, api_url=self._settings.api_url, inbox=lambda: self._inbox,
@@ -241,6 +245,30 @@ class DiscordPlatform:
                     return
             # Only now is the message behind us: a catch-up reads from the newest one handed over.
             self._seen[channel_id] = max(self._seen.get(channel_id, 0), message.id)
+
+    async def _on_change(self, payload: discord.RawMessageUpdateEvent | discord.RawMessageDeleteEvent) -> None:
+        """A message edited or deleted: relayed copies follow it (nothing else does). Not retried: a
+        change the store could not take leaves the copies as they were."""
+        client, inbox = self._client, self._inbox
+        if not self._accepting or client is None or client.user is None or inbox is None:
+            return
+        if isinstance(payload, discord.RawMessageUpdateEvent):
+            if "content" not in payload.data:  # an embed appeared: not an edit of the text
+                return
+            incoming = to_incoming(payload.message, client.user.id)
+            if incoming is None or incoming.author.is_bot:
+                return
+            incoming = dataclasses.replace(incoming, change="edited")
+        else:
+            channel = str(payload.channel_id)
+            incoming = Incoming(thread=ThreadRef("discord", str(payload.guild_id or ""), channel, channel),
+                                event_id=str(payload.message_id), author=Author("", ""), text="",
+                                direct=payload.guild_id is None, change="deleted")
+        try:
+            await inbox(incoming)
+        except Exception as exc:  # the store's text may quote the message: its class name only
+            log.warning("discord: a change to message %s was not relayed (%s)", payload.message_id,
+                        type(exc).__name__)
 
     async def _hand_over(self, inbox: Inbox, incoming: Incoming, message: discord.Message) -> bool:
         """Give the message to the core until the store takes it; False when it could not be stored.
@@ -421,6 +449,22 @@ class DiscordPlatform:
                     return snapshot
         return None
 
+
+    async def relay(self, copy: Copy, out: Outgoing) -> None:
+        """A relayed copy: through the channel's webhook under its author's name and avatar (see :mod:`.relay`)."""
+        if self._client is None:
+            raise RuntimeError("the Discord adapter is not started")
+        if self._relayer is None:
+            self._relayer = Relayer(self._client, self._settings.api_url)
+        await self._relayer.post(copy, out)
+
+    async def relay_change(self, copy: Copy, out: Outgoing, *, deleted: bool) -> None:
+        """A relayed message was edited or deleted: its copy here follows."""
+        if self._client is None:
+            raise RuntimeError("the Discord adapter is not started")
+        if self._relayer is None:
+            self._relayer = Relayer(self._client, self._settings.api_url)
+        await self._relayer.change(copy, out, deleted=deleted)
 
     # ------------------------------------------------------------------------------- diagnosis
 

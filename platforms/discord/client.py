@@ -74,7 +74,8 @@ class BridgeClient(discord.Client):
 
     def __init__(self, *, api_url: str, on_message: Callable[[discord.Message], Awaitable[None]],
                  on_gateway: Callable[[str], None] = _ignore, guild_ready_timeout: float = 2.0,
-                 on_interaction: Callable[[discord.Interaction], Awaitable[None]] | None = None) -> None:
+                 on_interaction: Callable[[discord.Interaction], Awaitable[None]] | None = None,
+                 on_change: Callable[[Any], Awaitable[None]] | None = None) -> None:
         # No voice here: spare operators discord.py's "PyNaCl/davey is not installed" warnings.
         discord.VoiceClient.warn_nacl = False
         discord.VoiceClient.warn_dave = False
@@ -85,6 +86,15 @@ class BridgeClient(discord.Client):
         self._message_callback = on_message
         self._gateway_callback = on_gateway
         self._interaction_callback = on_interaction
+        self._change_callback = on_change
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        if self._change_callback is not None:
+            await self._change_callback(payload)
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        if self._change_callback is not None:
+            await self._change_callback(payload)
 
     async def on_message(self, message: discord.Message) -> None:
         await self._message_callback(message)

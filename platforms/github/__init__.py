@@ -29,6 +29,7 @@ from bridge.config import Config, GitHubConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
 from bridge.policy.access import AccessUnknown
+from bridge.relay.copies import Copy
 from bridge.types import Outgoing, RatingSink, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from platforms.arrival import Arrivals
@@ -37,6 +38,7 @@ from platforms.github.delivery import MARKER_ROOM, Activity, Issue, deliver, mar
 from platforms.github.discussions import answer_command, deliver_discussion, is_answer_command
 from platforms.github.feedback import read_ratings
 from platforms.github.files import attachment_links
+from platforms.github.formatting import neutralise_mentions
 from platforms.github.handlers import installation_id, translate
 from platforms.github.redeliver import RedeliveryTask, start_redelivery, stop_redelivery
 from platforms.github.reviews import deliver_review
@@ -198,6 +200,8 @@ class GitHubPlatform:
             return web.json_response({"error": "shutting down; redeliver later"}, status=503)
         except AccessUnknown:  # not stored, nobody refused: a redelivery decides
             return web.json_response({"error": "could not check team membership; redeliver later"}, status=503)
+        if result.change and not accepted:  # not a relayed comment: nothing to do, as before
+            return web.json_response({"ignored": f"{event}.{result.change} is not a new message"}, status=202)
         if self._settings.feedback and self._ratings is not None:
             self._read_ratings_later(result.thread)
         return web.json_response({"accepted": accepted}, status=202)
@@ -285,6 +289,23 @@ class GitHubPlatform:
         work = self._activity.setdefault(reply.key, Activity())
         work.tools.append(activity)
         work.busy.set()
+
+    async def relay_change(self, copy: Copy, out: Outgoing, *, deleted: bool) -> None:
+        """A relayed message was edited or deleted: its comment here follows (its marker kept)."""
+        owner, repo = out.thread.channel.split("/", 1)
+        client = await self._client_for(out.thread.channel)
+        limit = self._settings.max_reply_chars - MARKER_ROOM
+        text = copy.text if len(copy.text) <= limit else copy.text[:limit - 1] + "…"
+        for comment_id in (int(i) for i in out.posted):
+            try:
+                if deleted:
+                    await client.rest.issues.async_delete_comment(owner, repo, comment_id)
+                else:
+                    await client.rest.issues.async_update_comment(
+                        owner, repo, comment_id, body=neutralise_mentions(text) + marker(out.key, 0))
+            except RequestFailed as exc:
+                if exc.response.status_code != 404:  # already gone
+                    raise
 
     # ------------------------------------------------------------------------ access
 

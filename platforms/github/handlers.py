@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge.types import Author, Incoming, ThreadRef
-from platforms.github.payloads import Event, Issue, User
+from platforms.github.payloads import Comment, Event, Issue, User
 
 
 def _mention(login: str) -> re.Pattern[str]:
@@ -34,6 +34,19 @@ def _short(value: object) -> str:
 
 def _is_bot(user: User | None, bot_login: str) -> bool:
     return user is not None and (user.type == "Bot" or user.login.lower() == bot_login.lower())
+
+
+def _changed(ev: Event, issue: Issue, comment: Comment, bot_login: str) -> Incoming | str:
+    """A comment edited or deleted: relayed copies follow it (the core ignores it otherwise)."""
+    author = comment.user
+    if author is None or _is_bot(author, bot_login):
+        return "a bot's comment changed"
+    assert ev.repository is not None
+    return Incoming(thread=ThreadRef("github", "", ev.repository.full_name, str(issue.number)),
+                    event_id=f"comment:{comment.id}",
+                    author=Author(str(author.id) if author.id else author.login, author.login),
+                    text=_mention(bot_login).sub("", comment.body or "").strip(),
+                    change="edited" if ev.action == "edited" else "deleted", raw=None)
 
 
 _EVENTS = ("issues", "pull_request", "issue_comment", "discussion", "discussion_comment",
@@ -79,6 +92,8 @@ def translate(event: str, payload: dict[str, Any], bot_login: str,
         association = item.author_association
         event_id = f"{event}:{item.id or ev.repository.full_name + '#' + str(item.number)}"
     elif event == "issue_comment":
+        if ev.action in ("edited", "deleted") and ev.issue is not None and ev.comment is not None:
+            return _changed(ev, ev.issue, ev.comment, bot_login)
         if ev.action != "created" or ev.issue is None or ev.comment is None:
             return f"issue_comment.{_short(ev.action)} is not a new message"
         if ev.issue.state == "closed":
@@ -99,7 +114,7 @@ def translate(event: str, payload: dict[str, Any], bot_login: str,
         thread=ThreadRef("github", "", ev.repository.full_name, str(item.number)),
         event_id=event_id,
         # The numeric id, which a rename does not change, keys budgets, refusals and access; the login is the name.
-        author=Author(str(author.id) if author.id else author.login, author.login),
+        author=Author(str(author.id) if author.id else author.login, author.login, avatar=author.avatar_url[:500]),
         text=text,
         mentioned=mentioned,
         association=association.upper() if association else None,  # for allow:/deny: associations

@@ -18,6 +18,7 @@ class User(_Lenient):
     login: str
     id: int = 0
     type: str = "User"
+    avatar_url: str = ""
 
 
 class Repository(_Lenient):

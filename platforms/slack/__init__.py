@@ -49,6 +49,7 @@ from bridge.attachments.hosts import FileHosts, api_origin
 from bridge.config import Config, SlackConfig
 from bridge.diagnosis import Finding
 from bridge.platform import Inbox, PlatformStartError, Stopping
+from bridge.relay.copies import Copy
 from bridge.types import Outgoing, RatingSink, ThreadRef
 from bridge.untrusted.jsonbody import BadBody
 from bridge.untrusted.logs import BoundedMessages, excerpt
@@ -57,7 +58,8 @@ from platforms.slack import intake
 from platforms.slack.assistant import AssistantPane
 from platforms.slack.delivery import PLACEHOLDER, UntilDeadline, deliver
 from platforms.slack.feedback import ACTION_ID, buttons, rating_of
-from platforms.slack.handlers import BotIdentity, translate, user_ids_to_resolve
+from platforms.slack.handlers import BotIdentity, translate, translate_change, user_ids_to_resolve
+from platforms.slack.relay import CUSTOMIZE_SCOPE, change_copy, post_copy, scopes_of
 from platforms.slack.stream import native_for, stop_leftovers
 from platforms.slack.users import UserNames
 
@@ -126,6 +128,7 @@ def without_token_skipped(record: logging.LogRecord) -> bool:
 
 class SlackPlatform:
     name = "slack"
+    threads_copies = True  # relayed copies of a share go into one thread per channel, not the top level
 
     def __init__(self, settings: SlackConfig, config: Config | None = None) -> None:
         if settings.bot_token is None:
@@ -177,6 +180,7 @@ class SlackPlatform:
         self._socket: AsyncSocketModeHandler | None = None
         self._limit = min(settings.max_reply_chars, MARKDOWN_TEXT_LIMIT)
         self._no_streams: set[str] = set()  # workspaces that refused the streaming methods: edits there
+        self._customize = False  # chat:write.customize: relayed copies show their author's name and icon
 
     def file_hosts(self, thread: ThreadRef | None = None) -> FileHosts:
         """Slack's file URLs, opened with the bot token (``files:read``); an overridden ``api_url``'s origin too."""
@@ -223,6 +227,7 @@ class SlackPlatform:
         self._bot = BotIdentity(str(auth.get("user_id") or ""), str(auth.get("bot_id") or ""))
         self._bot_name = str(auth.get("user") or "")
         self._team = str(auth.get("team_id") or "")
+        self._customize = CUSTOMIZE_SCOPE in scopes_of(auth.headers)
         if self._app_token:
             await self._connect_socket()
         log.info("slack: connected as %s (%s) in team %s, %s mode", self._bot_name, self._bot.user_id,
@@ -308,7 +313,7 @@ class SlackPlatform:
         event = body.get("event") or {}
         ids = user_ids_to_resolve(event, bot)
         names = await self._names.resolve(ids) if ids else {}  # concurrently with the channel's other events
-        msg = translate(body, bot, names)
+        msg = translate(body, bot, names) or translate_change(body, bot, names)
         if msg is None:
             return
         place = context.get(ARRIVAL)
@@ -361,12 +366,23 @@ class SlackPlatform:
             log.info("slack: workspace %s refused native streaming (%s); answering with edits there",
                      workspace or "?", excerpt(error))
         self._no_streams.add(workspace)
+
     async def progress(self, reply: Outgoing, activity: str) -> None:
         """A tool started: the thread's status line says so at once (``assistant.threads.setStatus``,
         chat:write); Slack clears it when the answer is posted, or after two minutes."""
         thread = reply.thread
         await self.client.assistant_threads_setStatus(channel_id=thread.channel, thread_ts=thread.thread,
                                                       status=f"is using {activity[:60]}…")
+
+    async def relay(self, copy: Copy, out: Outgoing) -> None:
+        """A relayed copy: under its author's name and icon with ``chat:write.customize``, else headed
+        with the name (see :mod:`.relay`)."""
+        await post_copy(self.client, copy, out, bot=self._bot or BotIdentity(""), customize=self._customize,
+                        limit=self._limit)
+
+    async def relay_change(self, copy: Copy, out: Outgoing, *, deleted: bool) -> None:
+        """A relayed message was edited or deleted: its copy here follows."""
+        await change_copy(self.client, copy, out, deleted=deleted, customize=self._customize, limit=self._limit)
 
     # ------------------------------------------------------------------------------- diagnosis
 

@@ -17,6 +17,7 @@ ASSISTANT_SCOPE = "assistant:write"
 # What a workspace or token without the streaming feature answers (any other error: the method is there).
 STREAMING_REFUSALS = frozenset({"unknown_method", "not_allowed_token_type", "missing_scope", "feature_not_enabled",
                                 "not_authed", "method_deprecated", "team_access_not_granted"})
+RELAY_SCOPE = "chat:write.customize"  # relayed copies posted under their author's name and icon
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -50,6 +51,11 @@ async def diagnose_slack(settings: SlackConfig, client: AsyncWebClient) -> list[
         for scope in NICE_SCOPES:
             if scope not in scopes:
                 found.append(Finding("warning", f"slack: without {scope} the model sees user ids, not names"))
+        if RELAY_SCOPE not in scopes:
+            found.append(Finding("warning", f"slack: the bot token lacks {RELAY_SCOPE}: relayed messages "
+                                            "(shares with relay: true) show their author's name in bold "
+                                            "instead of as the poster; add it (OAuth & Permissions) and "
+                                            "reinstall the app"))
         if FILES_SCOPE not in scopes:
             found.append(Finding("warning", f"slack: the bot token lacks {FILES_SCOPE}: files shared in a "
                                             "conversation cannot be read; add it (OAuth & Permissions) and "

@@ -204,3 +204,31 @@ def translate(body: Mapping[str, Any], bot: BotIdentity, names: Mapping[str, str
         attachments=attachments_of(event),
         raw=body,
     )
+
+
+def translate_change(body: Mapping[str, Any], bot: BotIdentity, names: Mapping[str, str]) -> Incoming | None:
+    """A person's message edited (``message_changed``) or deleted (``message_deleted``) → an Incoming
+    with ``change`` set and the message's own ``event_id``; relayed copies follow it. Changes to
+    bots' posts (the bridge's copies included) are None."""
+    event = body.get("event")
+    if not isinstance(event, Mapping) or event.get("type") != "message":
+        return None
+    subtype = event.get("subtype")
+    if subtype not in ("message_changed", "message_deleted"):
+        return None
+    inner = event.get("message") if subtype == "message_changed" else event.get("previous_message")
+    inner = inner if isinstance(inner, Mapping) else {}
+    if is_own(inner, bot) or is_from_bot(inner):
+        return None
+    channel = event.get("channel")
+    ts = inner.get("ts") or event.get("deleted_ts")
+    if not isinstance(channel, str) or not isinstance(ts, str) or not channel or not ts:
+        return None
+    shape = {"channel": channel, "ts": ts, "channel_type": event.get("channel_type"),
+             **({"thread_ts": inner["thread_ts"]} if isinstance(inner.get("thread_ts"), str) else {})}
+    user = inner.get("user") if isinstance(inner.get("user"), str) else ""
+    text = inner.get("text") if isinstance(inner.get("text"), str) else ""
+    return Incoming(thread=thread_of(team_of(body), shape), event_id=f"{channel}:{ts}",
+                    author=Author(str(user), names.get(str(user)) or str(user)),
+                    text=readable_text(str(text), bot, names), direct=is_dm(shape),
+                    change="edited" if subtype == "message_changed" else "deleted", raw=body)

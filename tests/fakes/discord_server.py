@@ -311,6 +311,12 @@ class FakeDiscord:
         self.interactions: dict[str, Interaction] = {}        # by token
         self.interaction_ttl_s = 900.0                        # Discord: a token works for 15 minutes
         self.commands_scope = True  # False: invited without applications.commands (403 Missing Access)
+        self.manage_webhooks = True          # the bot's Manage Webhooks permission; off → 403 on webhook calls
+        self.webhooks: dict[int, dict[str, Any]] = {}  # id → webhook object (with its token)
+        self.hold_webhook: asyncio.Event | None = None  # set by a test: executions create, then wait to answer
+        self.hold_webhook_after = 0          # ... once this many executions were answered
+        self.executions = 0                  # webhook executions that created a message
+        self.deleted: list[Posted] = []      # the bot's or a webhook's messages, deleted
         self.url = ""
         self.files = FileShelf()  # the CDN: signed URLs, no token
         self._last_id = 0
@@ -633,6 +639,15 @@ class FakeDiscord:
         call = Call(request.method, path, body)
         self.calls.append(call)
         try:
+            executed = re.fullmatch(r"/webhooks/(\d+)/([^/]+)", path)
+            # a webhook's token is its credential
+            if executed is not None and request.method == "POST" and int(executed.group(1)) in self.webhooks:
+                return await self._execute(int(executed.group(1)), executed.group(2), body or {}, request.query)
+            hooked = re.fullmatch(r"/webhooks/(\d+)/([^/]+)/messages/(\d+)", path)
+            if hooked is not None and int(hooked.group(1)) in self.webhooks:
+                return await self._webhook_message(int(hooked.group(1)), hooked.group(2), int(hooked.group(3)),
+                                                   request.method, body or {})
+            # interaction follow-ups (/webhooks/APP_ID/TOKEN/...): the token in the URL is the auth
             tokened = path.startswith(("/interactions/", "/webhooks/"))  # the token in the URL is the auth
             if not tokened and request.headers.get("Authorization") != f"Bot {self.token}":
                 return _json({"message": "401: Unauthorized", "code": 0}, 401)
@@ -716,6 +731,9 @@ class FakeDiscord:
         interaction = await self._interaction_route(method, path, body, query)
         if interaction is not None:
             return interaction
+        hooks = re.fullmatch(r"/channels/(\d+)/webhooks", path)
+        if hooks is not None:
+            return self._webhooks_of(int(hooks.group(1)), method, body or {})
         m = re.fullmatch(r"/channels/(\d+)(/typing|/messages(?:/(\d+))?)?", path)
         if m is None:
             return _json({"message": "404: Not Found", "code": 0}, 404)
@@ -737,6 +755,8 @@ class FakeDiscord:
                 return await self._create(cid, body)
             if method == "PATCH" and m.group(3) is not None:
                 return self._edit(cid, int(m.group(3)), body)
+            if method == "DELETE" and m.group(3) is not None:
+                return await self._delete(cid, int(m.group(3)))
         return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
 
     async def _interaction_route(self, method: str, path: str, body: Any, query: Any) -> web.Response | None:
@@ -876,6 +896,73 @@ class FakeDiscord:
             await self.hold_create.wait()
         rest = {k: v for k, v in data.items() if k not in ("guild_id", "member")}
         return _json(rest)
+
+    # ---------------------------------------------------------------------------- webhooks
+
+    def _webhooks_of(self, cid: int, method: str, body: dict[str, Any]) -> web.Response:
+        """``GET``/``POST /channels/{id}/webhooks``: needs Manage Webhooks; threads have none of their own."""
+        if cid not in self.channels or self.channels[cid].get("type") in (10, 11, 12):
+            return _json({"message": "Unknown Channel", "code": 10003}, 404)
+        if not self.manage_webhooks:
+            return _json({"message": "Missing Permissions", "code": 50013}, 403)
+        if method == "GET":
+            return _json([w for w in self.webhooks.values() if w["channel_id"] == str(cid)])
+        if method == "POST":
+            wid = self.next_id()
+            hook = {"id": str(wid), "type": 1, "channel_id": str(cid), "guild_id": str(GUILD_ID),
+                    "name": body.get("name") or "webhook", "avatar": None, "token": f"tok{wid}",
+                    "application_id": None, "user": self.bot}
+            self.webhooks[wid] = hook
+            return _json(hook)
+        return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
+
+    async def _execute(self, wid: int, token: str, body: dict[str, Any], query: Any) -> web.Response:
+        """``POST /webhooks/{id}/{token}``: a message under the given name and avatar, no nonce."""
+        hook = self.webhooks.get(wid)
+        if hook is None or hook["token"] != token:
+            return _json({"message": "Unknown Webhook", "code": 10015}, 404)
+        problem = self._invalid(body)
+        if problem is not None:
+            return _json(problem, 400)
+        cid = int(query.get("thread_id") or hook["channel_id"])
+        author = {"id": str(wid), "username": body.get("username") or hook["name"], "avatar": None,
+                  "discriminator": "0000", "bot": True}
+        data = message(self.next_id(), cid, body.get("content") or "", author, guild_id=GUILD_ID, webhook_id=wid)
+        self._keep(data)
+        self.posted[int(data["id"])] = Posted(int(data["id"]), cid, [data["content"]], [body])
+        if self.echo and self._session is not None and self._session.conn is not None:
+            await self.dispatch("MESSAGE_CREATE", data)
+        self.executions += 1
+        if self.hold_webhook is not None and self.executions > self.hold_webhook_after:
+            await self._notify()
+            await self.hold_webhook.wait()
+        if query.get("wait") not in ("true", "True", "1"):
+            return web.Response(status=204)
+        return _json({k: v for k, v in data.items() if k != "guild_id"})
+
+    async def _webhook_message(self, wid: int, token: str, mid: int, method: str, body: dict[str, Any]) -> web.Response:
+        """``PATCH``/``DELETE /webhooks/{id}/{token}/messages/{mid}``: only that webhook's own messages."""
+        hook = self.webhooks.get(wid)
+        posted = self.posted.get(mid)
+        if hook is None or hook["token"] != token:
+            return _json({"message": "Unknown Webhook", "code": 10015}, 404)
+        stored = self._stored(posted.channel_id, mid) if posted is not None else None
+        if posted is None or stored is None or stored.get("webhook_id") != str(wid):
+            return _json({"message": "Unknown Message", "code": 10008}, 404)
+        if method == "DELETE":
+            return await self._delete(posted.channel_id, mid)
+        if method == "PATCH":
+            return self._edit(posted.channel_id, mid, body)
+        return _json({"message": "405: Method Not Allowed", "code": 0}, 405)
+
+    async def _delete(self, cid: int, mid: int) -> web.Response:
+        posted = self.posted.get(mid)
+        if posted is None or posted.channel_id != cid:
+            return _json({"message": "Unknown Message", "code": 10008}, 404)
+        del self.posted[mid]
+        self.deleted.append(posted)
+        self.history[cid] = [m for m in self.history.get(cid, []) if m["id"] != str(mid)]
+        return web.Response(status=204)
 
     def _edit(self, cid: int, mid: int, body: dict[str, Any]) -> web.Response:
         posted = self.posted.get(mid)

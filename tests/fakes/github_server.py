@@ -152,6 +152,7 @@ class FakeGitHub:
         self.token_requests: list[int] = []
         self.fail_comments: list[int] = []  # HTTP statuses to answer the next comment posts with
         self.teams: dict[str, set[str]] = {}  # "org/team-slug" -> member logins
+        self.edits: list[int] = []  # comment ids edited (PATCH)
         self.team_checks: list[tuple[str, str]] = []  # (team, login) asked about
         self.logins: dict[str, str] = {}  # login (lower case) -> whose account id it is now; "": nobody's
         self.user_lookups: list[str] = []  # logins looked up with GET /users/{login}
@@ -199,6 +200,8 @@ class FakeGitHub:
             web.get("/repos/{owner}/{repo}", self._repo),
             web.get("/repos/{owner}/{repo}/issues/{number}", self._issue),
             web.post("/repos/{owner}/{repo}/issues/{number}/comments", self._comment),
+            web.patch("/repos/{owner}/{repo}/issues/comments/{id}", self._edit_comment),
+            web.delete("/repos/{owner}/{repo}/issues/comments/{id}", self._delete_comment),
             web.get("/orgs/{org}/teams/{team}/memberships/{login}", self._team_membership),
             web.get("/repos/{owner}/{repo}/issues/{number}/comments", self._list_comments),
             web.get("/repos/{owner}/{repo}/issues/comments/{id}", self._get_comment),
@@ -338,6 +341,26 @@ class FakeGitHub:
         comment = Comment(repo, number, body, auth, self._next_id, login, payload)
         self.comments.append(comment)
         return comment
+
+    def _find_comment(self, request: web.Request) -> Comment | None:
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        return next((c for c in self.comments if c.id == int(request.match_info["id"]) and c.repo == repo), None)
+
+    async def _edit_comment(self, request: web.Request) -> web.Response:
+        comment = self._find_comment(request)
+        if comment is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        comment.body = (await request.json())["body"]
+        comment.payload["body"] = comment.body
+        self.edits.append(comment.id)
+        return web.json_response(comment.payload)
+
+    async def _delete_comment(self, request: web.Request) -> web.Response:
+        comment = self._find_comment(request)
+        if comment is None:
+            return web.json_response({"message": "Not Found"}, status=404)
+        self.comments.remove(comment)
+        return web.Response(status=204)
 
     async def _comment(self, request: web.Request) -> web.Response:
         auth = request.headers.get("Authorization", "")

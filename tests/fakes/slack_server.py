@@ -111,6 +111,13 @@ def message_changed(channel: str, ts: str, new_text: str, *, user: str) -> dict[
             "previous_message": {"type": "message", "user": user, "text": "(before)", "ts": ts}}
 
 
+def message_deleted(channel: str, ts: str, *, user: str) -> dict[str, Any]:
+    now = next_ts()
+    return {"type": "message", "subtype": "message_deleted", "hidden": True, "channel": channel, "ts": now,
+            "deleted_ts": ts, "event_ts": now, "channel_type": "channel",
+            "previous_message": {"type": "message", "user": user, "text": "(before)", "ts": ts}}
+
+
 def channel_join(channel: str, *, user: str) -> dict[str, Any]:
     ts = next_ts()
     return {"type": "message", "subtype": "channel_join", "user": user, "text": f"<@{user}> has joined the channel",
@@ -252,6 +259,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.api_peers: set[object] = set()  # the client ends (host, port) Web API calls came from
         self.posted: list[Posted] = []
+        self.deleted: list[Posted] = []  # removed with chat.delete
         self.acks: list[dict[str, Any]] = []
         self.echo = True
         self.echoed = 0  # own messages/edits sent back to the app and acknowledged by it
@@ -464,7 +472,7 @@ class FakeSlack:
         if held is not None:  # a slow name lookup, for as long as the test wants
             await held.wait()
         handler = {"auth.test": self._auth_test, "users.info": self._users_info,
-                   "chat.postMessage": self._post_message, "chat.update": self._update,
+                   "chat.postMessage": self._post_message, "chat.update": self._update, "chat.delete": self._delete,
                    "conversations.replies": self._replies, "conversations.history": self._history,
                    "apps.connections.open": self._connections_open,
                    "conversations.info": self._conversation_info,
@@ -656,6 +664,15 @@ class FakeSlack:
         """The status the thread shows now ("" once cleared; None: never set)."""
         found = [status for c, t, status in self.statuses if (c, t) == (channel, thread_ts)]
         return found[-1] if found else None
+    def _delete(self, args: dict[str, Any]) -> web.Response:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        found = next((p for p in self.posted if p.channel == channel and p.ts == ts), None)
+        if found is None:
+            return self._error("message_not_found")
+        self.posted.remove(found)
+        self.deleted.append(found)
+        self._echo(message_deleted(channel, ts, user=BOT_USER) | {"previous_message": self._bot_event(found)})
+        return web.json_response({"ok": True, "channel": channel, "ts": ts})
 
     @staticmethod
     def _bot_event(p: Posted) -> dict[str, Any]:
@@ -664,6 +681,9 @@ class FakeSlack:
                  "bot_profile": {"id": BOT_ID, "app_id": APP_ID, "name": "bridge", "team_id": TEAM}}
         if p.thread_ts:
             event["thread_ts"] = p.thread_ts
+        if p.fields.get("username"):  # chat:write.customize: shown under another name and icon
+            event["username"] = p.fields["username"]
+            event["icons"] = {"image_48": p.fields.get("icon_url") or ""}
         return event
 
     def _messages(self, channel: str, *, metadata: bool) -> list[dict[str, Any]]:
