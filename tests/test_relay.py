@@ -346,6 +346,7 @@ async def test_edits_and_deletions_follow_their_copies(room: Room) -> None:
 async def test_without_the_scope_or_permission_copies_are_headed_with_the_name(room: Room) -> None:
     await room.on_discord("hi from Discord")
     await until(lambda: any("hi from Discord" in p.text for p in room.slack_posts()))
+    await room.settled()  # the copy's thread is recorded once it is posted: a person writing in that instant wins
     await room.on_slack("hello from Slack")
     await until(lambda: any("hello from Slack" in p.content for p in room.discord_posts()))
     await room.settled()
