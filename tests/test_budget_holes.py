@@ -200,8 +200,16 @@ def crash_after(store: Store, step: str) -> asyncio.Event:
         async with real_tx() as db:
             yield db
 
+    real_atomic = store._atomic
+
+    async def atomic(body: Any) -> Any:
+        if hanging.is_set():
+            await asyncio.Event().wait()
+        return await real_atomic(body)
+
     setattr(store, step, wrapped)
     store._tx = tx  # type: ignore[method-assign]
+    store._atomic = atomic  # type: ignore[method-assign]
     return hanging
 
 
