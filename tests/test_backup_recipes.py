@@ -4,8 +4,10 @@ are readable by their owner only."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -87,12 +89,19 @@ async def test_a_folder_that_cannot_be_created_is_one_plain_line(config: str, tm
     assert "cannot create the folder" in err or "is a file" in err or "a file has that name" in err, err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 async def test_a_folder_without_permission_is_one_plain_line(config: str, tmp_path: Path) -> None:
     await seeded(tmp_path)
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    code, _, err = await backup(str(locked / "sub") + "/", config=config)
+    # root may write anywhere a mode forbids, but not into an immutable folder (EPERM, as a read-only mount)
+    immutable = os.geteuid() == 0
+    if immutable:
+        await asyncio.to_thread(subprocess.run, ["chattr", "+i", str(locked)], check=True)
+    try:
+        code, _, err = await backup(str(locked / "sub") + "/", config=config)
+    finally:
+        if immutable:
+            await asyncio.to_thread(subprocess.run, ["chattr", "-i", str(locked)], check=True)
     assert code == 1
     assert "no permission" in err
     assert "Traceback" not in err
