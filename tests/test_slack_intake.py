@@ -7,46 +7,22 @@ slowness is the fake's (a users.info held open), never a patched function.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from bridge.app import Bridge
-from bridge.config import Config
+from tests import test_slack
 from tests.fakes import slack_server as slack
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_server import FakeSlack
-from tests.test_slack import ALICE, BOB, GENERAL, MENTION, YAML, StartBridge, events_url, user_turns
+from tests.test_slack import ALICE, BOB, GENERAL, MENTION, StartBridge, events_url, user_turns
 
 ELSEWHERE = "C0RANDOM"  # no rule: acknowledged and dropped
 
 
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    server = await FakeSlack().start()
-    server.add_user(ALICE, "alice", real_name="Alice Liddell", display_name="Alice")
-    server.add_user(BOB, "bob", real_name="Bob Builder")
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def start_bridge(fake_llm: FakeOpenAI, fake_slack: FakeSlack,
-                       make_config: Callable[..., Config]) -> AsyncIterator[StartBridge]:
-    bridges: list[Bridge] = []
-
-    async def start(mode: str = "socket") -> Bridge:
-        env = {"LLM_URL": fake_llm.url, "SLACK_BOT_TOKEN": slack.BOT_TOKEN, "SLACK_API_URL": fake_slack.url}
-        env["SLACK_APP_TOKEN" if mode == "socket" else "SLACK_SIGNING_SECRET"] = (
-            slack.APP_TOKEN if mode == "socket" else slack.SIGNING_SECRET)
-        bridge = Bridge(make_config(YAML, **env))
-        bridges.append(bridge)
-        await bridge.start()
-        return bridge
-
-    yield start
-    for bridge in bridges:
-        await bridge.stop()
+# The fake Slack and the bridge, as tests/test_slack.py makes them.
+fake_slack = test_slack.fake_slack
+start_bridge = test_slack.start_bridge
 
 
 async def stored(bridge: Bridge) -> list[str]:
