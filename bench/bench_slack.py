@@ -5,7 +5,7 @@ Slack that enforces Slack's per-channel rate limits and a fake LLM that streams 
 (``app_mention`` and ``message``), so 800 signed requests. Figures:
 
 - ack latency of every request (Slack retries anything slower than 3 s): late count, p50, p99;
-- platform calls (chat.postMessage + chat.update) per streamed answer;
+- platform calls (chat.postMessage, chat.update and the native streaming methods) per streamed answer;
 - the bridge's CPU per answer.
 
 Run: ``python -m bench.bench_slack [--threads 200] [--runs 3] [--concurrency 32]``
@@ -36,6 +36,9 @@ channels:
 """
 ANSWER = "A streamed answer of about six hundred characters, written a few words at a time. " * 7
 CHANNELS = 40
+
+# What a streamed answer costs in Slack calls: edits, or the native streaming methods (the default).
+WRITE_METHODS = ("chat.postMessage", "chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream")
 
 
 async def one_run(threads: int, concurrency: int, profile: str | None = None) -> dict[str, float]:
@@ -89,7 +92,7 @@ async def one_run(threads: int, concurrency: int, profile: str | None = None) ->
                     await asyncio.gather(*sends)
                     await until(lambda t=turn: finished() >= threads * (t + 1), timeout=600, interval=0.1)
                 cpu = cpu_seconds(running.pid) - cpu0
-                calls = len([c for c in fake.calls if c.method in ("chat.postMessage", "chat.update")])
+                calls = len([c for c in fake.calls if c.method in WRITE_METHODS])
     finally:
         await fake.stop()
     answers = threads * 3
