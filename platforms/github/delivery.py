@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -181,6 +182,22 @@ class Eyes:
                 log.info("github: could not remove 👀 from %s: %s", self.answers, type(exc).__name__)
         self.ids.clear()
 
+    @asynccontextmanager
+    async def around(self, *, recovering: bool) -> AsyncIterator[None]:
+        """While a reply is written and posted: a recovering reply first adopts an earlier attempt's 👀;
+        the 👀 is removed at the end, whatever happened, except when stopping (the next attempt adopts it)."""
+        if recovering:
+            await self.adopt()
+        try:
+            yield
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+        except Exception:
+            await self.clear()
+            raise
+        await self.clear()
+
 
 @dataclass
 class Activity:
@@ -261,9 +278,7 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
                   login: str, limit: int, activity: Activity | None = None) -> None:
     """Post the finished text, one comment per part, each part once; 👀 while it is being written."""
     eyes = Eyes(client, issue, reply.answers, login, reply.guard)
-    if reply.recovering:
-        await eyes.adopt()
-    try:
+    async with eyes.around(recovering=reply.recovering):
         text = neutralise_mentions(await final_text(snapshots, eyes, activity))  # before splitting: it adds chars
         if activity is not None:
             text += activity.details()
@@ -284,10 +299,3 @@ async def deliver(client: GitHub[Any], issue: Issue, reply: Outgoing, snapshots:
             reply.guard()
             posted.append(await _post(client, issue, parts[i] + marker(reply.key, i)))
             await reply.record(posted)
-    except asyncio.CancelledError:
-        eyes.cancel()  # stopping: a 👀 left behind is removed by the next attempt (adopt)
-        raise
-    except Exception:
-        await eyes.clear()
-        raise
-    await eyes.clear()

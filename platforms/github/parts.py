@@ -8,7 +8,6 @@ the missing ones.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -32,18 +31,8 @@ async def post_parts(reply: Outgoing, snapshots: AsyncIterator[str], *, limit: i
     """
     if eyes is None:
         return await _post_parts(reply, await last_snapshot(snapshots), limit=limit, post=post, find=find)
-    if reply.recovering:
-        await eyes.adopt()
-    try:
-        posted = await _post_parts(reply, await final_text(snapshots, eyes), limit=limit, post=post, find=find)
-    except asyncio.CancelledError:
-        eyes.cancel()  # stopping: a 👀 left behind is removed by the next attempt (adopt)
-        raise
-    except Exception:
-        await eyes.clear()
-        raise
-    await eyes.clear()
-    return posted
+    async with eyes.around(recovering=reply.recovering):
+        return await _post_parts(reply, await final_text(snapshots, eyes), limit=limit, post=post, find=find)
 
 
 async def _post_parts(reply: Outgoing, text: str, *, limit: int, post: Post, find: Find) -> list[str]:
