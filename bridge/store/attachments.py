@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge.store.backend import Connection
+from bridge.store.backend import Connection, rows_for_ids
 from bridge.types import Attachment
 
 ATTACHMENTS_MIGRATION = """
@@ -89,15 +89,10 @@ class AttachmentQueries:
     async def files(self, message_ids: Sequence[int]) -> dict[int, list[StoredFile]]:
         """The files of these messages, by message id, in the order they were shared."""
         out: dict[int, list[StoredFile]] = {}
-        ids = list(message_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            async with self._db.execute(f"SELECT {_COLUMNS} FROM attachments WHERE message_id IN ({marks}) "
-                                        "ORDER BY message_id, position", tuple(chunk)) as cur:
-                for row in await cur.fetchall():
-                    f = _file(row)
-                    out.setdefault(f.message_id, []).append(f)
+        for row in await rows_for_ids(self._db, f"SELECT {_COLUMNS} FROM attachments WHERE message_id IN",
+                                      list(message_ids), "message_id, position"):
+            f = _file(row)
+            out.setdefault(f.message_id, []).append(f)
         return out
 
     async def file_read(self, file_id: int, *, kind: str, text: str = "", tokens: int = 0, cut: bool = False,

@@ -73,3 +73,17 @@ class Database(Protocol):
     async def checkpoint(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+ID_CHUNK = 500  # ids per ``IN (...)`` list: well under SQLite's and PostgreSQL's parameter limits
+
+
+async def rows_for_ids(conn: Connection, select: str, ids: Sequence[int], order: str) -> list[Row]:
+    """``select`` (ending in ``WHERE col IN``) for many ids, a chunk at a time, each chunk ``ORDER BY order``."""
+    rows: list[Row] = []
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = tuple(ids[start:start + ID_CHUNK])
+        marks = ", ".join("?" for _ in chunk)
+        async with conn.execute(f"{select} ({marks}) ORDER BY {order}", chunk) as cur:
+            rows.extend(await cur.fetchall())
+    return rows

@@ -18,7 +18,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bridge.store.backend import Connection
+from bridge.store.backend import Connection, rows_for_ids
 from bridge.types import Author, ThreadRef
 
 RELAYS_MIGRATION = """
@@ -251,12 +251,8 @@ class RelayQueries:
     async def copies(self, message_ids: Sequence[int]) -> dict[int, list[CopyRecord]]:
         """The copies of these messages, by message id, in the order they were made."""
         out: dict[int, list[CopyRecord]] = {}
-        ids = list(message_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            async with self._db.execute(f"SELECT message_id, what, place, state, platform_ids FROM relays "
-                                        f"WHERE message_id IN ({marks}) ORDER BY id", tuple(chunk)) as cur:
-                for mid, what, place, state, pids in await cur.fetchall():
-                    out.setdefault(int(mid), []).append(CopyRecord(what, str(place), state, tuple(json.loads(pids))))
+        for mid, what, place, state, pids in await rows_for_ids(
+                self._db, "SELECT message_id, what, place, state, platform_ids FROM relays WHERE message_id IN",
+                list(message_ids), "id"):
+            out.setdefault(int(mid), []).append(CopyRecord(what, str(place), state, tuple(json.loads(pids))))
         return out
