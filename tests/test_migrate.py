@@ -29,7 +29,7 @@ async def fill(path: Path) -> None:
                                               tokens=2)
                 assert accepted is not None
                 if i < 2:
-                    await store.start_attempt(accepted[1])
+                    await store.start_attempt(accepted[1], {"github"})
                     await store.record_posted(accepted[1], [f"c{n}{i}"])
                     await store.save_final(accepted[1], f"a{n}.{i}", 2)
                     await store.delivered(accepted[1])

@@ -46,9 +46,11 @@ class SharedFiles:
         if self._http is not None:
             await self._http.close()
 
-    async def prepare(self, msg: Message, hosts: FileHosts | None, model: str) -> list[StoredFile]:
-        """Read the message's pending files (once); return all its files as stored now."""
-        files = (await self._store.files([msg.id])).get(msg.id, [])
+    async def prepare(self, msg: Message, files: list[StoredFile], hosts: FileHosts | None,
+                      model: str) -> list[StoredFile]:
+        """Read the message's pending ``files`` (once); return all its files as stored now."""
+        if all(f.state != "pending" for f in files):
+            return files  # nothing to read (most messages have no file): no trip to the store
         for f in files:
             if f.state != "pending":
                 continue

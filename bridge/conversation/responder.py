@@ -102,7 +102,7 @@ class Responder:
     async def _store_failed(self, message_id: int, _exc: BaseException) -> None:
         """The store kept failing: say so in the thread, as the reply itself (a "_Thinking…_" placeholder
         already posted is edited into this sentence). Called once per message (:func:`until_settled`)."""
-        known = self._replying.get(message_id)
+        known = self._replying.get(message_id) or await self._where(message_id)
         if known is None:
             log.warning("message %s: the store failed before its thread was known; nobody can be told", message_id)
             return
@@ -120,28 +120,37 @@ class Responder:
             log.warning("telling %s that the store failed did not work either: %s", out.thread.key,
                         type(exc).__name__)
 
+    async def _where(self, message_id: int) -> tuple[Platform, Outgoing] | None:
+        """Where a message's reply goes, when the store failed before an attempt could start: its
+        message is read on its own (a write failed; reads often still work)."""
+        try:
+            msg = await self._store.message(message_id)
+        except Exception as exc:
+            log.warning("message %s: reading it failed too: %s", message_id, type(exc).__name__)
+            return None
+        platform = self._platforms.get(msg.thread.platform) if msg is not None and msg.thread is not None else None
+        return (platform, self._outgoing(msg)) if platform is not None and msg is not None else None
+
+    @staticmethod
+    def _outgoing(msg: Message) -> Outgoing:
+        assert msg.thread is not None
+        return Outgoing(thread=msg.thread, key=msg.event_id or f"message:{msg.id}",
+                        answers=msg.event_id.partition(":")[2], guard=fencing.guard, asker=msg.author.id)
+
     async def _handle(self, message_id: int) -> None:
-        msg = await self._store.message(message_id)
-        if msg is None or msg.thread is None or not (msg.status == "pending" or await self._notice_due(msg)):
+        attempt = await self._store.start_attempt(message_id, self._platforms.keys())
+        if attempt is None:
             return  # already answered (a replay), forgotten by /reset, or refused with nothing to say
-        platform = self._platforms.get(msg.thread.platform)
-        if platform is None:
-            log.warning("message %s waits for platform %s, which is not running", msg.id, msg.thread.platform)
-            return
+        msg, session, reply = attempt.message, attempt.session, attempt.reply
+        assert msg.thread is not None  # start_attempt answers only messages of a running platform
+        platform = self._platforms[msg.thread.platform]
         known = self._replying.get(msg.id)
-        base = known[1] if known is not None else Outgoing(
-            thread=msg.thread, key=msg.event_id or f"message:{msg.id}", answers=msg.event_id.partition(":")[2],
-            guard=fencing.guard, asker=msg.author.id)
+        base = known[1] if known is not None else self._outgoing(msg)
         self._replying[msg.id] = (platform, base)  # where to tell the user, should the store keep failing
-        session = await self._store.session(msg.session_id)
-        assert session is not None
-        earlier = await self._store.start_attempt(msg.id)
-        reply = await self._store.reply(msg.id)
-        assert reply is not None  # start_attempt made it
         # Posted by a try whose record failed: the platform said so, the store did not.
         posted = base.posted if len(base.posted) > len(reply.platform_ids) else reply.platform_ids
         out = dataclasses.replace(base, posted=posted, record=functools.partial(self._store.record_posted, msg.id),
-                                  recovering=earlier > 0)
+                                  recovering=attempt.earlier > 0)
         self._replying[msg.id] = (platform, out)
         started = time.monotonic()
         if reply.final:  # the text is known (a command already run, or an answer finished): deliver it
@@ -151,22 +160,18 @@ class Responder:
             await self._deliver(platform, out, msg, _once(text))
         else:
             persona = self._persona(session)  # its files are fetched before an LLM slot is taken
-            attached = await self.files.prepare(msg, hosts_of(self._platforms, platform.name, out.thread),
+            attached = await self.files.prepare(msg, attempt.files, hosts_of(self._platforms, platform.name,
+                                                                             out.thread),
                                                 persona.model or self._config.llm.model)
             # A burst of answers must not starve the webhooks' acks. The budget is checked once a slot
             # is held, so every answer that held one before has recorded what it cost.
             async with self._slots.held() as slot:
                 refusal = await self._usage.over_budget(session, msg)
                 if refusal is None:
-                    await self._chat(platform, out, session, msg, started, attached, slot)
+                    await self._chat(platform, out, session, msg, started, attached, slot, attempt.context)
             if refusal is not None:  # nothing goes to the LLM: the user is told which limit, and when it resets
                 await self._store.refuse(msg.id, refusal.reason, refusal.text)
                 await self._deliver(platform, out, msg, _once(refusal.text))
-
-    async def _notice_due(self, msg: Message) -> bool:
-        """A refused message whose notice (no access, a budget used up) is stored but not yet delivered."""
-        reply = await self._store.reply(msg.id) if msg.status == "refused" else None
-        return reply is not None and reply.final and reply.state == "delivering"
 
     def _persona(self, session: Session) -> Persona:
         return (self._personas.get(session.persona) or self._personas.get(self._config.default_persona)
@@ -258,12 +263,13 @@ class Responder:
 
     # ------------------------------------------------------------------------------- chat
 
-    async def _request(self, session: Session, persona: Persona, msg: Message, budget: int) -> ChatRequest:
+    async def _request(self, session: Session, persona: Persona, msg: Message, budget: int,
+                       context: str) -> ChatRequest:
         """System prompt, then the conversation in order (each message followed by its reply), then ``msg``."""
         assert msg.thread is not None
         model = persona.model or self._config.llm.model
         # A display name is anyone's to choose: it never goes into the system prompt, only into user turns.
-        channel = await self._store.context(session.id) or msg.thread.channel  # the Slack pane: where they look
+        channel = context or msg.thread.channel  # the Slack pane: where they look
         system = persona.render_system(user="the user", platform=msg.thread.platform, channel=channel)
         shared = session.key.startswith("share:")
         named = shared or persona.speaker_names
@@ -278,8 +284,7 @@ class Responder:
         current_tokens = msg.tokens or await count_tokens_async(msg.content, model)
         room = budget - REPLY_PRIMING - PER_MESSAGE - _count_cached(system, model) - current_tokens
         per_turn = PER_MESSAGE + (LABEL_TOKENS if named else 0)
-        history = await self._store.history(session.id, msg.id, max(room, 0), per_turn=per_turn)
-        files: dict[int, list[StoredFile]] = await self._store.files([e.message.id for e in history] + [msg.id])
+        history, files = await self._store.conversation(session.id, msg.id, max(room, 0), per_turn=per_turn)
         if room < 0 and files.get(msg.id):  # its files alone are more than the budget: cut them to fit
             attached = sum(f.tokens for f in files[msg.id])
             files[msg.id] = await fit_files(files[msg.id], attached + room, model)
@@ -304,8 +309,9 @@ class Responder:
                            max_tokens=persona.max_tokens or self._config.llm.max_tokens)
 
     async def _chat(self, platform: Platform, out: Outgoing, session: Session, msg: Message,
-                    started: float, attached: list[StoredFile], slot: Slot) -> None:
-        """Ask the model while the platform shows the answer; ``slot`` is given back once the model is done."""
+                    started: float, attached: list[StoredFile], slot: Slot, context: str) -> None:
+        """Ask the model while the platform shows the answer; ``slot`` is given back once the model is done.
+        ``context``: what the person looks at beside the conversation (the persona's ``{channel}``)."""
         persona = self._persona(session)
         model = persona.model or self._config.llm.model
         notice = await self.files.notices(msg, attached, vision=persona.vision) if attached else ""
@@ -317,7 +323,7 @@ class Responder:
         unsaved: list[BaseException] = []  # save_final failed: the answer is shown, the lane tries again
 
         async def build(budget: int) -> ChatRequest:
-            return await self._request(session, persona, msg, budget)
+            return await self._request(session, persona, msg, budget, context)
 
         async def spent(attempt: Spent) -> None:  # a cut or failed attempt: paid for before the next starts
             try:

@@ -78,6 +78,17 @@ async def insert_files(db: Connection, message_id: int, attachments: Iterable[At
             "VALUES (?, ?, ?, ?, ?, ?, ?)", (message_id, position, a.name, a.url, a.size, a.mime, now))
 
 
+async def files_of(db: Connection, message_ids: Sequence[int]) -> dict[int, list[StoredFile]]:
+    """The files of these messages, by message id, in the order they were shared (any connection: a
+    transaction body may read them in the same hop as the turns they belong to)."""
+    out: dict[int, list[StoredFile]] = {}
+    for row in await rows_for_ids(db, f"SELECT {_COLUMNS} FROM attachments WHERE message_id IN",
+                                  list(message_ids), "message_id, position"):
+        f = _file(row)
+        out.setdefault(f.message_id, []).append(f)
+    return out
+
+
 class AttachmentQueries:
     """Needs the store's ``_db`` and ``_tx`` (see :class:`bridge.store.store.Store`)."""
 
@@ -88,12 +99,7 @@ class AttachmentQueries:
 
     async def files(self, message_ids: Sequence[int]) -> dict[int, list[StoredFile]]:
         """The files of these messages, by message id, in the order they were shared."""
-        out: dict[int, list[StoredFile]] = {}
-        for row in await rows_for_ids(self._db, f"SELECT {_COLUMNS} FROM attachments WHERE message_id IN",
-                                      list(message_ids), "message_id, position"):
-            f = _file(row)
-            out.setdefault(f.message_id, []).append(f)
-        return out
+        return await files_of(self._db, message_ids)
 
     async def file_read(self, file_id: int, *, kind: str, text: str = "", tokens: int = 0, cut: bool = False,
                         image: str = "") -> None:

@@ -66,6 +66,11 @@ class Database(Protocol):
         """
         ...
 
+    async def read(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run a ``body`` of reads together: on SQLite one hop, on one snapshot that never waits for a
+        writer; on PostgreSQL one pooled connection. The body obeys :meth:`atomic`'s rule; it must not write."""
+        ...
+
     def transaction(self) -> AbstractAsyncContextManager[Connection]:
         """A transaction spread over several awaits (migrations): slower, for rare work."""
         ...

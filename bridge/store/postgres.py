@@ -189,6 +189,11 @@ class PgDatabase:
         async with self.pool.acquire() as conn, conn.transaction():
             return await body(PgConn(conn))
 
+    async def read(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        """Reads on one pooled connection, without a transaction (no BEGIN/COMMIT round trips)."""
+        async with self.pool.acquire() as conn:
+            return await body(PgConn(conn))
+
     async def checkpoint(self) -> None:
         """PostgreSQL checkpoints on its own."""
 

@@ -17,7 +17,9 @@ What keeps it fast:
 - **checkpoints on a second connection**, in a worker thread, on a timer (:meth:`checkpoint`), so the
   writer never pauses to copy the write-ahead log back (automatic checkpoints are off).
 
-Single statements (reads, mostly) ride the same hops (:class:`LoopConn`), their rows fetched whole.
+Single statements (reads, mostly) ride the same hops (:class:`LoopConn`), their rows fetched whole,
+and so do bodies of reads (:meth:`SqliteDatabase.read`: what answering a message needs, read together
+on one snapshot that takes no write lock).
 
 aiosqlite offers no public call for "run this function on your connection, in your thread", so this
 module uses its internals (``_execute``, ``_tx``, ``_conn``, ``_thread``); the dependency is pinned to
@@ -132,7 +134,28 @@ def _drive(body: Coroutine[Any, Any, T]) -> T:
 
 Outcome = tuple[bool, Any]  # (succeeded, result or exception)
 Body = Callable[[Connection], Awaitable[Any]]
-Op = tuple[str, Sequence[Any]] | Body  # a single statement (sql, parameters), or a transaction body
+
+
+class Reads:
+    """A body of reads (:meth:`SqliteDatabase.read`): run beside the single statements, on a snapshot."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: Body) -> None:
+        self.body = body
+
+
+Op = tuple[str, Sequence[Any]] | Reads | Body  # a single statement (sql, parameters), reads, or a transaction
+
+
+def _read(raw: sqlite3.Connection, body: Body) -> Any:
+    """A deferred transaction that only reads: one snapshot of the database (WAL), no write lock taken,
+    so it never waits for another process's writer."""
+    raw.execute("BEGIN")
+    try:
+        return _drive(cast(Coroutine[Any, Any, Any], body(ThreadConn(raw))))
+    finally:
+        raw.execute("ROLLBACK")  # nothing to keep: ends the read snapshot
 
 
 def _hop(raw: sqlite3.Connection, ops: list[Op]) -> list[Outcome]:
@@ -142,9 +165,9 @@ def _hop(raw: sqlite3.Connection, ops: list[Op]) -> list[Outcome]:
     outcomes: dict[int, Outcome] = {}
     bodies: list[tuple[int, Body]] = []
     for n, op in enumerate(ops):
-        if isinstance(op, tuple):
+        if isinstance(op, tuple | Reads):
             try:
-                outcomes[n] = (True, _run(raw, *op))
+                outcomes[n] = (True, _run(raw, *op) if isinstance(op, tuple) else _read(raw, op.body))
             except Exception as exc:
                 outcomes[n] = (False, exc)
         else:
@@ -235,6 +258,9 @@ class SqliteDatabase:
     async def atomic(self, body: Callable[[Connection], Awaitable[T]]) -> T:
         return cast(T, await self._submit(body))
 
+    async def read(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        return cast(T, await self._submit(Reads(body)))
+
     def _submit(self, op: Op) -> asyncio.Future[Any]:
         if self._closed:
             raise RuntimeError(f"the store {self.path} is closed")
@@ -273,7 +299,7 @@ class SqliteDatabase:
         failure = done.exception() if not done.cancelled() else asyncio.CancelledError()
         outcomes: list[Outcome] = [(False, failure)] * len(batch) if failure else done.result()
         for (op, future), (ok, value) in zip(batch, outcomes, strict=True):
-            if ok and not isinstance(op, tuple):
+            if ok and not isinstance(op, tuple | Reads):
                 self.committed += 1
             if future.done():
                 continue

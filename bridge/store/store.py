@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from bridge.store import fencing
-from bridge.store.attachments import ATTACHMENTS_MIGRATION, AttachmentQueries, insert_files
+from bridge.store.attachments import ATTACHMENTS_MIGRATION, AttachmentQueries, StoredFile, files_of, insert_files
 from bridge.store.backend import Connection, Database, Dialect
 from bridge.store.feedback import FEEDBACK_MIGRATION, FeedbackQueries
 from bridge.store.health import WriteHealth
@@ -214,6 +214,19 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """What answering a message starts from, read in the transaction that counts the attempt: one
+    hop to the store instead of one per part."""
+
+    message: Message
+    session: Session
+    context: str  # what the person looks at beside the conversation ("" when none)
+    earlier: int  # attempts before this one: more than 0 after a restart or a retry
+    reply: Reply  # the delivery record so far (this attempt counted)
+    files: list[StoredFile]  # the message's files, as stored now
+
+
+@dataclass(frozen=True, slots=True)
 class Exchange:
     """One turn of history: a user message and the reply it got (None: failed, or not yet)."""
 
@@ -255,6 +268,45 @@ def _message(row: Sequence[Any]) -> Message:
 def _session(row: Sequence[Any]) -> Session:
     id_, key, persona, created, updated = tuple(row)
     return Session(int(id_), str(key), str(persona), float(created), float(updated))
+
+
+async def _history(db: Connection, session_id: int, before_message_id: int, max_tokens: int,
+                   per_turn: int) -> list[Exchange]:
+    """The body of :meth:`Store.history` (any connection: a body of reads, or a transaction)."""
+    out: list[Exchange] = []
+    used = 0
+    upto = before_message_id
+    while True:
+        async with db.execute(
+            f"SELECT m.{_MSG_COLUMNS.replace(', ', ', m.')}, r.text, r.tokens, r.tool_log, r.tool_tokens "
+            "FROM messages m LEFT JOIN replies r ON r.message_id = m.id AND r.state = 'delivered' "
+            "WHERE m.session_id = ? AND m.id < ? AND m.kind = 'chat' AND m.status != 'refused' "
+            "ORDER BY m.id DESC LIMIT ?", (session_id, upto, _HISTORY_PAGE),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        for row in rows:
+            msg = _message(row)
+            reply, reply_tokens = row[11], int(row[12] or 0)
+            tool_log = str(row[13]) if reply is not None and row[13] else "[]"
+            cost = msg.tokens + per_turn + (reply_tokens + per_turn + int(row[14] or 0) if reply is not None else 0)
+            if used + cost > max_tokens:
+                return out[::-1]
+            used += cost
+            out.append(Exchange(msg, None if reply is None else str(reply), reply_tokens, tool_log))
+        if len(rows) < _HISTORY_PAGE:
+            return out[::-1]
+        upto = int(rows[-1][0])
+
+
+async def _reply(db: Connection, message_id: int) -> Reply | None:
+    async with db.execute(
+        "SELECT message_id, state, final, text, tokens, platform_ids, attempts FROM replies WHERE message_id = ?",
+        (message_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    mid, state, final, text, tokens, ids, attempts = tuple(row)
+    return Reply(int(mid), state, bool(final), str(text), int(tokens), tuple(json.loads(ids)), int(attempts))
 
 
 class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
@@ -488,29 +540,17 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
         the session. Commands and refused messages are not conversation; a failed message is kept
         (the user's words still matter), without a reply.
         """
-        out: list[Exchange] = []
-        used = 0
-        upto = before_message_id
-        while True:
-            async with self._db.execute(
-                f"SELECT m.{_MSG_COLUMNS.replace(', ', ', m.')}, r.text, r.tokens, r.tool_log, r.tool_tokens "
-                "FROM messages m LEFT JOIN replies r ON r.message_id = m.id AND r.state = 'delivered' "
-                "WHERE m.session_id = ? AND m.id < ? AND m.kind = 'chat' AND m.status != 'refused' "
-                "ORDER BY m.id DESC LIMIT ?", (session_id, upto, _HISTORY_PAGE),
-            ) as cur:
-                rows = list(await cur.fetchall())
-            for row in rows:
-                msg = _message(row)
-                reply, reply_tokens = row[11], int(row[12] or 0)
-                tool_log = str(row[13]) if reply is not None and row[13] else "[]"
-                cost = msg.tokens + per_turn + (reply_tokens + per_turn + int(row[14] or 0) if reply is not None else 0)
-                if used + cost > max_tokens:
-                    return out[::-1]
-                used += cost
-                out.append(Exchange(msg, None if reply is None else str(reply), reply_tokens, tool_log))
-            if len(rows) < _HISTORY_PAGE:
-                return out[::-1]
-            upto = int(rows[-1][0])
+        return await self._backend.read(lambda db: _history(db, session_id, before_message_id, max_tokens, per_turn))
+
+    async def conversation(self, session_id: int, message_id: int, max_tokens: int,
+                           per_turn: int = 0) -> tuple[list[Exchange], dict[int, list[StoredFile]]]:
+        """:meth:`history` before ``message_id``, and the files of those turns and of ``message_id``:
+        what a prompt is built from, read together (one hop)."""
+        async def reads(db: Connection) -> tuple[list[Exchange], dict[int, list[StoredFile]]]:
+            history = await _history(db, session_id, message_id, max_tokens, per_turn)
+            return history, await files_of(db, [e.message.id for e in history] + [message_id])
+
+        return await self._backend.read(reads)
 
     async def message(self, message_id: int) -> Message | None:
         async with self._db.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE id = ?", (message_id,)) as cur:
@@ -528,14 +568,7 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
     # ------------------------------------------------------------------------------- replies
 
     async def reply(self, message_id: int) -> Reply | None:
-        async with self._db.execute(
-            "SELECT message_id, state, final, text, tokens, platform_ids, attempts FROM replies WHERE message_id = ?",
-            (message_id,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        mid, state, final, text, tokens, ids, attempts = tuple(row)
-        return Reply(int(mid), state, bool(final), str(text), int(tokens), tuple(json.loads(ids)), int(attempts))
+        return await _reply(self._db, message_id)
 
     async def _upsert_reply(self, db: Connection, message_id: int, now: float) -> None:
         await db.execute(
@@ -543,16 +576,37 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
             "SELECT id, session_id, 'delivering', ?, ? FROM messages WHERE id = ? "
             "ON CONFLICT(message_id) DO NOTHING", (now, now, message_id))
 
-    async def start_attempt(self, message_id: int) -> int:
-        """Count one more attempt at answering; returns how many there were before this one."""
+    async def start_attempt(self, message_id: int, platforms: Collection[str]) -> Attempt | None:
+        """Count one more attempt at answering a message, and read what the answer starts from.
+
+        None, counting nothing, when there is nothing to answer: the message is answered (a replay),
+        forgotten by ``/reset``, refused with no notice left to deliver, or of a platform not in
+        ``platforms`` (not running here).
+        """
         now = time.time()
-        async def tx(db: Connection) -> int:
-            await self._upsert_reply(db, message_id, now)
-            async with db.execute("SELECT attempts FROM replies WHERE message_id = ?", (message_id,)) as cur:
+        async def tx(db: Connection) -> Attempt | None:
+            async with db.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE id = ?", (message_id,)) as cur:
                 row = await cur.fetchone()
+            msg = _message(row) if row else None
+            if msg is None or msg.thread is None or msg.thread.platform not in platforms:
+                return None
+            if msg.status == "refused":  # answerable only while its notice waits to be delivered
+                before = await _reply(db, message_id)
+                if before is None or not before.final or before.state != "delivering":
+                    return None
+            elif msg.status != "pending":
+                return None
+            async with db.execute(f"SELECT {_SESSION_COLUMNS}, context FROM sessions WHERE id = ?",
+                                  (msg.session_id,)) as cur:
+                srow = await cur.fetchone()
+            assert srow is not None  # a message's session goes only with it
+            await self._upsert_reply(db, message_id, now)
             await db.execute("UPDATE replies SET attempts = attempts + 1, updated_at = ? WHERE message_id = ?",
                              (now, message_id))
-            return int(row[0]) if row else 0
+            reply = await _reply(db, message_id)
+            assert reply is not None  # just made
+            files = (await files_of(db, [message_id])).get(message_id, [])
+            return Attempt(msg, _session(tuple(srow)[:5]), str(srow[5] or ""), reply.attempts - 1, reply, files)
 
         return await self._atomic(tx)
 
