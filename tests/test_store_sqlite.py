@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -15,9 +16,12 @@ import pytest
 
 from bridge.app import Bridge
 from bridge.config import Config
+from bridge.policy.budgets import Scope, budgets
+from bridge.policy.config import Limits
 from bridge.store.backend import Connection
 from bridge.store.sqlite import BodyAwaitedElsewhere, SqliteDatabase
 from bridge.store.store import Store
+from bridge.store.usage import UsageRow
 from bridge.types import Author, ThreadRef
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.platform import FakePlatform, Sent
@@ -231,4 +235,25 @@ async def test_what_an_answer_reads_never_waits_for_another_writer(tmp_path: Pat
         await outside.release()
     assert [e.message.id for e in history] == [first]
     assert files == {}
+    await store.close()
+
+
+async def test_every_budget_of_a_message_is_checked_in_one_trip(tmp_path: Path) -> None:
+    """With all five limits set, checking them before an answer reads the five totals together."""
+    store = await Store.open(str(tmp_path / "b.db"))
+    db = store._backend
+    assert isinstance(db, SqliteDatabase)
+    accepted = await store.accept(event_id="e1", session_key="s1", persona="assistant",
+                                  thread=ThreadRef("github", "o", "o/r", "1"), author=ANN, content="hi")
+    assert accepted is not None
+    await store.record_usage(UsageRow(accepted[1], "github", "o/r", "s1", "U1", "assistant", "fake", 40, 2))
+    limits = Limits(user_tokens_per_day=100, user_messages_per_hour=1, session_tokens_per_day=100,
+                    channel_tokens_per_day=100, total_tokens_per_day=100)
+    before = db.hops
+    found = await budgets(store, limits, Scope("github", "U1", "o/r", "s1"), time.time())
+    assert db.hops - before == 1
+    assert [(b.key, b.used, b.exceeded) for b in found] == [
+        ("user_messages_per_hour", 1, True), ("user_tokens_per_day", 42, False),
+        ("session_tokens_per_day", 42, False), ("channel_tokens_per_day", 42, False),
+        ("total_tokens_per_day", 42, False)]
     await store.close()

@@ -17,7 +17,15 @@ import datetime as dt
 from dataclasses import dataclass
 
 from bridge.policy.config import Limits
-from bridge.store.usage import UsageQueries, channel_scope, session_scope, user_scope
+from bridge.store.usage import (
+    DayTotals,
+    TotalsQuery,
+    UsageQueries,
+    UserTotalsSince,
+    channel_scope,
+    session_scope,
+    user_scope,
+)
 
 HOUR_S = 3600
 DAY_S = 86400
@@ -81,28 +89,27 @@ def sentence(budget: Budget, now: float) -> str:
     return f"⏳ {what} ({budget.key}), so I won't answer this one. It resets at {when(budget.resets_at, now)}."
 
 
+def _query(key: str, scope: Scope, day: float, hour: float) -> TotalsQuery:
+    """What one limit counts: the person's answers this hour, or a scope's tokens today."""
+    if key == "user_messages_per_hour":
+        return UserTotalsSince(hour, scope.platform, scope.user_id)
+    if key == "user_tokens_per_day":
+        return DayTotals(day, user_scope(scope.platform, scope.user_id))
+    if key == "session_tokens_per_day":
+        return DayTotals(day, session_scope(scope.session_key))
+    if key == "channel_tokens_per_day":
+        return DayTotals(day, channel_scope(scope.platform, scope.channel))
+    return DayTotals(day, "total")
+
+
 async def budgets(store: UsageQueries, limits: Limits, scope: Scope, now: float) -> list[Budget]:
-    """Every limit that is set, with its usage so far, in :data:`ORDER`."""
+    """Every limit that is set, with its usage so far, in :data:`ORDER` (read together: one trip)."""
     day, hour = window_start(now, DAY_S), window_start(now, HOUR_S)
-    out: list[Budget] = []
-    for key in ORDER:
-        limit = getattr(limits, key)
-        if limit is None:
-            continue
-        if key == "user_messages_per_hour":
-            used = (await store.usage_totals(hour, platform=scope.platform, user_id=scope.user_id)).messages
-            out.append(Budget(key, limit, used, hour + HOUR_S))
-            continue
-        if key == "user_tokens_per_day":
-            totals = await store.day_totals(day, user_scope(scope.platform, scope.user_id))
-        elif key == "session_tokens_per_day":
-            totals = await store.day_totals(day, session_scope(scope.session_key))
-        elif key == "channel_tokens_per_day":
-            totals = await store.day_totals(day, channel_scope(scope.platform, scope.channel))
-        else:
-            totals = await store.day_totals(day, "total")
-        out.append(Budget(key, limit, totals.tokens, day + DAY_S))
-    return out
+    keys = [key for key in ORDER if getattr(limits, key) is not None]
+    used = await store.totals([_query(key, scope, day, hour) for key in keys])
+    return [Budget(key, getattr(limits, key), totals.messages, hour + HOUR_S) if key == "user_messages_per_hour"
+            else Budget(key, getattr(limits, key), totals.tokens, day + DAY_S)
+            for key, totals in zip(keys, used, strict=True)]
 
 
 async def first_exceeded(store: UsageQueries, limits: Limits, scope: Scope, now: float) -> Budget | None:

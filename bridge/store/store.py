@@ -418,6 +418,10 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
         self.writes.ok()
         return result
 
+    async def _read(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run a body of reads together: one hop on SQLite (see :meth:`Database.read`)."""
+        return await self._backend.read(body)
+
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Connection]:
         """A transaction over several awaits (each statement a hop on SQLite): prefer :meth:`_atomic`.
@@ -540,7 +544,7 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
         the session. Commands and refused messages are not conversation; a failed message is kept
         (the user's words still matter), without a reply.
         """
-        return await self._backend.read(lambda db: _history(db, session_id, before_message_id, max_tokens, per_turn))
+        return await self._read(lambda db: _history(db, session_id, before_message_id, max_tokens, per_turn))
 
     async def conversation(self, session_id: int, message_id: int, max_tokens: int,
                            per_turn: int = 0) -> tuple[list[Exchange], dict[int, list[StoredFile]]]:
@@ -550,7 +554,7 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
             history = await _history(db, session_id, message_id, max_tokens, per_turn)
             return history, await files_of(db, [e.message.id for e in history] + [message_id])
 
-        return await self._backend.read(reads)
+        return await self._read(reads)
 
     async def message(self, message_id: int) -> Message | None:
         async with self._db.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE id = ?", (message_id,)) as cur:

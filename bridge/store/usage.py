@@ -132,10 +132,55 @@ class ReportLine:
     totals: Totals
 
 
+@dataclass(frozen=True, slots=True)
+class DayTotals:
+    """Ask for one scope's running totals of the UTC day starting at ``day_start``."""
+
+    day_start: float
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserTotalsSince:
+    """Ask for one person's usage rows since a time (the hourly message limit)."""
+
+    since: float
+    platform: str
+    user_id: str
+
+
+TotalsQuery = DayTotals | UserTotalsSince
+
+
+async def _day_totals(db: Connection, day_start: float, scope: str) -> Totals:
+    async with db.execute(
+            "SELECT messages, prompt_tokens, completion_tokens FROM usage_days WHERE day = ? AND scope = ?",
+            (int(day_start // DAY_S), scope)) as cur:
+        row = await cur.fetchone()
+    return Totals(*(int(v) for v in row)) if row else Totals()
+
+
+async def _usage_totals(db: Connection, since: float, filters: dict[str, str | None]) -> Totals:
+    where: list[str] = ["created_at >= ?"]
+    args: list[float | str] = [since]
+    for column, value in filters.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    async with db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
+            f"FROM usage WHERE {' AND '.join(where)}", args) as cur:
+        row = await cur.fetchone()
+    return Totals(*(int(v) for v in row)) if row else Totals()
+
+
 class UsageQueries:
     """Needs the store's ``_db``, ``_atomic`` and ``_tx`` (see :class:`bridge.store.store.Store`)."""
 
     _db: Connection
+
+    async def _read(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        raise NotImplementedError
 
     async def _atomic(self, body: Callable[[Connection], Awaitable[T]]) -> T:
         raise NotImplementedError
@@ -175,27 +220,22 @@ class UsageQueries:
 
     async def day_totals(self, day_start: float, scope: str) -> Totals:
         """One scope's running totals for the UTC day starting at ``day_start`` (one key lookup)."""
-        async with self._db.execute(
-                "SELECT messages, prompt_tokens, completion_tokens FROM usage_days WHERE day = ? AND scope = ?",
-                (int(day_start // DAY_S), scope)) as cur:
-            row = await cur.fetchone()
-        return Totals(*(int(v) for v in row)) if row else Totals()
+        return await _day_totals(self._db, day_start, scope)
 
     async def usage_totals(self, since: float, *, platform: str | None = None, user_id: str | None = None,
                            channel: str | None = None, session_key: str | None = None) -> Totals:
         """Messages and tokens since a time, for one user, channel or session (or everything)."""
-        where: list[str] = ["created_at >= ?"]
-        args: list[float | str] = [since]
-        for column, value in (("platform", platform), ("user_id", user_id), ("channel", channel),
-                              ("session_key", session_key)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        async with self._db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0) "
-                f"FROM usage WHERE {' AND '.join(where)}", args) as cur:
-            row = await cur.fetchone()
-        return Totals(*(int(v) for v in row)) if row else Totals()
+        return await _usage_totals(self._db, since, {"platform": platform, "user_id": user_id, "channel": channel,
+                                                     "session_key": session_key})
+
+    async def totals(self, queries: list[TotalsQuery]) -> list[Totals]:
+        """Several totals read together, in one trip to the store (every budget of one message)."""
+        async def reads(db: Connection) -> list[Totals]:
+            return [await _day_totals(db, q.day_start, q.scope) if isinstance(q, DayTotals)
+                    else await _usage_totals(db, q.since, {"platform": q.platform, "user_id": q.user_id})
+                    for q in queries]
+
+        return await self._read(reads) if queries else []
 
     async def usage_report(self, since: float, by: GroupBy) -> list[ReportLine]:
         """Totals per ``by`` key and model (the model prices the tokens)."""
