@@ -31,7 +31,7 @@ from tests.waiting import until
 
 CONFIG = """
 storage: {url: "sqlite:///bench.db"}
-llm: {base_url: "${LLM_URL}", model: fake, max_retries: 0, stream: ${STREAM}}
+llm: {base_url: "${LLM_URL}", model: fake, max_retries: 0, stream: true}
 server: {port: "${PORT}"}
 platforms:
   slack: {bot_token: "${BOT}", signing_secret: "${SECRET}", api_url: "${API}"}
@@ -54,9 +54,9 @@ async def one_run(threads: int, concurrency: int, profile: str | None = None, *,
     acks: list[float] = []
     try:
         async with llm_process(ANSWER, chunk=12, delay=0.02) as llm_url:  # ~1 s of streaming per answer
-            env = {"LLM_URL": llm_url, "BOT": slack.BOT_TOKEN, "SECRET": slack.SIGNING_SECRET, "API": fake.url,
-                   "STREAM": "true" if stream else "false"}
-            async with bridge_run(CONFIG, env, profile=profile) as running, aiohttp.ClientSession() as session:
+            env = {"LLM_URL": llm_url, "BOT": slack.BOT_TOKEN, "SECRET": slack.SIGNING_SECRET, "API": fake.url}
+            config = CONFIG.replace("stream: true", f"stream: {'true' if stream else 'false'}")
+            async with bridge_run(config, env, profile=profile) as running, aiohttp.ClientSession() as session:
                 url = f"{running.bridge.url}/slack/events"
 
                 gate = asyncio.Semaphore(concurrency)  # Slack's delivery: many at once, not all at once
