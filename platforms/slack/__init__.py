@@ -179,6 +179,9 @@ class SlackPlatform:
         self._team = ""
         self._socket: AsyncSocketModeHandler | None = None
         self._limit = min(settings.max_reply_chars, MARKDOWN_TEXT_LIMIT)
+        # llm.stream off: an answer arrives whole, and a stream of it (start, then stop) would cost
+        # two Web API calls where one chat.postMessage shows the same message.
+        self._streamed = config.llm.stream if config is not None else True
         self._no_streams: set[str] = set()  # workspaces that refused the streaming methods: edits there
         self._customize = False  # chat:write.customize: relayed copies show their author's name and icon
 
@@ -349,14 +352,19 @@ class SlackPlatform:
         """
         deadline_s = self._settings.reply_deadline_s
         native = None
+        placeholder: str | None = PLACEHOLDER
         if self._settings.streaming == "native" and reply.thread.workspace not in self._no_streams:
             if reply.recovering:  # an interrupted stream is finished before it is edited
                 await stop_leftovers(self.client, reply, self._bot or BotIdentity(""), deadline_s)
-            native = native_for(self.client, reply, team=self._team, deadline_s=deadline_s,
-                                refused=lambda error: self._streams_refused(reply.thread.workspace, error))
+            if self._streamed:
+                native = native_for(self.client, reply, team=self._team, deadline_s=deadline_s,
+                                    refused=lambda error: self._streams_refused(reply.thread.workspace, error))
+            else:  # as a stream would show it: the answer at once, no placeholder before it
+                placeholder = None
         async with self._pane.thinking(reply) if self._pane is not None else contextlib.nullcontext():
             calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
                                   interval=self._settings.edit_interval_s, deadline_s=deadline_s, native=native,
+                                  placeholder=placeholder,
                                   final_blocks=buttons(reply.key) if self._settings.feedback and reply.rateable
                                   else None)
         log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)

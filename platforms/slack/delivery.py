@@ -247,11 +247,14 @@ class Streaming(Protocol):
 async def deliver(client: AsyncWebClient, reply: Outgoing, snapshots: AsyncIterator[str], *, bot: BotIdentity,
                   limit: int, interval: float, deadline_s: float,
                   native: Callable[[Writer, str | None], Streaming | None] | None = None,
+                  placeholder: str | None = PLACEHOLDER,
                   final_blocks: list[dict[str, Any]] | None = None) -> int:
     """Stream the reply into a placeholder edited in place; return the number of Slack write calls.
 
     ``native(writer, thread_ts)`` may return a writer that streams with Slack's own methods instead
-    (it then starts with the first text: no placeholder). ``final_blocks`` go under the last message.
+    (it then starts with the first text: no placeholder). ``placeholder=None``: the first text is
+    posted as it is (an answer that arrives whole is then one call). ``final_blocks`` go under the
+    last message.
     """
     thread = reply.thread
     channel = thread.channel
@@ -264,7 +267,7 @@ async def deliver(client: AsyncWebClient, reply: Outgoing, snapshots: AsyncItera
     chosen: Streaming = streaming or writer
     last = _Last()
     ids = await render_stream(last.tap(snapshots), post=chosen.post, edit=chosen.edit, limit=limit,
-                              interval=interval, placeholder=None if streaming else PLACEHOLDER, posted=posted,
+                              interval=interval, placeholder=None if streaming else placeholder, posted=posted,
                               record=reply.record)
     await chosen.finish(ids, last.text if last.text.strip() else EMPTY_REPLY, limit)
     return chosen.all_calls
