@@ -232,6 +232,18 @@ async def test_opening_the_pane_greets_with_the_personas_greeting_and_prompts(st
     assert prompts[0]["message"].startswith("Please summarise")
 
 
+async def test_pane_calls_share_the_platforms_connection_pool(start: Start, fake_slack: FakeSlack) -> None:
+    """The greeting and prompts go through Bolt's per-request client, a copy of the app's: given no
+    session, slack_sdk opened a new one (a new connection, on real Slack a TLS handshake) per call."""
+    await start()
+    threads = [await open_pane(fake_slack) for _ in range(4)]
+    await until(lambda: all((DM, t) in fake_slack.suggested for t in threads))
+    calls = [c.method for c in fake_slack.calls]
+    assert calls.count("chat.postMessage") == 4
+    assert calls.count("assistant.threads.setSuggestedPrompts") == 4
+    assert len(fake_slack.api_peers) <= 2, f"{len(calls)} calls over {len(fake_slack.api_peers)} connections"
+
+
 async def test_pane_of_a_dm_rule_uses_that_rules_persona(start: Start, fake_slack: FakeSlack) -> None:
     await start(rule="{platform: slack, where: D0*, persona: legal-adviser}")
     thread = await open_pane(fake_slack)

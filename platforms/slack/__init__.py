@@ -214,9 +214,11 @@ class SlackPlatform:
         if self._pane is not None:
             await self._pane.load()
         if self.client.session is None or self.client.session.closed:
-            # One pool for every Web API call (Bolt's per-request clients share it too): without it
-            # slack_sdk opens a new aiohttp session, so a new connection (and TLS handshake), per call.
+            # One pool for every Web API call: without it slack_sdk opens a new aiohttp session, so a
+            # new connection (and TLS handshake), per call. Bolt's per-request clients (the pane's
+            # greeting, prompts, title) copy the session of Bolt's own client: it gets the pool too.
             self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
+            self._app.client.session = self.client.session
         try:
             auth = await asyncio.shield(self._auth_test())
         except SlackApiError as exc:
