@@ -354,19 +354,14 @@ class SlackPlatform:
         """
         deadline_s = self._settings.reply_deadline_s
         native = None
-        placeholder: str | None = PLACEHOLDER
         if self._settings.streaming == "native" and reply.thread.workspace not in self._no_streams:
             if reply.recovering:  # an interrupted stream is finished before it is edited
                 await stop_leftovers(self.client, reply, self._bot or BotIdentity(""), deadline_s)
-            if self._streamed:
-                native = native_for(self.client, reply, team=self._team, deadline_s=deadline_s,
-                                    refused=lambda error: self._streams_refused(reply.thread.workspace, error))
-            else:  # as a stream would show it: the answer at once, no placeholder before it
-                placeholder = None
+            native = native_for(self.client, reply, team=self._team, deadline_s=deadline_s, whole=not self._streamed,
+                                refused=lambda error: self._streams_refused(reply.thread.workspace, error))
         async with self._pane.thinking(reply) if self._pane is not None else contextlib.nullcontext():
             calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,
                                   interval=self._settings.edit_interval_s, deadline_s=deadline_s, native=native,
-                                  placeholder=placeholder,
                                   final_blocks=buttons(reply.key) if self._settings.feedback and reply.rateable
                                   else None)
         log.debug("slack: %s delivered with %d write call(s)", reply.key, calls)

@@ -62,7 +62,7 @@ class _Assistant(AsyncAssistant):
     """Bolt's assistant middleware, asked only about the events it handles.
 
     For every request it tries each of its listeners, and each try builds every argument Bolt can
-    give a listener: a third of Bolt's dispatch of a channel mention, which none of them takes
+    give a listener: a fifth of Bolt's dispatch of a channel mention, which none of them takes
     (``python -m bench.bench_slack --profile``). Its listeners' own matchers are Bolt's payload
     predicates, asked here once, first; whatever they all refuse goes on as it did.
     """

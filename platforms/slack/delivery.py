@@ -235,14 +235,11 @@ class Streaming(Protocol):
 async def deliver(client: AsyncWebClient, reply: Outgoing, snapshots: AsyncIterator[str], *, bot: BotIdentity,
                   limit: int, interval: float, deadline_s: float,
                   native: Callable[[Writer, str | None], Streaming | None] | None = None,
-                  placeholder: str | None = PLACEHOLDER,
                   final_blocks: list[dict[str, Any]] | None = None) -> int:
     """Stream the reply into a placeholder edited in place; return the number of Slack write calls.
 
     ``native(writer, thread_ts)`` may return a writer that streams with Slack's own methods instead
-    (it then starts with the first text: no placeholder). ``placeholder=None``: the first text is
-    posted as it is (an answer that arrives whole is then one call). ``final_blocks`` go under the
-    last message.
+    (it then starts with the first text: no placeholder). ``final_blocks`` go under the last message.
     """
     thread = reply.thread
     channel = thread.channel
@@ -255,7 +252,7 @@ async def deliver(client: AsyncWebClient, reply: Outgoing, snapshots: AsyncItera
     chosen: Streaming = streaming or writer
     shown: list[str] = []
     ids = await render_stream(snapshots, post=chosen.post, edit=chosen.edit, limit=limit, interval=interval,
-                              placeholder=None if streaming else placeholder, posted=posted, record=reply.record,
+                              placeholder=None if streaming else PLACEHOLDER, posted=posted, record=reply.record,
                               final=shown.append)
     await chosen.finish(ids, shown[0], limit)
     return chosen.all_calls
