@@ -12,7 +12,11 @@ Slack that enforces Slack's per-channel rate limits and a fake LLM that streams 
 does: the Slack path and the GitHub path then compare like for like (answers of ~650 characters in
 both).
 
-Run: ``python -m bench.bench_slack [--threads 200] [--runs 3] [--concurrency 32] [--no-stream]``
+``--no-limits`` switches the fake Slack's per-channel rate limits off. With them (as on Slack), a
+turn's five answers per channel exceed ``chat.postMessage``'s 1 a second: refused calls (429) are
+retried after ``Retry-After``, which ``bench.bench_load``'s fake GitHub never asks for.
+
+Run: ``python -m bench.bench_slack [--threads 200] [--runs 3] [--concurrency 32] [--no-stream] [--no-limits]``
 """
 
 from __future__ import annotations
@@ -47,9 +51,11 @@ WRITE_METHODS = ("chat.postMessage", "chat.update", "chat.startStream", "chat.ap
 
 
 async def one_run(threads: int, concurrency: int, profile: str | None = None, *,
-                  stream: bool = True) -> dict[str, float]:
+                  stream: bool = True, limits: bool = True) -> dict[str, float]:
     fake = await FakeSlack().start()
     fake.echo = False
+    if not limits:
+        fake.limits = {}
     fake.add_user("U0ALICE", "alice")
     acks: list[float] = []
     try:
@@ -108,9 +114,10 @@ async def one_run(threads: int, concurrency: int, profile: str | None = None, *,
             "calls_per_answer": calls / answers, "cpu_ms_per_answer": cpu * 1000 / answers}
 
 
-async def main(threads: int, runs: int, concurrency: int, profile: str | None, stream: bool) -> None:
+async def main(threads: int, runs: int, concurrency: int, profile: str | None, stream: bool, limits: bool) -> None:
     print(f"load average before: {load_average()}")
-    results = [await one_run(threads, concurrency, profile if i == 0 else None, stream=stream) for i in range(runs)]
+    results = [await one_run(threads, concurrency, profile if i == 0 else None, stream=stream, limits=limits)
+               for i in range(runs)]
     print(f"load average after:  {load_average()}")
     kind = "streamed" if stream else "non-streamed"
     rows = [
@@ -120,7 +127,8 @@ async def main(threads: int, runs: int, concurrency: int, profile: str | None, s
         (f"platform calls per {kind} answer (~650 chars)", "calls_per_answer"),
         (f"bridge CPU per {kind} answer (ms)", "cpu_ms_per_answer"),
     ]
-    print(f"\n| figure ({threads} threads × 3 turns, {kind}, {concurrency} requests in flight) "
+    print(f"\n| figure ({threads} threads × 3 turns, {kind}, {concurrency} requests in flight"
+          f"{'' if limits else ', no rate limits'}) "
           f"| median of {runs} (min–max) |\n|---|---|")
     for label, key in rows:
         print(f"| {label} | {spread([r[key] for r in results])} |")
@@ -134,5 +142,7 @@ if __name__ == "__main__":
     parser.add_argument("--profile", help="write a cProfile of the first run's bridge to this file")
     parser.add_argument("--no-stream", dest="stream", action="store_false",
                         help="whole answers from the LLM (llm.stream: false), as bench.bench_load gets them")
+    parser.add_argument("--no-limits", dest="limits", action="store_false",
+                        help="the fake Slack enforces no rate limits (no 429s, as bench.bench_load's fake GitHub)")
     args = parser.parse_args()
-    asyncio.run(main(args.threads, args.runs, args.concurrency, args.profile, args.stream))
+    asyncio.run(main(args.threads, args.runs, args.concurrency, args.profile, args.stream, args.limits))
