@@ -1,5 +1,5 @@
 """Slack HTTP events under full reply load, streaming on: `bridge run` (subprocess) between a fake
-Slack that enforces Slack's per-channel rate limits and a fake LLM that streams ~600 characters.
+Slack that enforces Slack's per-channel rate limits and a fake LLM that streams ~650 characters.
 
 200 threads × 3 turns; the first turn of each thread arrives as Slack sends a mention, twice
 (``app_mention`` and ``message``), so 800 signed requests. Figures:
@@ -8,7 +8,15 @@ Slack that enforces Slack's per-channel rate limits and a fake LLM that streams 
 - platform calls (chat.postMessage, chat.update and the native streaming methods) per streamed answer;
 - the bridge's CPU per answer.
 
-Run: ``python -m bench.bench_slack [--threads 200] [--runs 3] [--concurrency 32]``
+``--no-stream`` asks the LLM for whole answers (``llm.stream: false``), as ``bench.bench_load``
+does: the Slack path and the GitHub path then compare like for like (answers of ~650 characters in
+both).
+
+``--no-limits`` switches the fake Slack's per-channel rate limits off. With them (as on Slack), a
+turn's five answers per channel exceed ``chat.postMessage``'s 1 a second: refused calls (429) are
+retried after ``Retry-After``, which ``bench.bench_load``'s fake GitHub never asks for.
+
+Run: ``python -m bench.bench_slack [--threads 200] [--runs 3] [--concurrency 32] [--no-stream] [--no-limits]``
 """
 
 from __future__ import annotations
@@ -27,29 +35,34 @@ from tests.waiting import until
 
 CONFIG = """
 storage: {url: "sqlite:///bench.db"}
-llm: {base_url: "${LLM_URL}", model: fake, max_retries: 0}
+llm: {base_url: "${LLM_URL}", model: fake, max_retries: 0, stream: true}
 server: {port: "${PORT}"}
 platforms:
   slack: {bot_token: "${BOT}", signing_secret: "${SECRET}", api_url: "${API}"}
 channels:
   - {platform: slack, where: "*", trigger: mention}
 """
-ANSWER = "A streamed answer of about six hundred characters, written a few words at a time. " * 7
+# 656 characters: about as long as bench_load's answer (660), so the two paths compare like for like.
+ANSWER = "A streamed answer of about six hundred characters, written a few words at a time. " * 8
 CHANNELS = 40
 
 # What a streamed answer costs in Slack calls: edits, or the native streaming methods (the default).
 WRITE_METHODS = ("chat.postMessage", "chat.update", "chat.startStream", "chat.appendStream", "chat.stopStream")
 
 
-async def one_run(threads: int, concurrency: int, profile: str | None = None) -> dict[str, float]:
+async def one_run(threads: int, concurrency: int, profile: str | None = None, *,
+                  stream: bool = True, limits: bool = True) -> dict[str, float]:
     fake = await FakeSlack().start()
     fake.echo = False
+    if not limits:
+        fake.limits = {}
     fake.add_user("U0ALICE", "alice")
     acks: list[float] = []
     try:
         async with llm_process(ANSWER, chunk=12, delay=0.02) as llm_url:  # ~1 s of streaming per answer
             env = {"LLM_URL": llm_url, "BOT": slack.BOT_TOKEN, "SECRET": slack.SIGNING_SECRET, "API": fake.url}
-            async with bridge_run(CONFIG, env, profile=profile) as running, aiohttp.ClientSession() as session:
+            config = CONFIG.replace("stream: true", f"stream: {'true' if stream else 'false'}")
+            async with bridge_run(config, env, profile=profile) as running, aiohttp.ClientSession() as session:
                 url = f"{running.bridge.url}/slack/events"
 
                 gate = asyncio.Semaphore(concurrency)  # Slack's delivery: many at once, not all at once
@@ -101,18 +114,21 @@ async def one_run(threads: int, concurrency: int, profile: str | None = None) ->
             "calls_per_answer": calls / answers, "cpu_ms_per_answer": cpu * 1000 / answers}
 
 
-async def main(threads: int, runs: int, concurrency: int, profile: str | None) -> None:
+async def main(threads: int, runs: int, concurrency: int, profile: str | None, stream: bool, limits: bool) -> None:
     print(f"load average before: {load_average()}")
-    results = [await one_run(threads, concurrency, profile if i == 0 else None) for i in range(runs)]
+    results = [await one_run(threads, concurrency, profile if i == 0 else None, stream=stream, limits=limits)
+               for i in range(runs)]
     print(f"load average after:  {load_average()}")
+    kind = "streamed" if stream else "non-streamed"
     rows = [
         (f"Slack HTTP events acknowledged later than 3 s (of {int(results[0]['requests'])})", "late"),
         ("ack latency p50 (ms)", "ack_p50"),
         ("ack latency p99 (ms)", "ack_p99"),
-        ("platform calls per streamed answer (~600 chars)", "calls_per_answer"),
-        ("bridge CPU per streamed answer (ms)", "cpu_ms_per_answer"),
+        (f"platform calls per {kind} answer (~650 chars)", "calls_per_answer"),
+        (f"bridge CPU per {kind} answer (ms)", "cpu_ms_per_answer"),
     ]
-    print(f"\n| figure ({threads} threads × 3 turns, streaming, {concurrency} requests in flight) "
+    print(f"\n| figure ({threads} threads × 3 turns, {kind}, {concurrency} requests in flight"
+          f"{'' if limits else ', no rate limits'}) "
           f"| median of {runs} (min–max) |\n|---|---|")
     for label, key in rows:
         print(f"| {label} | {spread([r[key] for r in results])} |")
@@ -124,5 +140,9 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32, help="Slack requests in flight at once")
     parser.add_argument("--profile", help="write a cProfile of the first run's bridge to this file")
+    parser.add_argument("--no-stream", dest="stream", action="store_false",
+                        help="whole answers from the LLM (llm.stream: false), as bench.bench_load gets them")
+    parser.add_argument("--no-limits", dest="limits", action="store_false",
+                        help="the fake Slack enforces no rate limits (no 429s, as bench.bench_load's fake GitHub)")
     args = parser.parse_args()
-    asyncio.run(main(args.threads, args.runs, args.concurrency, args.profile))
+    asyncio.run(main(args.threads, args.runs, args.concurrency, args.profile, args.stream, args.limits))

@@ -46,11 +46,15 @@ async def start(fake_llm: FakeOpenAI, fake_slack: FakeSlack,
     ``rule`` is a channel rule put first."""
     bridges: list[Bridge] = []
 
-    async def start_bridge(mode: str = "socket", *, grace: float = 20.0, rule: str = "", **env: Any) -> Bridge:
+    async def start_bridge(mode: str = "socket", *, grace: float = 20.0, rule: str = "", llm_stream: bool = True,
+                           **env: Any) -> Bridge:
         base = {"LLM_URL": fake_llm.url, "SLACK_BOT_TOKEN": slack.BOT_TOKEN, "SLACK_API_URL": fake_slack.url}
         base["SLACK_APP_TOKEN" if mode == "socket" else "SLACK_SIGNING_SECRET"] = (
             slack.APP_TOKEN if mode == "socket" else slack.SIGNING_SECRET)
         text = AI_YAML.replace("channels:\n", f"channels:\n  - {rule}\n") if rule else AI_YAML
+        if not llm_stream:
+            text = text.replace("timeout_s: 5}", "timeout_s: 5, stream: false}")
+            assert "stream: false" in text
         bridge = Bridge(make_config(text, **{**base, **env}), shutdown_grace_s=grace)
         bridges.append(bridge)
         await bridge.start()
@@ -94,6 +98,23 @@ async def test_native_stream_starts_appends_and_stops_one_message(start: Start, 
     assert answer.startswith(reply.versions[0])
     assert reply.metadata is not None
     assert reply.metadata["event_type"] == REPLY_EVENT, "found again after a crash"
+
+
+async def test_answer_that_arrives_whole_is_one_post(start: Start, fake_slack: FakeSlack, fake_llm: FakeOpenAI) -> None:
+    """llm.stream off: nothing to stream, so no stream (start, then stop: two calls) but one post."""
+    bridge = await start(llm_stream=False)
+    answer = "A contract is an agreement the law will enforce. " * 4
+    fake_llm.reply = lambda _: answer
+    mention = slack.app_mention(f"{MENTION} define contract", user=ALICE, channel=GENERAL)
+    await fake_slack.push(slack.event_callback(mention))
+    reply = await fake_slack.wait_reply(GENERAL, mention["ts"], answer)
+    await settled(bridge, lambda now: now.count("answered") == 1)
+    assert writes(fake_slack) == ["chat.postMessage"]
+    assert not reply.streamed
+    assert reply.versions == [answer], "the answer at once: no placeholder before it"
+    assert reply.metadata is not None
+    assert reply.metadata["event_type"] == REPLY_EVENT, "found again after a crash"
+    assert fake_llm.requests[-1].get("stream") is not True
 
 
 async def test_long_native_answer_is_split_into_several_streams(start: Start, fake_slack: FakeSlack,
@@ -209,6 +230,18 @@ async def test_opening_the_pane_greets_with_the_personas_greeting_and_prompts(st
     prompts = fake_slack.suggested[(DM, thread)]["prompts"]
     assert [p["title"] for p in prompts] == ["Summarise a text", "Explain code", "Draft a reply"]
     assert prompts[0]["message"].startswith("Please summarise")
+
+
+async def test_pane_calls_share_the_platforms_connection_pool(start: Start, fake_slack: FakeSlack) -> None:
+    """The greeting and prompts go through Bolt's per-request client, a copy of the app's: given no
+    session, slack_sdk opened a new one (a new connection, on real Slack a TLS handshake) per call."""
+    await start()
+    threads = [await open_pane(fake_slack) for _ in range(4)]
+    await until(lambda: all((DM, t) in fake_slack.suggested for t in threads))
+    calls = [c.method for c in fake_slack.calls]
+    assert calls.count("chat.postMessage") == 4
+    assert calls.count("assistant.threads.setSuggestedPrompts") == 4
+    assert len(fake_slack.api_peers) <= 2, f"{len(calls)} calls over {len(fake_slack.api_peers)} connections"
 
 
 async def test_pane_of_a_dm_rule_uses_that_rules_persona(start: Start, fake_slack: FakeSlack) -> None:

@@ -22,13 +22,15 @@ SUPERSEDED = "…"  # a message a restarted answer no longer needs
 
 
 class _Latest:
-    """The newest snapshot and whether the stream has ended; the writer waits on ``changed``."""
+    """The newest snapshot and whether the stream has ended; the writer waits on ``changed``, or
+    only on ``ended`` while it waits out the interval (not woken for every chunk in between)."""
 
     def __init__(self) -> None:
         self.text = ""
         self.done = False
         self.error: BaseException | None = None
         self.changed = asyncio.Event()
+        self.ended = asyncio.Event()
 
 
 async def _read(snapshots: AsyncIterator[str], latest: _Latest) -> None:
@@ -41,6 +43,7 @@ async def _read(snapshots: AsyncIterator[str], latest: _Latest) -> None:
     finally:
         latest.done = True
         latest.changed.set()
+        latest.ended.set()
 
 
 async def render_stream(
@@ -53,6 +56,7 @@ async def render_stream(
     placeholder: str | None = None,
     posted: Sequence[str] = (),
     record: Callable[[list[str]], Awaitable[None]] | None = None,
+    final: Callable[[str], None] | None = None,
 ) -> list[str]:
     """Render cumulative snapshots as one or more messages; return the ids of the messages used.
 
@@ -60,7 +64,8 @@ async def render_stream(
     seconds, and always one more for the final text. When the text outgrows ``limit`` the current
     message is finished and the rest continues in a new one, split by :func:`split_message`.
     ``posted`` are messages an earlier attempt already posted: they are edited, not posted again.
-    ``record`` is told the full list of ids each time a message is posted.
+    ``record`` is told the full list of ids each time a message is posted; ``final``, the final
+    text as rendered (:data:`EMPTY_REPLY` for an empty answer).
     """
     shown: list[tuple[str, str | None]] = [(mid, None) for mid in posted]  # (id, text shown; None: unknown)
 
@@ -98,7 +103,8 @@ async def render_stream(
             wait = last_render + interval - loop.time()
             if wait > 0 and not latest.done:  # too soon: wait out the interval, or the end of the stream
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_ended(latest), wait)
+                    async with asyncio.timeout(wait):
+                        await latest.ended.wait()
             if latest.done:
                 break
             if latest.text.strip() and latest.text != rendered:
@@ -108,18 +114,15 @@ async def render_stream(
         await reader
         if latest.error is not None:
             raise latest.error
-        await render(latest.text if latest.text.strip() else EMPTY_REPLY, final=True)
+        text = latest.text if latest.text.strip() else EMPTY_REPLY
+        await render(text, final=True)
+        if final is not None:
+            final(text)
     finally:
         if not reader.done():
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
     return [mid for mid, _ in shown]
-
-
-async def _ended(latest: _Latest) -> None:
-    while not latest.done:
-        await latest.changed.wait()
-        latest.changed.clear()
 
 
 async def last_snapshot(snapshots: AsyncIterator[str]) -> str:

@@ -179,6 +179,9 @@ class SlackPlatform:
         self._team = ""
         self._socket: AsyncSocketModeHandler | None = None
         self._limit = min(settings.max_reply_chars, MARKDOWN_TEXT_LIMIT)
+        # llm.stream off: an answer arrives whole, and a stream of it (start, then stop) would cost
+        # two Web API calls where one chat.postMessage shows the same message.
+        self._streamed = config.llm.stream if config is not None else True
         self._no_streams: set[str] = set()  # workspaces that refused the streaming methods: edits there
         self._customize = False  # chat:write.customize: relayed copies show their author's name and icon
 
@@ -211,9 +214,11 @@ class SlackPlatform:
         if self._pane is not None:
             await self._pane.load()
         if self.client.session is None or self.client.session.closed:
-            # One pool for every Web API call (Bolt's per-request clients share it too): without it
-            # slack_sdk opens a new aiohttp session, so a new connection (and TLS handshake), per call.
+            # One pool for every Web API call: without it slack_sdk opens a new aiohttp session, so a
+            # new connection (and TLS handshake), per call. Bolt's per-request clients (the pane's
+            # greeting, prompts, title) copy the session of Bolt's own client: it gets the pool too.
             self.client.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
+            self._app.client.session = self.client.session
         try:
             auth = await asyncio.shield(self._auth_test())
         except SlackApiError as exc:
@@ -352,7 +357,7 @@ class SlackPlatform:
         if self._settings.streaming == "native" and reply.thread.workspace not in self._no_streams:
             if reply.recovering:  # an interrupted stream is finished before it is edited
                 await stop_leftovers(self.client, reply, self._bot or BotIdentity(""), deadline_s)
-            native = native_for(self.client, reply, team=self._team, deadline_s=deadline_s,
+            native = native_for(self.client, reply, team=self._team, deadline_s=deadline_s, whole=not self._streamed,
                                 refused=lambda error: self._streams_refused(reply.thread.workspace, error))
         async with self._pane.thinking(reply) if self._pane is not None else contextlib.nullcontext():
             calls = await deliver(self.client, reply, snapshots, bot=self._bot or BotIdentity(""), limit=self._limit,

@@ -29,6 +29,9 @@ from slack_bolt.context.say.async_say import AsyncSay
 from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import AsyncSetSuggestedPrompts
 from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.payload_utils import is_assistant_event, is_other_message_sub_event_in_assistant_thread
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -55,6 +58,23 @@ def title_of(question: str) -> str:
     return line if len(line) <= TITLE_CHARS else line[:TITLE_CHARS - 1].rstrip() + "…"
 
 
+class _Assistant(AsyncAssistant):
+    """Bolt's assistant middleware, asked only about the events it handles.
+
+    For every request it tries each of its listeners, and each try builds every argument Bolt can
+    give a listener: a fifth of Bolt's dispatch of a channel mention, which none of them takes
+    (``python -m bench.bench_slack --profile``). Its listeners' own matchers are Bolt's payload
+    predicates, asked here once, first; whatever they all refuse goes on as it did.
+    """
+
+    async def async_process(self, *, req: AsyncBoltRequest, resp: BoltResponse,
+                            next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse | None:
+        if is_assistant_event(req.body) or is_other_message_sub_event_in_assistant_thread(req.body):
+            return await super().async_process(req=req, resp=resp, next=next)
+        await next()
+        return None
+
+
 class AssistantPane:
     """The greeting, prompts, titles and status of Slack's assistant threads."""
 
@@ -62,7 +82,7 @@ class AssistantPane:
         self._client, self._config, self._on_message = client, config, on_message
         self._personas: dict[str, Persona] = {}
         self._untitled: dict[tuple[str, str], None] = {}  # opened, no question yet (insertion-ordered)
-        self.middleware = AsyncAssistant(logger=logging.getLogger(f"{__name__}.bolt"))
+        self.middleware = _Assistant(logger=logging.getLogger(f"{__name__}.bolt"))
         self._contexts: dict[tuple[str, str], str] = {}  # pane thread → channel the person looks at
         self.middleware.thread_started(self._started)
         self.middleware.thread_context_changed(self._context_changed)

@@ -27,7 +27,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.llm.chunking import split_message
-from bridge.llm.streaming import EMPTY_REPLY, SUPERSEDED, render_stream
+from bridge.llm.streaming import SUPERSEDED, render_stream
 from bridge.types import Outgoing
 from platforms.slack.formatting import neutralise
 from platforms.slack.handlers import BotIdentity
@@ -199,18 +199,6 @@ class Writer:
             self.shown[ts] = want
 
 
-class _Last:
-    """Passes snapshots through and keeps the last one (the final text)."""
-
-    def __init__(self) -> None:
-        self.text = ""
-
-    async def tap(self, snapshots: AsyncIterator[str]) -> AsyncIterator[str]:
-        async for snapshot in snapshots:
-            self.text = snapshot
-            yield snapshot
-
-
 async def _recover(client: AsyncWebClient, reply: Outgoing, channel: str, thread_ts: str | None,
                    bot: BotIdentity, deadline_s: float) -> list[str]:
     """``reply.posted`` plus what an interrupted attempt posted without recording it (recorded now)."""
@@ -262,9 +250,9 @@ async def deliver(client: AsyncWebClient, reply: Outgoing, snapshots: AsyncItera
     writer.final_blocks = list(final_blocks or [])
     streaming = native(writer, thread_ts) if native is not None else None
     chosen: Streaming = streaming or writer
-    last = _Last()
-    ids = await render_stream(last.tap(snapshots), post=chosen.post, edit=chosen.edit, limit=limit,
-                              interval=interval, placeholder=None if streaming else PLACEHOLDER, posted=posted,
-                              record=reply.record)
-    await chosen.finish(ids, last.text if last.text.strip() else EMPTY_REPLY, limit)
+    shown: list[str] = []
+    ids = await render_stream(snapshots, post=chosen.post, edit=chosen.edit, limit=limit, interval=interval,
+                              placeholder=None if streaming else PLACEHOLDER, posted=posted, record=reply.record,
+                              final=shown.append)
+    await chosen.finish(ids, shown[0], limit)
     return chosen.all_calls

@@ -11,6 +11,10 @@ so pacing (``edit_interval_s``) and splitting past the size limit stay in one pl
 - ``finish`` stops the stream with the rest of the final text (and the feedback buttons), and
   leaves the other parts to the edit writer.
 
+Where answers arrive whole (``llm.stream: false``) there is nothing to stream: the writer posts
+each message as it is (``chat.postMessage``, one call), where a stream of it would take two (start,
+stop), and still without a placeholder.
+
 Where Slack refuses to start a stream (a workspace or token without the feature, a DM's top level
 that is no thread), the reply continues through the edit writer and the adapter remembers the
 workspace, so the person sees an ordinary answer and never an error.
@@ -58,13 +62,14 @@ class NativeWriter:
 
     def __init__(self, client: AsyncWebClient, edits: Writer, *, channel: str, thread_ts: str, team: str,
                  recipient: str, key: str, deadline_s: float, refused: Callable[[str], None],
-                 final_blocks: Sequence[dict[str, Any]] = (), guard: Callable[[], None] = _unguarded) -> None:
+                 final_blocks: Sequence[dict[str, Any]] = (), guard: Callable[[], None] = _unguarded,
+                 whole: bool = False) -> None:
         self._client, self._edits = client, edits
         self._channel, self._thread_ts, self._team, self._recipient = channel, thread_ts, team, recipient
         self._key, self._deadline_s, self._refused = key, deadline_s, refused
         self._final_blocks = list(final_blocks)
         self._guard = guard  # asked before every write (a replica that lost its lease must not write)
-        self.native = True
+        self.native = not whole  # False: every message goes through the edit writer
         self._ts = ""     # the message now streaming ("" when none)
         self._sent = ""   # what that stream shows, as sent (mentions made inert)
         self._blocked_until = 0.0
@@ -230,11 +235,13 @@ async def stop_leftovers(client: AsyncWebClient, reply: Outgoing, bot: BotIdenti
 
 
 def native_for(client: AsyncWebClient, reply: Outgoing, *, team: str, deadline_s: float,
-               refused: Callable[[str], None]) -> Callable[[Writer, str | None], NativeWriter | None]:
+               refused: Callable[[str], None],
+               whole: bool = False) -> Callable[[Writer, str | None], NativeWriter | None]:
     """For :func:`~platforms.slack.delivery.deliver`: a native writer where this reply can stream.
 
     Streams are replies in a thread: a DM's top level is answered with edits. Outside DMs Slack
     needs to know whom the stream is for; a reply without an asker (a notice) is edited too.
+    ``whole``: the answers arrive whole, and are posted, not streamed, where a stream would be.
     """
 
     def make(edits: Writer, thread_ts: str | None) -> NativeWriter | None:
@@ -245,6 +252,6 @@ def native_for(client: AsyncWebClient, reply: Outgoing, *, team: str, deadline_s
         guard = reply.guard
         return NativeWriter(client, edits, channel=channel, thread_ts=thread_ts, team=reply.thread.workspace or team,
                             recipient=reply.asker, key=reply.key, deadline_s=deadline_s, refused=refused,
-                            final_blocks=edits.final_blocks, guard=guard)
+                            final_blocks=edits.final_blocks, guard=guard, whole=whole)
 
     return make
