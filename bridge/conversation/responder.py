@@ -160,9 +160,10 @@ class Responder:
             await self._deliver(platform, out, msg, _once(text))
         else:
             persona = self._persona(session)  # its files are fetched before an LLM slot is taken
-            attached = await self.files.prepare(msg, attempt.files, hosts_of(self._platforms, platform.name,
-                                                                             out.thread),
-                                                persona.model or self._config.llm.model)
+            attached = attempt.files
+            if any(f.state == "pending" for f in attached):  # most messages have none: nothing to describe
+                attached = await self.files.prepare(msg, attached, hosts_of(self._platforms, platform.name, out.thread),
+                                                    persona.model or self._config.llm.model)
             # A burst of answers must not starve the webhooks' acks. The budget is checked once a slot
             # is held, so every answer that held one before has recorded what it cost.
             async with self._slots.held() as slot:

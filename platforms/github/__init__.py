@@ -87,6 +87,9 @@ class GitHubPlatform:
 
     def __init__(self, settings: GitHubConfig, config: Config) -> None:
         self._settings = settings
+        # Where the token may go (asked for every comment: its links are checked against it).
+        self._own_hosts = ("https://github.com",
+                           *api_origin(settings.api_url, GitHubConfig.model_fields["api_url"].default))
         self._base_dir = config.base_dir
         self._config = config
         self._labels = labels.trigger_labels([r.trigger for r in config.channels if r.platform == "github"])
@@ -210,7 +213,7 @@ class GitHubPlatform:
         """github.com and ``*.githubusercontent.com`` (or a GitHub Enterprise ``api_url``'s origin); the
         token goes to github.com and that origin only (private repositories' files need it), never to
         the storage hosts GitHub redirects to."""
-        own = ("https://github.com", *api_origin(self._settings.api_url, GitHubConfig.model_fields["api_url"].default))
+        own = self._own_hosts
         repo = thread.channel if thread is not None else ""
 
         async def headers() -> dict[str, str]:
