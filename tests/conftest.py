@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bridge.config import Config, parse_config
+from bridge.store.store import Store
 from tests import pgcluster
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -69,3 +70,14 @@ async def new_database(cluster: pgcluster.Cluster) -> str:
 @pytest.fixture
 async def pg_url(pg_cluster: pgcluster.Cluster) -> str:
     return await new_database(pg_cluster)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """An empty store on each backend: SQLite in memory, and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        s = await Store.open(":memory:")
+    else:
+        s = await Store.open_postgres(await new_database(request.getfixturevalue("pg_cluster")))
+    yield s
+    await s.close()

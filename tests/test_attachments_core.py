@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from bridge.store.attachments import StoredFile
 from bridge.store.store import Store
 from bridge.types import Attachment, Author, ThreadRef
 from tests import sample_files
-from tests.conftest import new_database
 
 GITHUB = FileHosts("github", ("https://github.com", "https://*.githubusercontent.com", "http://127.0.0.1:8123"),
                    credentialed=("https://github.com", "http://127.0.0.1:8123"))
@@ -78,16 +76,6 @@ def test_oldest_images_are_left_out_first() -> None:
     assert images_kept(files, newest_first, IMAGE_TOKENS - 1) == set()
     left_out = user_content("look", files[1], vision=True, kept={20, 30, 31})
     assert left_out == "look\n\n[Image shared: \"img10.png\"; left out of this request to save room]"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s = await Store.open(":memory:")
-    else:
-        s = await Store.open_postgres(await new_database(request.getfixturevalue("pg_cluster")))
-    yield s
-    await s.close()
 
 
 async def test_files_are_stored_with_their_turn_counted_once_and_forgotten_with_it(store: Store) -> None:

@@ -9,7 +9,6 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,23 +16,12 @@ from bridge.store.sql import to_postgres
 from bridge.store.store import MIGRATIONS, Store
 from bridge.types import Author, ThreadRef
 from tests import pgcluster
-from tests.conftest import new_database
 
 ANN = Author("U1", "Ann")
 
 
 def thread(n: int = 1) -> ThreadRef:
     return ThreadRef("github", "octo", "octo/repo", str(n))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s = await Store.open(":memory:")
-    else:
-        s = await Store.open_postgres(await new_database(request.getfixturevalue("pg_cluster")))
-    yield s
-    await s.close()
 
 
 async def accept(store: Store, event: str, text: str = "hi", n: int = 1, kind: str = "chat") -> int:

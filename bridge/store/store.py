@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -408,15 +408,20 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
                 await fencing.check_in(db)  # work done under a lease writes only while it holds it
             return await body(db)
 
+        with self._outcome():
+            return await self._backend.atomic(fenced)
+
+    @contextmanager
+    def _outcome(self) -> Iterator[None]:
+        """A write's outcome, kept for readiness (a lost lease is not the store's fault)."""
         try:
-            result = await self._backend.atomic(fenced)
+            yield
         except fencing.LeaseLost:
             raise
         except Exception as exc:
             self.writes.failed(exc)
             raise
         self.writes.ok()
-        return result
 
     async def _read(self, body: Callable[[Connection], Awaitable[T]]) -> T:
         """Run a body of reads together: one hop on SQLite (see :meth:`Database.read`)."""
@@ -425,18 +430,12 @@ class Store(UsageQueries, AttachmentQueries, FeedbackQueries, RelayQueries):
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Connection]:
         """A transaction over several awaits (each statement a hop on SQLite): prefer :meth:`_atomic`.
-        Its outcome is kept for readiness (a lost lease is not the store's fault)."""
-        try:
+        Fenced and health-tracked like it."""
+        with self._outcome():
             async with self._backend.transaction() as conn:
                 if self.pg is not None:
                     await fencing.check_in(conn)  # work done under a lease writes only while it holds it
                 yield conn
-        except fencing.LeaseLost:
-            raise
-        except Exception as exc:
-            self.writes.failed(exc)
-            raise
-        self.writes.ok()
 
     async def probe_write(self) -> None:
         """One cheap real write (a dedupe row no platform event can have): does the store take writes?"""
