@@ -48,9 +48,8 @@ class SharedFiles:
 
     async def prepare(self, msg: Message, files: list[StoredFile], hosts: FileHosts | None,
                       model: str) -> list[StoredFile]:
-        """Read the message's pending ``files`` (once); return all its files as stored now."""
-        if all(f.state != "pending" for f in files):
-            return files  # nothing to read (most messages have no file): no trip to the store
+        """Read the message's pending ``files`` (once); return all its files as stored now. Called only
+        when one is pending: most messages have none, and need neither their hosts nor this."""
         for f in files:
             if f.state != "pending":
                 continue
