@@ -9,7 +9,7 @@ import pytest
 from bridge.store.store import Store
 from bridge.types import Author
 from tests.storefault import accept_inserts, refuse_inserts
-from tests.test_store import store, thread  # noqa: F401  # the fixture: SQLite and PostgreSQL
+from tests.test_store import thread
 
 ANN = Author("583231", "ann")
 
@@ -21,7 +21,7 @@ async def refused(s: Store, event: str) -> int:
     return accepted[1]
 
 
-async def test_the_notice_is_stored_with_the_first_refusal_only(store: Store) -> None:  # noqa: F811
+async def test_the_notice_is_stored_with_the_first_refusal_only(store: Store) -> None:
     first, second = await refused(store, "e1"), await refused(store, "e2")
     assert await store.refuse_telling_once(first, thread(1).key, ANN.id, "Not here, sorry.")
     assert not await store.refuse_telling_once(second, thread(1).key, ANN.id, "Not here, sorry.")
